@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.db import models
+
+from backend.images.models import Image
+
+
+class SegmentationModel(models.Model):
+    """An installed checkpoint (or the built-in classical engine)."""
+
+    class Arch(models.TextChoices):
+        VIT_B = "vit_b"
+        VIT_L = "vit_l"
+        VIT_H = "vit_h"
+        CLASSICAL = "classical"
+
+    name = models.CharField(max_length=100, unique=True)
+    arch = models.CharField(max_length=20, choices=Arch.choices)
+    checkpoint_path = models.CharField(max_length=500, blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Embedding(models.Model):
+    """One image's embedding for one model version, computed by the worker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        READY = "ready"
+        FAILED = "failed"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="embeddings")
+    # Engine key: model name plus version, e.g. "vit_b-01ec64d2" or "classical-1".
+    engine_key = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, default="")
+    path = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "engine_key"], name="unique_embedding")
+        ]

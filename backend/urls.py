@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include("backend.accounts.urls")),
+    path("api/", include("backend.projects.urls")),
+    path("api/", include("backend.images.urls")),
+    path("api/", include("backend.annotations.urls")),
+    path("api/", include("backend.segmentation.urls")),
+    path("", include("frontend.urls")),
+]

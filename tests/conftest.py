@@ -1,0 +1,68 @@
+"""Shared fixtures: the personas (owner, member, outsider) and a project.
+
+Tests run against the database that DATABASE_URL names (PostgreSQL under
+`make test`); pytest-django creates and drops its test database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from backend.projects.models import Label, Membership, Project
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_data(relative: str) -> Path:
+    """A file of ../shared/data; the suite refuses to run without it."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the suite needs ../shared/data beside the checkout")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _maskroom_home(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
+    """Each test gets its own media and embedding folders."""
+    home = tmp_path / "home"
+    settings.MASKROOM_HOME = home
+    settings.MEDIA_ROOT = home / "media"
+    settings.EMBEDDINGS_ROOT = home / "embeddings"
+    settings.MODELS_ROOT = home / "models"
+    return home
+
+
+@pytest.fixture
+def owner(db) -> User:  # type: ignore[no-untyped-def]
+    return User.objects.create_user("olivia", password="owner-password-1")
+
+
+@pytest.fixture
+def member(db) -> User:  # type: ignore[no-untyped-def]
+    return User.objects.create_user("mateo", password="member-password-1")
+
+
+@pytest.fixture
+def outsider(db) -> User:  # type: ignore[no-untyped-def]
+    return User.objects.create_user("oscar", password="outsider-password-1")
+
+
+@pytest.fixture
+def project(owner: User, member: User) -> Project:
+    project = Project.objects.create(name="Nuclei", created_by=owner)
+    Membership.objects.create(project=project, user=owner, role=Membership.Role.OWNER)
+    Membership.objects.create(project=project, user=member, role=Membership.Role.ANNOTATOR)
+    Label.objects.create(project=project, name="nucleus", color="#ff00ff", order=0)
+    Label.objects.create(project=project, name="cell", color="#00ff00", order=1)
+    return project
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
