@@ -1,0 +1,52 @@
+"""Reads for segmentation: which engine is active, and embedding states."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from backend.images.models import Image
+from backend.projects.models import Project
+from backend.segmentation.models import Embedding, SegmentationModel
+from worker.engines.spec import CLASSICAL_SPEC, EngineSpec
+
+
+def spec_for_model(model: SegmentationModel) -> EngineSpec:
+    return EngineSpec(
+        name=model.name,
+        arch=model.arch,
+        checkpoint_path=model.checkpoint_path,
+        sha256=model.sha256,
+    )
+
+
+def default_engine_spec() -> EngineSpec:
+    """DEFAULT_MODEL if set, else the newest installed SAM model, else classical."""
+    if settings.DEFAULT_MODEL:
+        model = SegmentationModel.objects.filter(name=settings.DEFAULT_MODEL).first()
+        if model is not None:
+            return spec_for_model(model)
+    model = (
+        SegmentationModel.objects.exclude(arch=SegmentationModel.Arch.CLASSICAL)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return spec_for_model(model) if model is not None else CLASSICAL_SPEC
+
+
+def engine_spec_for_project(project: Project) -> EngineSpec:
+    if project.model_name:
+        model = SegmentationModel.objects.filter(name=project.model_name).first()
+        if model is not None:
+            return spec_for_model(model)
+    return default_engine_spec()
+
+
+def embedding_for_image(*, image: Image, spec: EngineSpec | None = None) -> Embedding | None:
+    spec = spec or engine_spec_for_project(image.project)
+    return Embedding.objects.filter(image=image, engine_key=spec.key).first()
+
+
+def embedding_status(*, image: Image) -> str:
+    """pending, running, ready or failed for the project's active engine."""
+    embedding = embedding_for_image(image=image)
+    return embedding.status if embedding is not None else Embedding.Status.PENDING

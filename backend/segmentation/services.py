@@ -1,0 +1,28 @@
+"""Writes for segmentation: scheduling embeddings."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from backend.images.models import Image
+from backend.segmentation.models import Embedding
+from backend.segmentation.selectors import engine_spec_for_project
+
+
+def embedding_schedule(*, image: Image) -> Embedding:
+    """Create (or reset) the image's embedding for its project's engine and
+    enqueue the worker task once the transaction commits."""
+    spec = engine_spec_for_project(image.project)
+    embedding, created = Embedding.objects.get_or_create(image=image, engine_key=spec.key)
+    if not created and embedding.status == Embedding.Status.READY:
+        return embedding
+    if not created:
+        embedding.status = Embedding.Status.PENDING
+        embedding.error = ""
+        embedding.save(update_fields=["status", "error", "updated_at"])
+
+    from backend.segmentation.tasks import compute_embedding
+
+    embedding_id = embedding.pk
+    transaction.on_commit(lambda: compute_embedding.delay(embedding_id))
+    return embedding

@@ -1,0 +1,35 @@
+"""What the worker and the web process need to know to load an engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLASSICAL = "classical"
+CLASSICAL_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """An engine to load: the built-in classical one, or a SAM checkpoint.
+
+    `key` names model and version together and keys stored embeddings, so a
+    changed checkpoint never reuses embeddings made by another.
+    """
+
+    name: str
+    arch: str  # "classical", "vit_b", "vit_l", "vit_h" (see worker/engines/sam.py)
+    checkpoint_path: str = ""
+    sha256: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.arch == CLASSICAL:
+            return f"{CLASSICAL}-{CLASSICAL_VERSION}"
+        return f"{self.name}-{self.sha256[:12]}"
+
+    @property
+    def is_sam(self) -> bool:
+        return self.arch != CLASSICAL
+
+
+CLASSICAL_SPEC = EngineSpec(name=CLASSICAL, arch=CLASSICAL)
