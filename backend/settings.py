@@ -152,6 +152,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "control_folder": str(BROKER_DIR / "control"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        "polling_interval": 0.25,
     }
 )
 

@@ -1,5 +1,144 @@
+"""The WebSocket consumer for one image: prompts in, masks out.
+
+Authorizes in `connect` through backend.projects.access (an outsider's
+handshake is refused, like a missing image), dispatches messages through a
+table of handlers, and decodes on a thread pool, never on the event loop.
+Messages of one connection are handled one at a time, so replies keep the
+order of requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import Http404
+
+from backend.projects.access import image_for_user
+from backend.segmentation import protocol
+from backend.segmentation.decoding import DecodeSession, decode_executor, session_decode
+from backend.segmentation.models import Embedding
+from backend.segmentation.selectors import embedding_for_image, engine_spec_for_project
+from backend.segmentation.services import embedding_schedule
+from worker.engines.spec import EngineSpec
+
+logger = logging.getLogger(__name__)
+
+STATUS_POLL_SECONDS = 0.5
+
+
+@database_sync_to_async
+def _open_session(user: Any, image_id: int) -> DecodeSession | None:
+    try:
+        image = image_for_user(user, image_id)
+    except Http404:
+        return None
+    spec = engine_spec_for_project(image.project)
+    if embedding_for_image(image=image, spec=spec) is None:
+        embedding_schedule(image=image)  # a new model: compute its embedding now
+    return DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
+
+
+@database_sync_to_async
+def _embedding_state(image_id: int, spec: EngineSpec) -> tuple[str, str]:
+    embedding = Embedding.objects.filter(image_id=image_id, engine_key=spec.key).first()
+    if embedding is None:
+        return Embedding.Status.PENDING, ""
+    return embedding.status, embedding.error
 
 
 class ImageConsumer(AsyncJsonWebsocketConsumer):
-    pass
+    session: DecodeSession
+    status: str = ""
+    watcher: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
+        session = await _open_session(self.scope.get("user"), image_id)
+        if session is None:
+            await self.close()
+            return
+        self.session = session
+        await self.accept()
+        await self._refresh_status()
+        if self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):
+            self.watcher = asyncio.create_task(self._watch_status())
+
+    async def disconnect(self, code: int) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):
+            await self.send_json(protocol.error_message(None, "a message must be a JSON object"))
+            return
+        handler = self.handlers.get(str(content.get("type")))
+        if handler is None:
+            await self.send_json(
+                protocol.error_message(
+                    content.get("request_id"), f"unknown message type {content.get('type')!r}"
+                )
+            )
+            return
+        await handler(self, content)
+
+    async def handle_prompt(self, content: dict[str, Any]) -> None:
+        request_id = content.get("request_id")
+        try:
+            message = protocol.parse_prompt(
+                content, width=self.session.width, height=self.session.height
+            )
+        except protocol.ProtocolError as exc:
+            await self.send_json(protocol.error_message(request_id, str(exc)))
+            return
+        if self.status != Embedding.Status.READY:
+            await self._refresh_status()
+        if self.status != Embedding.Status.READY:
+            await self.send_json(
+                protocol.error_message(
+                    message.request_id, f"the image embedding is not ready yet ({self.status})"
+                )
+            )
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            score, rle = await loop.run_in_executor(
+                decode_executor(),
+                lambda: session_decode(
+                    self.session,
+                    points=message.points_xy_image,
+                    box=message.box_xyxy_image,
+                ),
+            )
+        except Exception:
+            logger.exception("decoding a prompt on image %s failed", self.session.image_id)
+            await self.send_json(
+                protocol.error_message(message.request_id, "the mask could not be decoded")
+            )
+            return
+        await self.send_json(protocol.mask_message(message.request_id, score, rle))
+
+    async def handle_reset(self, content: dict[str, Any]) -> None:
+        self.session.reset()
+
+    handlers: dict[str, Callable[[ImageConsumer, dict[str, Any]], Awaitable[None]]] = {
+        protocol.PROMPT: handle_prompt,
+        protocol.RESET: handle_reset,
+    }
+
+    async def _refresh_status(self) -> None:
+        status, error = await _embedding_state(self.session.image_id, self.session.spec)
+        if status != self.status:
+            self.status = status
+            await self.send_json(
+                protocol.status_message(status, self.session.spec.key, error)
+            )
+
+    async def _watch_status(self) -> None:
+        while self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):
+            await asyncio.sleep(STATUS_POLL_SECONDS)
+            await self._refresh_status()

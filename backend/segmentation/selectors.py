@@ -50,3 +50,14 @@ def embedding_status(*, image: Image) -> str:
     """pending, running, ready or failed for the project's active engine."""
     embedding = embedding_for_image(image=image)
     return embedding.status if embedding is not None else Embedding.Status.PENDING
+
+
+def engine_spec_for_key(engine_key: str) -> EngineSpec | None:
+    """The spec whose key is `engine_key`, if that model is still installed."""
+    if engine_key == CLASSICAL_SPEC.key:
+        return CLASSICAL_SPEC
+    for model in SegmentationModel.objects.all():
+        spec = spec_for_model(model)
+        if spec.key == engine_key:
+            return spec
+    return None
