@@ -28,6 +28,7 @@ def shared_data(relative: str) -> Path:
 @pytest.fixture(autouse=True)
 def _maskroom_home(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
     """Each test gets its own media and embedding folders."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     home = tmp_path / "home"
     settings.MASKROOM_HOME = home
     settings.MEDIA_ROOT = home / "media"

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from backend.accounts import apis
+
+urlpatterns = [
+    path("auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
+]

@@ -1,3 +1,17 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from backend.annotations import apis
+
+urlpatterns = [
+    path(
+        "images/<int:image_id>/instances/",
+        apis.ImageInstancesApi.as_view(),
+        name="api-image-instances",
+    ),
+    path("instances/<int:instance_id>/", apis.InstanceDetailApi.as_view(), name="api-instance"),
+    path(
+        "projects/<int:project_id>/export/",
+        apis.ProjectExportApi.as_view(),
+        name="api-project-export",
+    ),
+]

@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from backend.projects import apis
+
+urlpatterns = [
+    path("projects/", apis.ProjectListApi.as_view(), name="api-project-list"),
+    path("projects/<int:project_id>/", apis.ProjectDetailApi.as_view(), name="api-project"),
+    path(
+        "projects/<int:project_id>/members/",
+        apis.ProjectMembersApi.as_view(),
+        name="api-project-members",
+    ),
+]

@@ -1,0 +1,63 @@
+"""REST endpoints for images: upload, list, detail, display PNG, delete."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import TooManyFilesSent
+from django.http import FileResponse, Http404
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backend.common.errors import ServiceError
+from backend.common.negotiation import FirstRenderer
+from backend.images.selectors import image_display_file, image_list
+from backend.images.serializers import image_json
+from backend.images.services import image_delete, image_upload
+from backend.projects.access import image_for_user, project_for_user
+
+
+class ProjectImagesApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_for_user(request.user, project_id)
+        return Response([image_json(image) for image in image_list(project=project)])
+
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for_user(request.user, project_id)
+        try:
+            files = request.FILES.getlist("file")
+        except TooManyFilesSent as exc:
+            limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+            raise ServiceError(f"At most {limit} files per upload.") from exc
+        images = image_upload(project=project, user=request.user, files=files)
+        return Response(
+            {"images": [image_json(image) for image in images]}, status=status.HTTP_201_CREATED
+        )
+
+
+class ImageDetailApi(APIView):
+    def get(self, request: Request, image_id: int) -> Response:
+        return Response(image_json(image_for_user(request.user, image_id)))
+
+    def delete(self, request: Request, image_id: int) -> Response:
+        image_delete(image=image_for_user(request.user, image_id), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImageDisplayApi(APIView):
+    """The 8-bit RGB rendering, served only to project members (never a public URL)."""
+
+    content_negotiation_class = FirstRenderer
+
+    def get(self, request: Request, image_id: int) -> FileResponse:
+        image = image_for_user(request.user, image_id)
+        path = image_display_file(image=image)
+        if not path.is_file():
+            raise Http404("No display image.")
+        response = FileResponse(path.open("rb"), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response

@@ -1,0 +1,226 @@
+"""Turn an uploaded file into planes: a (C, H, W) array in the file's own dtype.
+
+Pure functions without Django, so the worker and scripts can use them too.
+The format is recognised by content (magic bytes), never by file name:
+
+- PNG, JPEG and binary/plain PGM go through Pillow (restricted to that one
+  plugin). JPEG (and any file with an EXIF orientation) is turned upright.
+  16-bit PNGs are decoded by imagecodecs so every colour type stays uint16
+  (Pillow would cut 16-bit RGB to 8 bits). Alpha channels are dropped.
+- TIFF and BigTIFF go through tifffile, see backend/images/tiff.py.
+
+Every size check happens on the header, before any pixel is decoded, so a
+decompression bomb costs a few bytes of reading. Whatever a decoder raises on
+a hostile or broken file becomes a DecodeError with a message for the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin, PpmImagePlugin
+
+PNG, JPEG, TIFF, PGM = "png", "jpeg", "tiff", "pgm"
+ALLOWED_FORMATS = (PNG, JPEG, TIFF, PGM)
+MAX_CHANNELS = 8
+SNIFF_BYTES = 512
+
+# Stored as is; other dtypes are converted (see _normalise_dtype) or refused.
+STORED_DTYPES = frozenset({"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"})
+
+_PILLOW_PLUGIN: dict[str, type[ImageFile.ImageFile]] = {
+    PNG: PngImagePlugin.PngImageFile,
+    JPEG: JpegImagePlugin.JpegImageFile,
+    PGM: PpmImagePlugin.PpmImageFile,
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+class DecodeError(ValueError):
+    """A file we refuse; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    planes: np.ndarray  # (C, H, W), dtype one of STORED_DTYPES
+    format: str  # one of ALLOWED_FORMATS
+    note: str  # how the file was read, when the user should know ("" if nothing)
+
+    @property
+    def channels(self) -> int:
+        return int(self.planes.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.planes.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.planes.shape[2])
+
+
+def sniff_format(head: bytes) -> str:
+    """The allowed format of a file from its first bytes, else DecodeError naming it."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        # DICOM's free 128-byte preamble may itself start like a TIFF.
+        raise DecodeError("unsupported format (DICOM): upload PNG, JPEG, TIFF or PGM images")
+    if head.startswith(_PNG_SIGNATURE):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(_TIFF_SIGNATURES):
+        return TIFF
+    if head[:2] in (b"P5", b"P2") and head[2:3].isspace():
+        return PGM
+    if not head:
+        raise DecodeError("the file is empty")
+    kind = _refused_kind(head)
+    raise DecodeError(f"unsupported format ({kind}): upload PNG, JPEG, TIFF or PGM images")
+
+
+def _refused_kind(head: bytes) -> str:
+    """A name for a format we do not accept, so the message says what it was."""
+    if len(head) >= 348 and head[344:348] in (b"n+1\x00", b"ni1\x00"):
+        return "NIfTI"
+    prefixes = {
+        b"GIF87a": "GIF",
+        b"GIF89a": "GIF",
+        b"BM": "BMP",
+        b"\x1f\x8b": "gzip archive",
+        b"PK\x03\x04": "ZIP archive",
+        b"%PDF": "PDF",
+        b"\x89HDF\r\n\x1a\n": "HDF5",
+        b"\x00\x00\x00\x0cjP  \r\n\x87\n": "JPEG 2000",
+        b"\xffO\xffQ": "JPEG 2000",
+        b"P1": "PBM",
+        b"P4": "PBM",
+        b"P3": "PPM",
+        b"P6": "PPM",
+        b"8BPS": "Photoshop",
+        b"\x7fELF": "executable",
+        b"MZ": "executable",
+    }
+    for prefix, kind in prefixes.items():
+        if head.startswith(prefix):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp":
+        return "HEIF/MP4"
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head[:64]):
+        return "text"
+    return "unknown type"
+
+
+def check_pixels(*, width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise DecodeError(f"the image claims a size of {width}x{height} pixels")
+    if width * height > max_pixels:
+        raise DecodeError(
+            f"the image is {width}x{height} pixels, more than the limit of {max_pixels:,} pixels"
+        )
+
+
+def decode_file(path: Path, *, max_pixels: int) -> DecodedImage:
+    """Read `path` (any allowed format) into planes; raise DecodeError if we can't."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    fmt = sniff_format(head)
+    try:
+        if fmt == TIFF:
+            from backend.images.tiff import decode_tiff
+
+            decoded = decode_tiff(path, max_pixels=max_pixels, max_channels=MAX_CHANNELS)
+        else:
+            decoded = _decode_pillow(path, fmt=fmt, head=head, max_pixels=max_pixels)
+    except DecodeError:
+        raise
+    except MemoryError as exc:
+        raise DecodeError("not enough memory to decode this image") from exc
+    except Exception as exc:  # decoders raise anything on hostile input
+        reason = str(exc) or type(exc).__name__
+        raise DecodeError(
+            f"could not decode the {fmt.upper()} data (the file looks truncated or corrupt): "
+            f"{reason[:200]}"
+        ) from exc
+    return decoded
+
+
+def _decode_pillow(path: Path, *, fmt: str, head: bytes, max_pixels: int) -> DecodedImage:
+    # The plugin class is used directly: it parses the header only, and it
+    # skips Pillow's own process-wide pixel limit, so ours is the one that counts.
+    notes: list[str] = []
+    try:
+        im = _PILLOW_PLUGIN[fmt](path)
+    except SyntaxError as exc:
+        raise DecodeError(f"not a readable {fmt.upper()} file ({exc})") from exc
+    with im:
+        check_pixels(width=im.width, height=im.height, max_pixels=max_pixels)
+        if fmt == PNG and head[24:25] == b"\x10":
+            array = _png16(path, notes)
+            notes.extend(_exif_note_unapplied(im))
+        else:
+            array = _pillow_array(im, notes)
+    planes = array[np.newaxis] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    planes, dtype_note = normalise_dtype(planes)
+    notes.extend(dtype_note)
+    return DecodedImage(planes=np.ascontiguousarray(planes), format=fmt, note="; ".join(notes))
+
+
+def _png16(path: Path, notes: list[str]) -> np.ndarray:
+    """(H, W) or (H, W, C) uint16 from a 16-bit PNG of any colour type, alpha dropped."""
+    array = np.asarray(imagecodecs.png_decode(path.read_bytes()))
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        array = array[..., :-1]
+        notes.append("alpha channel ignored")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    return array
+
+
+def _exif_note_unapplied(im: Image.Image) -> list[str]:
+    orientation = im.getexif().get(0x0112, 1)
+    return [] if orientation in (1, None) else ["EXIF orientation ignored for a 16-bit PNG"]
+
+
+def _pillow_array(im: Image.Image, notes: list[str]) -> np.ndarray:
+    """(H, W) or (H, W, 3) array of an opened Pillow image, upright, without alpha."""
+    orientation = im.getexif().get(0x0112, 1)
+    if orientation not in (1, None):
+        im = ImageOps.exif_transpose(im)
+        notes.append(f"turned upright from EXIF orientation {orientation}")
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info):
+        notes.append("alpha channel ignored")
+    if mode == "CMYK":
+        notes.append("converted from CMYK to RGB")
+    if mode in ("L", "RGB", "F") or mode.startswith("I;16"):
+        return np.asarray(im)
+    if mode == "I":
+        return _int32_to_uint16(np.asarray(im))
+    if mode in ("1", "LA", "La"):
+        return np.asarray(im.convert("L"))
+    return np.asarray(im.convert("RGB"))
+
+
+def _int32_to_uint16(array: np.ndarray) -> np.ndarray:
+    # Pillow reads 16-bit PGM as 32-bit integers; the values fit 16 bits.
+    if array.size and array.min() >= 0 and array.max() <= 65535:
+        return array.astype(np.uint16)
+    return array.astype(np.int32)
+
+
+def normalise_dtype(planes: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Planes in a stored dtype: bool -> uint8, other floats -> float32; else DecodeError."""
+    dtype = planes.dtype
+    if dtype.name in STORED_DTYPES:
+        return planes.astype(dtype.newbyteorder("="), copy=False), []
+    if dtype == np.bool_:
+        return planes.astype(np.uint8), []
+    if dtype.kind == "f":
+        return planes.astype(np.float32), [f"converted {dtype.name} samples to float32"]
+    raise DecodeError(f"samples of type {dtype.name} are not supported")

@@ -1,0 +1,73 @@
+"""`python manage.py seed_demo`: a demo account with a project to annotate.
+
+Idempotent: a second run changes nothing but the demo password (set from
+DEMO_PASSWORD, default "demo-password") and uploads only missing images.
+Images go through the upload service, so their embeddings are scheduled.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from backend.common.demo import DEMO_PASSWORD, DEMO_USERNAME
+from backend.images.demo_data import demo_files
+from backend.images.services import image_upload
+from backend.projects.models import Project
+from backend.projects.services import project_create
+
+DEMO_PROJECT = "Demo: cells and nuclei"
+DEMO_LABELS = ("nucleus", "cell")
+
+
+class Command(BaseCommand):
+    help = "Create the demo user, the demo project and its images (safe to run again)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = os.environ.get("DEMO_PASSWORD") or DEMO_PASSWORD
+        user = demo_user_ensure(password=password)
+        project, created = demo_project_ensure(user=user)
+        names = demo_images_ensure(project=project, user=user)
+        verb = "Created" if created else "Found"
+        self.stdout.write(f"{verb} project {project.name!r} (id {project.pk}).")
+        if names:
+            self.stdout.write(f"Uploaded {len(names)} image(s): {', '.join(names)}.")
+        else:
+            self.stdout.write("All demo images were already there.")
+        self.stdout.write(self.style.SUCCESS(f"Log in as {DEMO_USERNAME} / {password}"))
+
+
+def demo_user_ensure(*, password: str) -> AbstractBaseUser:
+    user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
+    if not user.check_password(password) or not user.is_active:
+        user.set_password(password)
+        user.is_active = True
+        user.save()
+    return user
+
+
+@transaction.atomic
+def demo_project_ensure(*, user: AbstractBaseUser) -> tuple[Project, bool]:
+    project = (
+        Project.objects.filter(name=DEMO_PROJECT, memberships__user=user).order_by("id").first()
+    )
+    if project is not None:
+        return project, False
+    return project_create(user=user, name=DEMO_PROJECT, labels=list(DEMO_LABELS)), True
+
+
+def demo_images_ensure(*, project: Project, user: AbstractBaseUser) -> list[str]:
+    """Upload the demo images the project lacks (matched by name); their names."""
+    present = set(project.images.values_list("name", flat=True))
+    missing = [
+        SimpleUploadedFile(name, content) for name, content in demo_files() if name not in present
+    ]
+    if missing:
+        image_upload(project=project, user=user, files=missing)
+    return [upload.name or "" for upload in missing]

@@ -1,0 +1,83 @@
+"""Reads for projects: lists, counts, roles and label look-up.
+
+Callers have already reached the project through backend.projects.access,
+so these functions never decide visibility themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db.models import Count, QuerySet
+from rest_framework import status
+
+from backend.common.errors import ServiceError
+from backend.projects.access import visible_projects
+from backend.projects.models import Label, Membership, Project
+
+if TYPE_CHECKING:
+    from backend.projects.access import AnyUser
+
+
+@dataclass(frozen=True)
+class ProjectStats:
+    image_count: int
+    embedded_count: int  # images whose embedding for the project's engine is ready
+    model: str  # name of the engine the project uses
+
+
+def project_list(*, user: AnyUser) -> QuerySet[Project]:
+    return (
+        visible_projects(user)
+        .prefetch_related("labels")
+        .annotate(image_count=Count("images", distinct=True))
+        .order_by("-created_at", "-id")
+    )
+
+
+def project_stats(*, project: Project) -> ProjectStats:
+    from backend.segmentation.models import Embedding
+    from backend.segmentation.selectors import engine_spec_for_project
+
+    spec = engine_spec_for_project(project)
+    image_count = getattr(project, "image_count", None)
+    if image_count is None:
+        image_count = project.images.count()
+    embedded_count = Embedding.objects.filter(
+        image__project=project, engine_key=spec.key, status=Embedding.Status.READY
+    ).count()
+    return ProjectStats(image_count=image_count, embedded_count=embedded_count, model=spec.name)
+
+
+def project_role(*, project: Project, user: AnyUser) -> str | None:
+    if not user.is_authenticated:
+        return None
+    membership = Membership.objects.filter(project=project, user=user).first()
+    return membership.role if membership is not None else None
+
+
+def project_ensure_owner(*, project: Project, user: AnyUser, action: str) -> None:
+    """Raise a 403 ServiceError saying that only owners may `action` (a verb phrase)."""
+    if project_role(project=project, user=user) != Membership.Role.OWNER:
+        raise ServiceError(
+            f"Only a project owner can {action}.", status_code=status.HTTP_403_FORBIDDEN
+        )
+
+
+def member_list(*, project: Project) -> QuerySet[Membership]:
+    return project.memberships.select_related("user").order_by("user__username")
+
+
+def label_resolve(*, project: Project, label: object) -> Label:
+    """The project's label named `label` (a string) or with id `label` (an integer)."""
+    if isinstance(label, bool) or not isinstance(label, str | int):
+        raise ServiceError("label must be a label name or id.")
+    if isinstance(label, int):
+        found = project.labels.filter(pk=label).first()
+    else:
+        found = project.labels.filter(name=label.strip()).first()
+    if found is None:
+        names = ", ".join(project.labels.values_list("name", flat=True))
+        raise ServiceError(f"The project has no label {label!r} (its labels: {names}).")
+    return found

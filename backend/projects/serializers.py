@@ -1,0 +1,49 @@
+"""Request bodies (checked here) and response bodies (plain dicts) for projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from backend.projects.models import Label, Membership, Project
+from backend.projects.selectors import ProjectStats
+
+
+class ProjectCreateInput(serializers.Serializer):
+    # Blank and duplicate names are refused by the service, with its own words.
+    name = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    labels = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), allow_empty=True
+    )
+
+
+class ProjectUpdateInput(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class MemberAddInput(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(
+        choices=Membership.Role.values, default=Membership.Role.ANNOTATOR
+    )
+
+
+def label_json(label: Label) -> dict[str, Any]:
+    return {"id": label.pk, "name": label.name, "color": label.color}
+
+
+def project_json(project: Project, stats: ProjectStats) -> dict[str, Any]:
+    return {
+        "id": project.pk,
+        "name": project.name,
+        "labels": [label_json(label) for label in project.labels.all()],
+        "model": stats.model,
+        "created_at": project.created_at.isoformat(),
+        "image_count": stats.image_count,
+        "embedded_count": stats.embedded_count,
+    }
+
+
+def member_json(membership: Membership) -> dict[str, Any]:
+    return {"username": membership.user.get_username(), "role": membership.role}

@@ -1,0 +1,97 @@
+"""Writes for projects: creation with labels, renaming, membership."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from backend.common.errors import ServiceError
+from backend.projects.models import Label, Membership, Project
+from backend.projects.selectors import project_ensure_owner
+
+MAX_LABELS = 100
+MAX_LABEL_LENGTH = 100
+MAX_NAME_LENGTH = 200
+# Distinct on dark and light images; cycled when a project has more labels.
+LABEL_COLORS = (
+    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
+    "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990", "#dcbeff",
+)  # fmt: skip
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ServiceError("A project needs a name.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ServiceError(f"A project name has at most {MAX_NAME_LENGTH} characters.")
+    return name
+
+
+def _clean_labels(labels: Sequence[str]) -> list[str]:
+    if not labels:
+        raise ServiceError("A project needs at least one label.")
+    if len(labels) > MAX_LABELS:
+        raise ServiceError(f"A project has at most {MAX_LABELS} labels ({len(labels)} given).")
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for raw in labels:
+        label = raw.strip()
+        if not label:
+            raise ServiceError("Label names cannot be blank.")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ServiceError(f"A label name has at most {MAX_LABEL_LENGTH} characters.")
+        if label.casefold() in seen:
+            raise ServiceError(f"The label {label!r} is listed twice.")
+        seen.add(label.casefold())
+        cleaned.append(label)
+    return cleaned
+
+
+@transaction.atomic
+def project_create(*, user: AbstractBaseUser, name: str, labels: Sequence[str]) -> Project:
+    """A project with its labels, in the given order; `user` becomes its owner."""
+    name = _clean_name(name)
+    label_names = _clean_labels(labels)
+    project = Project.objects.create(name=name, created_by=user)
+    Membership.objects.create(project=project, user=user, role=Membership.Role.OWNER)
+    Label.objects.bulk_create(
+        Label(project=project, name=label, color=LABEL_COLORS[i % len(LABEL_COLORS)], order=i)
+        for i, label in enumerate(label_names)
+    )
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, user: AbstractBaseUser, name: str | None = None) -> Project:
+    project_ensure_owner(project=project, user=user, action="change the project")
+    if name is not None:
+        project.name = _clean_name(name)
+        project.save(update_fields=["name"])
+    return project
+
+
+@transaction.atomic
+def project_member_add(
+    *, project: Project, user: AbstractBaseUser, username: str, role: str
+) -> tuple[Membership, bool]:
+    """Add `username` to the project with `role`, or change their role; (membership, created)."""
+    project_ensure_owner(project=project, user=user, action="manage members")
+    if role not in Membership.Role.values:
+        raise ServiceError(f"role must be one of: {', '.join(Membership.Role.values)}.")
+    member = get_user_model().objects.filter(username=username.strip(), is_active=True).first()
+    if member is None:
+        raise ServiceError(f"There is no user named {username.strip()!r}.")
+    membership = Membership.objects.select_for_update().filter(project=project, user=member).first()
+    if membership is None:
+        return Membership.objects.create(project=project, user=member, role=role), True
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        owners = project.memberships.filter(role=Membership.Role.OWNER).count()
+        if owners == 1:
+            raise ServiceError("A project keeps at least one owner.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership, False
