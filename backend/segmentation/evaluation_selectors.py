@@ -1,0 +1,58 @@
+"""Reads for engine evaluations: which engine a name means, past runs, and
+the one JSON shape the API and `evaluate_engine --json` both print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from backend.projects.models import Project
+from backend.segmentation.models import EngineEvaluation, SegmentationModel
+from backend.segmentation.selectors import spec_for_model
+from worker.engines.spec import CLASSICAL, CLASSICAL_SPEC, EngineSpec
+
+# The metrics of a run, in the order they are shown (see worker/evaluation.summarize).
+METRIC_KEYS = (
+    "images",
+    "noc85",
+    "noc90",
+    "miou_at_1",
+    "miou_at_3",
+    "miou_at_5",
+    "never_90_share",
+    "box_iou",
+    "max_clicks",
+    "seconds",
+)
+
+
+def engine_spec_named(name: str) -> EngineSpec | None:
+    """The installed SegmentationModel called `name`, or the built-in "classical"."""
+    model = SegmentationModel.objects.filter(name=name).first()
+    if model is not None:
+        return spec_for_model(model)
+    return CLASSICAL_SPEC if name == CLASSICAL else None
+
+
+def installed_model_names() -> list[str]:
+    names = list(SegmentationModel.objects.order_by("name").values_list("name", flat=True))
+    return names if CLASSICAL in names else [*names, CLASSICAL]
+
+
+def evaluation_list(*, project: Project) -> QuerySet[EngineEvaluation]:
+    """The project's evaluations, newest first."""
+    return EngineEvaluation.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+def evaluation_summary(evaluation: EngineEvaluation) -> dict[str, Any]:
+    """{model, engine_key, objects, images, noc85, ..., seconds}; a metric the
+    run did not record is None."""
+    summary: dict[str, Any] = {
+        "model": evaluation.model_name,
+        "engine_key": evaluation.engine_key,
+        "objects": evaluation.object_count,
+    }
+    for key in METRIC_KEYS:
+        summary[key] = evaluation.metrics.get(key)
+    return summary
