@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "channels",
+    "backend.common",
     "backend.accounts",
     "backend.projects",
     "backend.images",

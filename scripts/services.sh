@@ -2,6 +2,7 @@
 # Throwaway PostgreSQL and Redis for the test suite.
 #   scripts/services.sh start   -> prints export lines for DATABASE_URL and REDIS_URL
 #   scripts/services.sh stop
+#   scripts/services.sh running -> exit status 0 when both answer
 # Installs the Debian packages when they are missing. Servers listen on
 # loopback only, keep their data under $MASKROOM_SERVICES (default /tmp/maskroom-services).
 set -euo pipefail
@@ -56,6 +57,13 @@ start() {
   echo "export REDIS_URL=redis://127.0.0.1:$redis_port/0"
 }
 
+running() {
+  local bin; bin=$(pg_bin) || return 1
+  [ -f "$dir/pg/PG_VERSION" ] || return 1
+  as_postgres "$bin/pg_ctl" -D "$dir/pg" status >/dev/null 2>&1 || return 1
+  command -v redis-cli >/dev/null && redis-cli -p "$redis_port" ping >/dev/null 2>&1
+}
+
 stop() {
   local bin; bin=$(pg_bin || true)
   if [ -n "$bin" ] && [ -f "$dir/pg/PG_VERSION" ]; then
@@ -67,5 +75,6 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  running) running ;;
+  *) echo "usage: $0 start|stop|running" >&2; exit 2 ;;
 esac

@@ -26,7 +26,7 @@ def shared_data(relative: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _maskroom_home(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
+def _maskroom_home(tmp_path: Path, settings) -> Path:
     """Each test gets its own media and embedding folders."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     home = tmp_path / "home"
@@ -38,17 +38,17 @@ def _maskroom_home(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped
 
 
 @pytest.fixture
-def owner(db) -> User:  # type: ignore[no-untyped-def]
+def owner(db) -> User:
     return User.objects.create_user("olivia", password="owner-password-1")
 
 
 @pytest.fixture
-def member(db) -> User:  # type: ignore[no-untyped-def]
+def member(db) -> User:
     return User.objects.create_user("mateo", password="member-password-1")
 
 
 @pytest.fixture
-def outsider(db) -> User:  # type: ignore[no-untyped-def]
+def outsider(db) -> User:
     return User.objects.create_user("oscar", password="outsider-password-1")
 
 

@@ -15,12 +15,14 @@ from django.http import Http404
 from backend.projects.models import Project
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
     from backend.annotations.models import Instance
     from backend.images.models import Image
 
-    AnyUser = AbstractBaseUser | AnonymousUser
+    AnyUser: TypeAlias = AbstractBaseUser | AnonymousUser
 
 
 def visible_projects(user: AnyUser) -> QuerySet[Project]:
