@@ -59,6 +59,6 @@ def database_from_url(url: str) -> dict[str, object]:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": unquote(parsed.hostname or ""),
         "PORT": str(parsed.port or ""),
-        "CONN_MAX_AGE": 60,
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
     }

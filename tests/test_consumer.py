@@ -1,0 +1,267 @@
+"""The WebSocket consumer, through the real ASGI application (auth, origin
+check, routing) with Channels' communicator and the classical engine."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from backend.asgi import application
+from backend.images.models import Image
+from backend.images.services import image_upload
+from backend.projects.models import Project
+from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.models import Embedding
+from tests.conftest import shared_data
+from worker import rle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@pytest.fixture
+def labels() -> np.ndarray:
+    return tifffile.imread(shared_data("nuclei_dsb2018/labels.tif"))
+
+
+@pytest.fixture
+def image(project: Project, owner: User) -> Image:
+    data = shared_data("nuclei_dsb2018/image.tif").read_bytes()
+    upload = SimpleUploadedFile("nuclei.tif", data, content_type="image/tiff")
+    [created] = image_upload(project=project, user=owner, files=[upload])
+    return created
+
+
+@pytest.fixture
+def ready_image(image: Image) -> Image:
+    embedding = Embedding.objects.get(image=image)
+    embedding_compute(embedding_id=embedding.pk)
+    embedding.refresh_from_db()
+    assert embedding.status == Embedding.Status.READY, embedding.error
+    return image
+
+
+def session_headers(user: User) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies["sessionid"].value
+    return [ORIGIN, (b"cookie", f"sessionid={cookie}".encode())]
+
+
+async def connect(image_id: int, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, f"/ws/images/{image_id}/", headers=headers)
+    connected, _ = await communicator.connect(timeout=10)
+    if not connected:
+        await communicator.disconnect()
+        raise PermissionError("handshake refused")
+    return communicator
+
+
+async def receive_until(communicator: WebsocketCommunicator, kind: str) -> dict[str, Any]:
+    while True:
+        message = await communicator.receive_json_from(timeout=30)
+        if message["type"] == kind:
+            return message
+
+
+def nucleus_centre(labels: np.ndarray, label_id: int) -> tuple[int, int]:
+    from scipy import ndimage
+
+    distance = ndimage.distance_transform_edt(labels == label_id)
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return int(x), int(y)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_it_refuses_outsider(image: Image, outsider: User) -> None:
+    headers = session_headers(outsider)
+
+    async def run() -> None:
+        with pytest.raises(PermissionError):
+            await connect(image.pk, headers)
+
+    asyncio.run(run())
+
+
+def test_it_refuses_anonymous_and_missing_image(image: Image, member: User) -> None:
+    headers = session_headers(member)
+
+    async def run() -> None:
+        with pytest.raises(PermissionError):
+            await connect(image.pk, [ORIGIN])
+        with pytest.raises(PermissionError):
+            await connect(image.pk + 1000, headers)
+
+    asyncio.run(run())
+
+
+def test_it_refuses_foreign_origin(image: Image, member: User) -> None:
+    headers = [h for h in session_headers(member) if h[0] != b"origin"]
+    headers.append((b"origin", b"http://evil.example.com"))
+
+    async def run() -> None:
+        with pytest.raises(PermissionError):
+            await connect(image.pk, headers)
+
+    asyncio.run(run())
+
+
+def test_it_reports_pending_and_refuses_prompts_until_ready(image: Image, member: User) -> None:
+    headers = session_headers(member)
+
+    async def run() -> None:
+        communicator = await connect(image.pk, headers)
+        status = await receive_until(communicator, "status")
+        assert status["embedding_status"] == "pending"
+        await communicator.send_json_to({"type": "prompt", "request_id": 1, "points": [[5, 5, 1]]})
+        error = await receive_until(communicator, "error")
+        assert error["request_id"] == 1
+        assert "not ready" in error["message"]
+        await communicator.disconnect()
+
+    asyncio.run(run())
+
+
+def test_it_pushes_status_when_the_embedding_becomes_ready(image: Image, member: User) -> None:
+    headers = session_headers(member)
+
+    async def run() -> None:
+        communicator = await connect(image.pk, headers)
+        assert (await receive_until(communicator, "status"))["embedding_status"] == "pending"
+        embedding = await asyncio.to_thread(Embedding.objects.get, image=image)
+        await asyncio.to_thread(embedding_compute, embedding_id=embedding.pk)
+        status = await receive_until(communicator, "status")
+        while status["embedding_status"] != "ready":
+            status = await receive_until(communicator, "status")
+        await communicator.disconnect()
+
+    asyncio.run(run())
+
+
+def test_a_click_on_a_nucleus_returns_its_mask(
+    ready_image: Image, member: User, labels: np.ndarray
+) -> None:
+    label_id = int(labels[labels > 0][0])
+    x, y = nucleus_centre(labels, label_id)
+
+    headers = session_headers(member)
+
+    async def run() -> dict[str, Any]:
+        communicator = await connect(ready_image.pk, headers)
+        await communicator.send_json_to(
+            {"type": "prompt", "request_id": 7, "points": [[x, y, 1]], "box": None}
+        )
+        reply = await receive_until(communicator, "mask")
+        await communicator.disconnect()
+        return reply
+
+    reply = asyncio.run(run())
+    assert reply["request_id"] == 7
+    assert reply["rle"]["size"] == [ready_image.height, ready_image.width]
+    mask = rle.decode(reply["rle"])
+    assert iou(mask, labels == label_id) >= 0.6
+
+
+def test_it_authenticates_with_a_token_header(ready_image: Image, member: User) -> None:
+    token = Token.objects.create(user=member)
+
+    async def run() -> dict[str, Any]:
+        communicator = await connect(
+            ready_image.pk, [ORIGIN, (b"authorization", f"Token {token.key}".encode())]
+        )
+        await communicator.send_json_to({"type": "prompt", "request_id": 1, "box": [10, 10, 60, 60]})
+        reply = await receive_until(communicator, "mask")
+        await communicator.disconnect()
+        return reply
+
+    assert asyncio.run(run())["type"] == "mask"
+
+
+def test_clicks_accumulate_until_reset(
+    ready_image: Image, member: User, labels: np.ndarray
+) -> None:
+    ids = [int(v) for v in np.unique(labels) if v]
+    first, second = ids[0], ids[1]
+    p1, p2 = nucleus_centre(labels, first), nucleus_centre(labels, second)
+
+    headers = session_headers(member)
+
+    async def run() -> list[np.ndarray]:
+        communicator = await connect(ready_image.pk, headers)
+        masks = []
+        for rid, (x, y) in enumerate([p1, p2], start=1):
+            await communicator.send_json_to({"type": "prompt", "request_id": rid, "points": [[x, y, 1]]})
+            masks.append(rle.decode((await receive_until(communicator, "mask"))["rle"]))
+        await communicator.send_json_to({"type": "reset"})
+        await communicator.send_json_to({"type": "prompt", "request_id": 3, "points": [[*p2, 1]]})
+        masks.append(rle.decode((await receive_until(communicator, "mask"))["rle"]))
+        await communicator.disconnect()
+        return masks
+
+    after_one, after_two, after_reset = asyncio.run(run())
+    # The second click adds to the first object; after reset only the second remains.
+    assert after_two[p1[1], p1[0]] and after_two[p2[1], p2[0]]
+    assert not after_reset[p1[1], p1[0]] and after_reset[p2[1], p2[0]]
+    assert after_one[p1[1], p1[0]]
+
+
+def test_replies_keep_request_order(ready_image: Image, member: User, labels: np.ndarray) -> None:
+    points = [nucleus_centre(labels, int(v)) for v in np.unique(labels)[1:11]]
+
+    headers = session_headers(member)
+
+    async def run() -> list[int]:
+        communicator = await connect(ready_image.pk, headers)
+        for rid, (x, y) in enumerate(points):
+            await communicator.send_json_to({"type": "reset"})
+            await communicator.send_json_to({"type": "prompt", "request_id": rid, "points": [[x, y, 1]]})
+        replies = [await receive_until(communicator, "mask") for _ in points]
+        await communicator.disconnect()
+        return [r["request_id"] for r in replies]
+
+    assert asyncio.run(run()) == list(range(len(points)))
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"type": "prompt", "request_id": 4, "points": [[99999, 5, 1]]}, "outside"),
+        ({"type": "prompt", "request_id": 4, "points": [[5, 5, 2]]}, "label"),
+        ({"type": "prompt", "request_id": 4, "points": "nope"}, "points"),
+        ({"type": "prompt", "request_id": 4}, "at least one point"),
+        ({"type": "prompt", "request_id": 4, "box": [1, 1, 1, 50]}, "box"),
+        ({"type": "teleport", "request_id": 4}, "unknown message type"),
+    ],
+)
+def test_bad_messages_get_clear_errors(
+    ready_image: Image, member: User, message: dict[str, Any], expected: str
+) -> None:
+    headers = session_headers(member)
+
+    async def run() -> dict[str, Any]:
+        communicator = await connect(ready_image.pk, headers)
+        await communicator.send_json_to(message)
+        reply = await receive_until(communicator, "error")
+        # The connection stays usable after an error.
+        await communicator.send_json_to({"type": "prompt", "request_id": 5, "box": [10, 10, 60, 60]})
+        after = await receive_until(communicator, "mask")
+        await communicator.disconnect()
+        assert after["request_id"] == 5
+        return reply
+
+    reply = asyncio.run(run())
+    assert reply["request_id"] == 4
+    assert expected in reply["message"]
