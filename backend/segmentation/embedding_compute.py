@@ -57,7 +57,7 @@ def embedding_compute(*, embedding_id: int) -> None:
         return
     try:
         image_rgb = image_model_rgb(embedding.image)
-        engine = load_engine(spec, for_decoding_only=False)
+        engine = load_engine(spec, for_decoding_only=False, threads=settings.TORCH_THREADS)
         embedding_set = engine.embed(image_rgb)
         path = embedding_store.save(
             settings.EMBEDDINGS_ROOT, embedding.engine_key, embedding.image_id, embedding_set

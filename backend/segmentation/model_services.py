@@ -27,7 +27,7 @@ from django.db import transaction
 from backend.common.errors import ServiceError
 from backend.segmentation.models import SegmentationModel
 from worker.engines import sam_loading
-from worker.engines.spec import CLASSICAL
+from worker.engines.spec import CLASSICAL, EngineSpec
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,12 @@ OFFICIAL_CHECKPOINTS = {
 
 
 def segmentation_model_install(
-    *, name: str, arch: str, checkpoint_path: Path, move: bool = False
+    *,
+    name: str,
+    arch: str,
+    checkpoint_path: Path,
+    move: bool = False,
+    prepare_decoder: bool = True,
 ) -> SegmentationModel:
     """Check a SAM checkpoint, copy it into MODELS_ROOT and register it as `name`.
 
@@ -89,6 +94,8 @@ def segmentation_model_install(
     worker/engines/sam_loading.py). Installing an existing name again
     replaces its checkpoint; a different file gives it a new engine key.
     `move=True` moves the file instead of copying it (for downloads).
+    `prepare_decoder` exports the ONNX decoder now, so that the first click
+    after an install does not wait for it.
     """
     _check_name(name)
     if arch not in sam_loading.SAM_ARCHS:
@@ -104,7 +111,23 @@ def segmentation_model_install(
     except sam_loading.CheckpointError as exc:
         raise ServiceError(f"{source.name} cannot be installed as {arch}: {exc}.") from exc
     stored = _store(source, Path(settings.MODELS_ROOT) / f"{name}-{sha256[:12]}.pth", move=move)
-    return _register(name=name, arch=arch, path=stored, sha256=sha256)
+    model = _register(name=name, arch=arch, path=stored, sha256=sha256)
+    if prepare_decoder:
+        _prepare_decoder(model)
+    return model
+
+
+def _prepare_decoder(model: SegmentationModel) -> None:
+    """Export (and cache) the ONNX decoder; a failure only means torch decodes."""
+    from worker.engines.sam import SamEngine
+
+    spec = EngineSpec(
+        name=model.name, arch=model.arch, checkpoint_path=model.checkpoint_path, sha256=model.sha256
+    )
+    try:
+        SamEngine(spec, load_image_encoder=False, backend="onnx")
+    except Exception:
+        logger.warning("Could not prepare the ONNX decoder of %s", spec.key, exc_info=True)
 
 
 def _check_name(name: str) -> None:

@@ -14,6 +14,7 @@ class SegmentationModel(models.Model):
         VIT_B = "vit_b"
         VIT_L = "vit_l"
         VIT_H = "vit_h"
+        CUSTOM = "custom"  # any ViT the state dict describes (small fine-tunes, tests)
         CLASSICAL = "classical"
 
     name = models.CharField(max_length=100, unique=True)

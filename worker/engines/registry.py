@@ -1,0 +1,82 @@
+"""One loaded engine per spec key and process.
+
+Loading a SAM checkpoint takes seconds and hundreds of MB, so each process
+keeps the engines it has loaded. A decoding-only engine (prompt encoder and
+mask decoder) is upgraded in place when the same process later needs to
+embed; a full engine also serves decoding.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from worker.engines.base import Engine
+from worker.engines.spec import CLASSICAL, EngineSpec
+
+
+@dataclass
+class _Loaded:
+    engine: Engine
+    for_decoding_only: bool
+
+
+_engines: dict[str, _Loaded] = {}
+_key_locks: dict[str, threading.Lock] = {}
+_lock = threading.Lock()
+
+
+def load_engine(spec: EngineSpec, *, for_decoding_only: bool, threads: int = 0) -> Engine:
+    """The process's engine for `spec`, loading it on first use.
+
+    `threads` > 0 sets the engine's intra-op threads (torch, process-wide,
+    and the ONNX decoder's); 0 keeps torch's default and 2 for ONNX.
+    Concurrent first calls for one key load it once; other keys' engines
+    stay usable meanwhile.
+    """
+    found = _usable(spec.key, for_decoding_only)
+    if found is not None:
+        return found
+    with _lock:
+        key_lock = _key_locks.setdefault(spec.key, threading.Lock())
+    with key_lock:
+        found = _usable(spec.key, for_decoding_only)
+        if found is not None:
+            return found
+        engine = _build(spec, for_decoding_only=for_decoding_only, threads=threads)
+        with _lock:
+            _engines[spec.key] = _Loaded(engine, for_decoding_only)
+        return engine
+
+
+def _usable(key: str, for_decoding_only: bool) -> Engine | None:
+    """A loaded engine that can do what is asked (a full one can also decode)."""
+    with _lock:
+        loaded = _engines.get(key)
+    if loaded is None or (loaded.for_decoding_only and not for_decoding_only):
+        return None
+    return loaded.engine
+
+
+def _build(spec: EngineSpec, *, for_decoding_only: bool, threads: int) -> Engine:
+    if spec.arch == CLASSICAL:
+        from worker.engines.classical import ClassicalEngine
+
+        return ClassicalEngine()
+    from worker.engines.sam import SamEngine
+
+    return SamEngine(spec, load_image_encoder=not for_decoding_only, threads=threads)
+
+
+def loaded_keys() -> list[str]:
+    with _lock:
+        return sorted(_engines)
+
+
+def forget(key: str | None = None) -> None:
+    """Drop one loaded engine (or all): for tests and after a model is removed."""
+    with _lock:
+        if key is None:
+            _engines.clear()
+        else:
+            _engines.pop(key, None)

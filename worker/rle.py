@@ -1,0 +1,196 @@
+"""COCO run-length encoding of masks in the full image frame.
+
+The wire and storage format of a mask is COCO compressed RLE:
+`{"size": [height, width], "counts": str}`, runs counted in column-major
+(Fortran) order starting with a run of zeros, compressed with COCO's
+6-bit variable-length string code. pycocotools reads and writes it, and so
+does the browser (frontend) side.
+
+`encode_crop` sits on the click hot path: it counts runs on the crop's
+columns only and never builds a full-frame array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+RLE = dict[str, Any]
+
+# COCO's string code: each char carries 5 bits of payload plus a "more" bit,
+# offset by 48 so the text is printable ('0' .. 'o').
+_CHAR_MIN = 48
+_CHAR_MAX = 48 + 63
+
+
+def encode_crop(
+    mask_crop: np.ndarray, x0: int, y0: int, image_height: int, image_width: int
+) -> RLE:
+    """Encode a bool (h, w) crop placed at (x0, y0) as RLE of the whole image.
+
+    The crop must lie inside the image. An empty (0x0) crop encodes an empty
+    mask.
+    """
+    crop = np.asarray(mask_crop, dtype=bool)
+    if crop.ndim != 2:
+        raise ValueError(f"mask_crop must be 2-D, got shape {crop.shape}")
+    h, w = crop.shape
+    height, width = int(image_height), int(image_width)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    if h and w and not (x0 >= 0 and y0 >= 0 and x0 + w <= width and y0 + h <= height):
+        raise ValueError(f"crop {w}x{h} at ({x0}, {y0}) does not fit in the {width}x{height} image")
+    counts = _crop_runs(crop, x0, y0, height, width)
+    return _compress(counts, height, width)
+
+
+def _crop_runs(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> list[int]:
+    """Run lengths of the full frame in column-major order, zeros first.
+
+    Runs are counted on the crop's columns with one False pixel above and
+    below each; those pad pixels then stand for the y0 zeros above the crop
+    and the height - y0 - h zeros below it, so the cost does not grow with
+    the image.
+    """
+    h, w = crop.shape
+    if h == 0 or w == 0 or not crop.any():
+        return [height * width]
+    column = h + 2
+    padded = np.zeros((w, column), dtype=bool)
+    padded[:, 1:-1] = crop.T
+    flat = padded.ravel()
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [flat.size]))
+    runs = ends - starts
+    # Runs alternate zeros/ones and start (and end) with zeros: the pads.
+    zeros = slice(0, None, 2)
+    tops = _count_congruent(starts[zeros], ends[zeros], 0, column)
+    bottoms = _count_congruent(starts[zeros], ends[zeros], column - 1, column)
+    runs[zeros] += tops * (y0 - 1) + bottoms * (height - y0 - h - 1)
+    runs[0] += x0 * height
+    runs[-1] += (width - x0 - w) * height
+    return _merge_empty_runs(runs)
+
+
+def _merge_empty_runs(runs: np.ndarray) -> list[int]:
+    """Drop zero-length runs (a crop that fills whole columns leaves some) and
+    join the equal neighbours they separated; only the first run may be 0."""
+    values = np.arange(runs.size) % 2
+    keep = runs > 0
+    runs, values = runs[keep], values[keep]
+    groups = np.concatenate(([0], np.flatnonzero(np.diff(values)) + 1))
+    merged = np.add.reduceat(runs, groups).tolist()
+    return merged if values[0] == 0 else [0, *merged]
+
+
+def _count_congruent(starts: np.ndarray, ends: np.ndarray, r: int, m: int) -> np.ndarray:
+    """How many i in [start, end) have i % m == r, per run."""
+    return (ends - 1 - r) // m - (starts - 1 - r) // m
+
+
+def _compress(counts: list[int], height: int, width: int) -> RLE:
+    rle = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def decode(rle: RLE) -> np.ndarray:
+    """The bool (H, W) mask of an RLE; raises ValueError when it is malformed."""
+    height, width = _size(rle)
+    runs = _check_counts(rle.get("counts"), height, width)
+    values = np.arange(len(runs)) % 2 == 1  # runs alternate, zeros first
+    flat = np.repeat(values, runs)
+    return np.ascontiguousarray(flat.reshape(width, height).T)
+
+
+def area_and_bbox(rle: RLE) -> tuple[int, list[int]]:
+    """Foreground pixel count and bbox [x, y, w, h] in image pixels ([0,0,0,0] if empty)."""
+    height, width = _size(rle)
+    _check_counts(rle.get("counts"), height, width)
+    coco_rle = _for_coco(rle)
+    area = int(coco_mask.area(coco_rle))
+    bbox = [int(v) for v in coco_mask.toBbox(coco_rle)]
+    return area, bbox
+
+
+def validate(rle: Any, height: int, width: int, *, allow_empty: bool = False) -> None:
+    """Raise ValueError with a message fit for a user if `rle` is not a
+    well-formed compressed RLE of a (height, width) image with some foreground."""
+    if not isinstance(rle, dict):
+        raise ValueError('a mask must be an object {"size": [height, width], "counts": "..."}')
+    size = _size(rle)
+    if size != (height, width):
+        raise ValueError(
+            f"mask size {size[0]}x{size[1]} (height x width) does not match "
+            f"the image's {height}x{width}"
+        )
+    counts = _check_counts(rle.get("counts"), height, width)
+    if not allow_empty and sum(counts[1::2]) == 0:
+        raise ValueError("the mask is empty")
+
+
+def _size(rle: RLE) -> tuple[int, int]:
+    size = rle.get("size") if isinstance(rle, dict) else None
+    if (
+        not isinstance(size, list | tuple)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ValueError("mask size must be [height, width] with two positive integers")
+    return int(size[0]), int(size[1])
+
+
+def _check_counts(counts: Any, height: int, width: int) -> list[int]:
+    if isinstance(counts, bytes):
+        try:
+            counts = counts.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError("mask counts must be an ASCII string") from None
+    if not isinstance(counts, str):
+        raise ValueError("mask counts must be a COCO compressed RLE string")
+    if not counts:
+        raise ValueError("mask counts are empty")
+    runs = counts_from_string(counts)
+    if any(r < 0 for r in runs):
+        raise ValueError("mask counts contain a negative run length")
+    total = sum(runs)
+    if total != height * width:
+        raise ValueError(
+            f"mask runs cover {total} pixels, but a {height}x{width} image has {height * width}"
+        )
+    return runs
+
+
+def counts_from_string(counts: str) -> list[int]:
+    """Run lengths of a COCO counts string (port of pycocotools' rleFrString)."""
+    runs: list[int] = []
+    i, n = 0, len(counts)
+    while i < n:
+        value, shift, more = 0, 0, True
+        while more:
+            if i >= n:
+                raise ValueError("mask counts end in the middle of a number")
+            c = ord(counts[i])
+            if not _CHAR_MIN <= c <= _CHAR_MAX:
+                raise ValueError(f"mask counts contain an invalid character {counts[i]!r}")
+            c -= _CHAR_MIN
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            i += 1
+            shift += 1
+            if not more and c & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def _for_coco(rle: RLE) -> dict[str, Any]:
+    counts = rle["counts"]
+    return {
+        "size": [int(rle["size"][0]), int(rle["size"][1])],
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
