@@ -27,7 +27,9 @@ class ProjectListApi(APIView):
 
     def post(self, request: Request) -> Response:
         data = parse_input(ProjectCreateInput, request.data)
-        project = project_create(user=request.user, name=data["name"], labels=data["labels"])
+        project = project_create(
+            user=request.user, name=data["name"], labels=data["labels"], model=data["model"]
+        )
         return Response(
             project_json(project, project_stats(project=project)), status=status.HTTP_201_CREATED
         )
@@ -41,7 +43,9 @@ class ProjectDetailApi(APIView):
     def patch(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
         data = parse_input(ProjectUpdateInput, request.data)
-        project = project_update(project=project, user=request.user, name=data.get("name"))
+        project = project_update(
+            project=project, user=request.user, name=data.get("name"), model=data.get("model")
+        )
         return Response(project_json(project, project_stats(project=project)))
 
 

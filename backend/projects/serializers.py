@@ -16,10 +16,12 @@ class ProjectCreateInput(serializers.Serializer):
     labels = serializers.ListField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False), allow_empty=True
     )
+    model = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class ProjectUpdateInput(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    model = serializers.CharField(required=False, allow_blank=True)
 
 
 class MemberAddInput(serializers.Serializer):

@@ -51,12 +51,26 @@ def _clean_labels(labels: Sequence[str]) -> list[str]:
     return cleaned
 
 
+def _clean_model(model: str) -> str:
+    """An installed model's name ("" keeps the instance default)."""
+    from backend.segmentation.selectors import engine_spec_named, installed_model_names
+
+    model = model.strip()
+    if model and engine_spec_named(model) is None:
+        known = ", ".join(installed_model_names())
+        raise ServiceError(f"There is no installed model named {model!r}; installed: {known}.")
+    return model
+
+
 @transaction.atomic
-def project_create(*, user: AbstractBaseUser, name: str, labels: Sequence[str]) -> Project:
+def project_create(
+    *, user: AbstractBaseUser, name: str, labels: Sequence[str], model: str = ""
+) -> Project:
     """A project with its labels, in the given order; `user` becomes its owner."""
     name = _clean_name(name)
     label_names = _clean_labels(labels)
-    project = Project.objects.create(name=name, created_by=user)
+    model_name = _clean_model(model)
+    project = Project.objects.create(name=name, created_by=user, model_name=model_name)
     Membership.objects.create(project=project, user=user, role=Membership.Role.OWNER)
     Label.objects.bulk_create(
         Label(project=project, name=label, color=LABEL_COLORS[i % len(LABEL_COLORS)], order=i)
@@ -66,11 +80,27 @@ def project_create(*, user: AbstractBaseUser, name: str, labels: Sequence[str]) 
 
 
 @transaction.atomic
-def project_update(*, project: Project, user: AbstractBaseUser, name: str | None = None) -> Project:
+def project_update(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    name: str | None = None,
+    model: str | None = None,
+) -> Project:
+    """Rename the project or switch its model. A new model keeps every label
+    and instance; its embeddings are computed for every image after commit."""
+    from backend.segmentation.services import embeddings_schedule_for_project
+
     project_ensure_owner(project=project, user=user, action="change the project")
     if name is not None:
         project.name = _clean_name(name)
         project.save(update_fields=["name"])
+    if model is not None:
+        model_name = _clean_model(model)
+        if model_name != project.model_name:
+            project.model_name = model_name
+            project.save(update_fields=["model_name"])
+            embeddings_schedule_for_project(project=project)
     return project
 
 

@@ -8,9 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from backend.projects.models import Project
-from backend.segmentation.models import EngineEvaluation, SegmentationModel
-from backend.segmentation.selectors import spec_for_model
-from worker.engines.spec import CLASSICAL, CLASSICAL_SPEC, EngineSpec
+from backend.segmentation.models import EngineEvaluation
 
 # The metrics of a run, in the order they are shown (see worker/evaluation.summarize).
 METRIC_KEYS = (
@@ -25,19 +23,6 @@ METRIC_KEYS = (
     "max_clicks",
     "seconds",
 )
-
-
-def engine_spec_named(name: str) -> EngineSpec | None:
-    """The installed SegmentationModel called `name`, or the built-in "classical"."""
-    model = SegmentationModel.objects.filter(name=name).first()
-    if model is not None:
-        return spec_for_model(model)
-    return CLASSICAL_SPEC if name == CLASSICAL else None
-
-
-def installed_model_names() -> list[str]:
-    names = list(SegmentationModel.objects.order_by("name").values_list("name", flat=True))
-    return names if CLASSICAL in names else [*names, CLASSICAL]
 
 
 def evaluation_list(*, project: Project) -> QuerySet[EngineEvaluation]:

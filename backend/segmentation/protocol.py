@@ -91,7 +91,12 @@ def mask_message(request_id: int | None, score: float, rle: dict[str, Any]) -> d
 
 
 def status_message(embedding_status: str, engine: str, detail: str = "") -> dict[str, Any]:
-    return {"type": STATUS, "embedding_status": embedding_status, "engine": engine, "detail": detail}
+    return {
+        "type": STATUS,
+        "embedding_status": embedding_status,
+        "engine": engine,
+        "detail": detail,
+    }
 
 
 def error_message(request_id: int | None, message: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from django.conf import settings
 from backend.images.models import Image
 from backend.projects.models import Project
 from backend.segmentation.models import Embedding, SegmentationModel
-from worker.engines.spec import CLASSICAL_SPEC, EngineSpec
+from worker.engines.spec import CLASSICAL, CLASSICAL_SPEC, EngineSpec
 
 
 def spec_for_model(model: SegmentationModel) -> EngineSpec:
@@ -33,11 +33,26 @@ def default_engine_spec() -> EngineSpec:
     return spec_for_model(model) if model is not None else CLASSICAL_SPEC
 
 
+def engine_spec_named(name: str) -> EngineSpec | None:
+    """The installed SegmentationModel called `name`, or the built-in "classical"."""
+    model = SegmentationModel.objects.filter(name=name).first()
+    if model is not None:
+        return spec_for_model(model)
+    return CLASSICAL_SPEC if name == CLASSICAL else None
+
+
+def installed_model_names() -> list[str]:
+    names = list(SegmentationModel.objects.order_by("name").values_list("name", flat=True))
+    return names if CLASSICAL in names else [*names, CLASSICAL]
+
+
 def engine_spec_for_project(project: Project) -> EngineSpec:
+    """The project's chosen model; the instance default when none is chosen
+    or the chosen one was uninstalled."""
     if project.model_name:
-        model = SegmentationModel.objects.filter(name=project.model_name).first()
-        if model is not None:
-            return spec_for_model(model)
+        spec = engine_spec_named(project.model_name)
+        if spec is not None:
+            return spec
     return default_engine_spec()
 
 

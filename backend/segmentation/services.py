@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from backend.images.models import Image
+from backend.projects.models import Project
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_project
 
@@ -26,3 +27,14 @@ def embedding_schedule(*, image: Image) -> Embedding:
     embedding_id = embedding.pk
     transaction.on_commit(lambda: compute_embedding.delay(embedding_id))
     return embedding
+
+
+def embeddings_schedule_for_project(*, project: Project) -> int:
+    """Schedule the embedding of every image of the project for its current
+    engine (after a model change); images already embedded are skipped.
+    Returns how many were scheduled."""
+    scheduled = 0
+    for image in project.images.all():
+        if embedding_schedule(image=image).status != Embedding.Status.READY:
+            scheduled += 1
+    return scheduled

@@ -17,13 +17,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.common.errors import ServiceError
 from backend.projects.models import Project
-from backend.segmentation.evaluation_selectors import (
+from backend.segmentation.evaluation_selectors import evaluation_summary
+from backend.segmentation.evaluation_services import engine_evaluate
+from backend.segmentation.selectors import (
+    engine_spec_for_project,
     engine_spec_named,
-    evaluation_summary,
     installed_model_names,
 )
-from backend.segmentation.evaluation_services import engine_evaluate
-from backend.segmentation.selectors import engine_spec_for_project
 from worker.engines.spec import EngineSpec
 from worker.evaluation import MAX_CLICKS
 
