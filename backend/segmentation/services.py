@@ -38,3 +38,24 @@ def embeddings_schedule_for_project(*, project: Project) -> int:
         if embedding_schedule(image=image).status != Embedding.Status.READY:
             scheduled += 1
     return scheduled
+
+
+def embeddings_requeue_unfinished() -> int:
+    """Enqueue again every embedding left pending or running, for example by
+    a worker that was stopped mid-task or a task lost with an embedded broker.
+
+    Call it only where no other worker may be computing them (`serve` starts
+    the single worker of the embedded setup); the task's claim makes a
+    duplicate message harmless for ready embeddings.
+    """
+    from backend.segmentation.tasks import compute_embedding
+
+    unfinished = list(
+        Embedding.objects.filter(
+            status__in=[Embedding.Status.PENDING, Embedding.Status.RUNNING]
+        ).values_list("pk", flat=True)
+    )
+    Embedding.objects.filter(pk__in=unfinished).update(status=Embedding.Status.PENDING)
+    for embedding_id in unfinished:
+        compute_embedding.delay(embedding_id)
+    return len(unfinished)

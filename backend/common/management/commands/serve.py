@@ -20,6 +20,7 @@ from backend.common.demo import DEMO_USERNAME, demo_password
 from backend.common.home import home_folders_create
 from backend.common.processes import Child, supervise
 from backend.env import env_int, env_str
+from backend.segmentation.services import embeddings_requeue_unfinished
 
 # Prompts are a few dozen points: anything near this size is not a prompt.
 WS_MAX_BYTES = 1024 * 1024
@@ -41,6 +42,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, stop_timeout: float, **options: Any) -> None:
         home_folders_create()
+        requeued = embeddings_requeue_unfinished()
+        if requeued:
+            self.stdout.write(f"Queued {requeued} unfinished embedding(s) again.")
         login = demo_login_hint()
         connections.close_all()  # the children open their own
 
