@@ -18,3 +18,4 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
 )
 app.autodiscover_tasks(["backend.segmentation"])
+app.autodiscover_tasks(["backend.segmentation"], related_name="proposal_tasks")

@@ -13,7 +13,12 @@ from rest_framework.views import APIView
 from backend.annotations.export import FORMATS, coco_export, export_file_name
 from backend.annotations.selectors import instance_list
 from backend.annotations.serializers import InstanceCreateInput, InstanceUpdateInput, instance_json
-from backend.annotations.services import instance_create, instance_delete, instance_relabel
+from backend.annotations.services import (
+    instance_accept,
+    instance_create,
+    instance_delete,
+    instance_relabel,
+)
 from backend.common.errors import ServiceError
 from backend.common.inputs import parse_input
 from backend.common.negotiation import FirstRenderer
@@ -53,6 +58,14 @@ class InstanceDetailApi(APIView):
     def delete(self, request: Request, instance_id: int) -> Response:
         instance_delete(instance=instance_for_user(request.user, instance_id), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InstanceAcceptApi(APIView):
+    """POST -> the proposal, now accepted and authored by the caller (200)."""
+
+    def post(self, request: Request, instance_id: int) -> Response:
+        instance = instance_for_user(request.user, instance_id)
+        return Response(instance_json(instance_accept(instance=instance, user=request.user)))
 
 
 class ProjectExportApi(APIView):

@@ -1,4 +1,4 @@
-"""Writes for instances: create from a mask, relabel, delete."""
+"""Writes for instances: create from a mask, relabel, accept a proposal, delete."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
+from rest_framework import status
 
 from backend.annotations.models import Instance
 from backend.common.errors import ServiceError
@@ -64,6 +66,29 @@ def instance_relabel(*, instance: Instance, user: AbstractBaseUser, label: Label
     instance.save(update_fields=["label", "version", "updated_at"])
     instance.refresh_from_db()
     return instance
+
+
+@transaction.atomic
+def instance_accept(*, instance: Instance, user: AbstractBaseUser) -> Instance:
+    """Make a proposed instance curated: accepted, authored by `user`, its
+    version bumped. Accepting an accepted instance changes nothing."""
+    # Locking the image orders this after a proposal run replacing the image's
+    # proposals (backend/segmentation/proposal_services.py), or that run after this.
+    Image.objects.select_for_update().filter(pk=instance.image_id).first()
+    Instance.objects.filter(pk=instance.pk, state=Instance.State.PROPOSED).update(
+        state=Instance.State.ACCEPTED,
+        author=user,
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+    )
+    found = Instance.objects.select_related("image", "label", "author").filter(pk=instance.pk)
+    accepted = found.first()
+    if accepted is None:
+        raise ServiceError(
+            "This proposal was replaced by a newer proposal run.",
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    return accepted
 
 
 @transaction.atomic

@@ -10,6 +10,11 @@ urlpatterns = [
     ),
     path("instances/<int:instance_id>/", apis.InstanceDetailApi.as_view(), name="api-instance"),
     path(
+        "instances/<int:instance_id>/accept/",
+        apis.InstanceAcceptApi.as_view(),
+        name="api-instance-accept",
+    ),
+    path(
         "projects/<int:project_id>/export/",
         apis.ProjectExportApi.as_view(),
         name="api-project-export",

@@ -25,6 +25,7 @@ for none; an empty mask is a (0, 0) crop at (0, 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -34,6 +35,9 @@ from skimage.segmentation import watershed
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.sam_masks import tight_crop
 from worker.engines.spec import CLASSICAL_SPEC
+
+if TYPE_CHECKING:
+    from worker.proposals import ProposalSettings
 
 START_HALF_SIZE = 24
 MAX_HALF_SIZE = 256
@@ -88,6 +92,12 @@ class ClassicalEngine:
             arrays=[smooth.astype(np.float16)],
             meta={"sigma": SMOOTHING_SIGMA},
         )
+
+    def propose(self, embedding: EmbeddingSet, settings: ProposalSettings) -> list[MaskResult]:
+        """Every object of every tile (see worker/engines/classical_proposals.py)."""
+        from worker.engines.classical_proposals import classical_propose
+
+        return classical_propose(embedding, settings)
 
     def decode(
         self, embedding: EmbeddingSet, prompt: Prompt, previous: MaskResult | None
