@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+from frontend import views
+
+urlpatterns = [
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", views.project_list, name="project-list"),
+    path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
+    path("images/<int:image_id>/", views.image_editor, name="image-editor"),
+]

@@ -1,0 +1,74 @@
+// The image's WebSocket: JSON messages dispatched by type, reconnecting with
+// exponential backoff when the connection drops.
+
+const FIRST_RETRY_MS = 500;
+const MAX_RETRY_MS = 10000;
+
+export class SegmentationSocket {
+  // handlers: {[messageType]: (message) => void}; hooks: {onOpen, onClose}.
+  constructor(url, handlers, { onOpen = () => {}, onClose = () => {} } = {}) {
+    this.url = url;
+    this.handlers = handlers;
+    this.onOpen = onOpen;
+    this.onClose = onClose;
+    this.ws = null;
+    this.retryMs = FIRST_RETRY_MS;
+    this.retryTimer = null;
+    this.closedByUs = false;
+  }
+
+  get isOpen() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  connect() {
+    this.closedByUs = false;
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      this.retryMs = FIRST_RETRY_MS;
+      this.onOpen();
+    });
+    ws.addEventListener("message", (event) => this.dispatch(event.data));
+    ws.addEventListener("close", (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      // 4xxx codes are the server refusing us (no access, no image): no retry.
+      const retry = !this.closedByUs && !(event.code >= 4000 && event.code < 5000);
+      this.onClose({ code: event.code, retryInMs: retry ? this.retryMs : null });
+      if (retry) this.scheduleRetry();
+    });
+  }
+
+  scheduleRetry() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
+    this.retryMs = Math.min(MAX_RETRY_MS, this.retryMs * 2);
+  }
+
+  dispatch(raw) {
+    let message;
+    try {
+      message = JSON.parse(raw);
+    } catch {
+      console.warn("maskroom: ignoring a non-JSON message", raw);
+      return;
+    }
+    const handler = this.handlers[message.type];
+    if (handler) handler(message);
+    else console.warn("maskroom: no handler for message type", message.type);
+  }
+
+  // Returns false when the message could not be sent (not connected).
+  send(message) {
+    if (!this.isOpen) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  close() {
+    this.closedByUs = true;
+    clearTimeout(this.retryTimer);
+    if (this.ws) this.ws.close();
+  }
+}

@@ -1,0 +1,103 @@
+// The tool manager: one active tool receives the canvas's pointer events in
+// image pixels; the middle button and Space+drag lend the pan tool for one drag.
+// Every tool has the same small interface:
+//   {name, cursor, activate(), deactivate(), onPointerDown(event, xyImage),
+//    onPointerMove(event, xyImage), onPointerUp(event, xyImage), draw(ctx, viewer)}
+
+const WHEEL_ZOOM_PER_PIXEL = 0.0015;
+
+export class ToolManager {
+  constructor(viewer) {
+    this.viewer = viewer;
+    this.tools = new Map();
+    this.active = null;
+    this.borrowed = null; // the pan tool during a middle or Space drag
+    this.spaceHeld = false;
+    viewer.addLayer((ctx, view) => this.current?.draw(ctx, view), 30);
+  }
+
+  get current() {
+    return this.borrowed ?? this.active;
+  }
+
+  register(tool) {
+    this.tools.set(tool.name, tool);
+  }
+
+  use(name) {
+    const tool = this.tools.get(name);
+    if (!tool) throw new Error(`no tool named ${name}`);
+    if (this.active === tool) return;
+    this.active?.deactivate();
+    this.active = tool;
+    tool.activate();
+    this.updateCursor();
+  }
+
+  updateCursor() {
+    const tool = this.borrowed ?? (this.spaceHeld ? this.tools.get("pan") : this.active);
+    this.viewer.canvas.style.cursor = tool?.cursor ?? "default";
+  }
+
+  attach(canvas) {
+    const view = this.viewer;
+    const xy = (event) => view.screenToImage(event.clientX, event.clientY);
+    canvas.addEventListener("pointerdown", (event) => {
+      canvas.focus({ preventScroll: true });
+      canvas.setPointerCapture(event.pointerId);
+      if (event.button === 1 || (this.spaceHeld && event.button === 0)) {
+        event.preventDefault();
+        this.borrowed = this.tools.get("pan");
+        this.borrowed.activate();
+        this.updateCursor();
+      }
+      this.current?.onPointerDown(event, xy(event));
+    });
+    canvas.addEventListener("pointermove", (event) => this.current?.onPointerMove(event, xy(event)));
+    const finish = (event) => {
+      this.current?.onPointerUp(event, xy(event));
+      if (this.borrowed) {
+        this.borrowed.deactivate();
+        this.borrowed = null;
+        this.updateCursor();
+      }
+    };
+    canvas.addEventListener("pointerup", finish);
+    canvas.addEventListener("pointercancel", finish);
+    // The middle button would start autoscroll; the right button opens a menu.
+    canvas.addEventListener("mousedown", (event) => event.button === 1 && event.preventDefault());
+    canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+    canvas.addEventListener(
+      "wheel",
+      (event) => {
+        event.preventDefault();
+        const pixels = event.deltaMode === 1 ? event.deltaY * 16 : event.deltaY;
+        view.zoomAt({ x: event.clientX, y: event.clientY }, Math.exp(-pixels * WHEEL_ZOOM_PER_PIXEL));
+      },
+      { passive: false },
+    );
+    window.addEventListener("keydown", (event) => {
+      if (event.code === "Space" && !isTyping(event.target)) {
+        event.preventDefault();
+        if (!this.spaceHeld) {
+          this.spaceHeld = true;
+          this.updateCursor();
+        }
+      }
+    });
+    window.addEventListener("keyup", (event) => {
+      if (event.code === "Space") {
+        this.spaceHeld = false;
+        this.updateCursor();
+      }
+    });
+    window.addEventListener("blur", () => {
+      this.spaceHeld = false;
+      this.updateCursor();
+    });
+  }
+}
+
+export function isTyping(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName));
+}

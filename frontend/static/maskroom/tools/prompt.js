@@ -1,0 +1,69 @@
+// Prompt tool: click for a positive point, right-click or Alt+click for a
+// negative point, drag for a box. It only interprets the pointer; the editor
+// decides what a point or a box does (see editor.js).
+
+import { NEGATIVE, POSITIVE } from "../protocol.js";
+
+const DRAG_THRESHOLD_PX = 5;
+
+// onPoint(xyImage, label) and onBox(x0, y0, x1, y1) receive image pixels.
+export function createPromptTool({ viewer, onPoint, onBox }) {
+  let drag = null; // {startScreen, startImage, label, currentImage, isBox}
+
+  return {
+    name: "prompt",
+    cursor: "crosshair",
+    activate() {},
+    deactivate() {
+      drag = null;
+      viewer.requestDraw();
+    },
+    onPointerDown(event, xyImage) {
+      if (event.button !== 0 && event.button !== 2) return;
+      const negative = event.button === 2 || event.altKey;
+      drag = {
+        startScreen: { x: event.clientX, y: event.clientY },
+        startImage: xyImage,
+        currentImage: xyImage,
+        label: negative ? NEGATIVE : POSITIVE,
+        isBox: false,
+      };
+    },
+    onPointerMove(event, xyImage) {
+      if (!drag) return;
+      drag.currentImage = xyImage;
+      const moved = Math.hypot(event.clientX - drag.startScreen.x, event.clientY - drag.startScreen.y);
+      // Only a positive (left) drag draws a box.
+      if (!drag.isBox && drag.label === POSITIVE && moved > DRAG_THRESHOLD_PX) drag.isBox = true;
+      if (drag.isBox) viewer.requestDraw();
+    },
+    onPointerUp(event, xyImage) {
+      if (!drag) return;
+      const done = drag;
+      drag = null;
+      if (done.isBox) {
+        const [x0, x1] = clampSpan(done.startImage.x, xyImage.x, viewer.width);
+        const [y0, y1] = clampSpan(done.startImage.y, xyImage.y, viewer.height);
+        viewer.requestDraw();
+        if (x1 - x0 >= 1 && y1 - y0 >= 1) onBox(x0, y0, x1, y1);
+      } else if (viewer.containsImagePoint(done.startImage)) {
+        onPoint(done.startImage, done.label);
+      }
+    },
+    draw(ctx, view) {
+      if (!drag || !drag.isBox) return;
+      const x = Math.min(drag.startImage.x, drag.currentImage.x);
+      const y = Math.min(drag.startImage.y, drag.currentImage.y);
+      ctx.setLineDash([6 / view.scale, 4 / view.scale]);
+      ctx.lineWidth = 1.5 / view.scale;
+      ctx.strokeStyle = "#ffffff";
+      ctx.strokeRect(x, y, Math.abs(drag.currentImage.x - drag.startImage.x), Math.abs(drag.currentImage.y - drag.startImage.y));
+    },
+  };
+}
+
+function clampSpan(a, b, size) {
+  const lo = Math.max(0, Math.min(a, b));
+  const hi = Math.min(size, Math.max(a, b));
+  return [lo, hi];
+}

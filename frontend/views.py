@@ -1,0 +1,42 @@
+"""Page views: thin shells that authorize, then let the ES modules load the data.
+
+Every page needs a login and reaches its project through backend.projects.access,
+so a user outside the project gets 404. The pages set the CSRF cookie because
+their scripts call the REST API with X-CSRFToken.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from backend.projects.access import image_for_user, project_for_user, visible_projects
+
+
+@login_required
+@ensure_csrf_cookie
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = (
+        visible_projects(request.user)
+        .annotate(image_count=Count("images", distinct=True))
+        .prefetch_related("labels")
+        .order_by("-id")
+    )
+    return render(request, "frontend/project_list.html", {"projects": projects})
+
+
+@login_required
+@ensure_csrf_cookie
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = project_for_user(request.user, project_id)
+    return render(request, "frontend/project_detail.html", {"project": project})
+
+
+@login_required
+@ensure_csrf_cookie
+def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
+    image = image_for_user(request.user, image_id)
+    return render(request, "frontend/image_editor.html", {"image": image, "project": image.project})
