@@ -64,6 +64,12 @@ async def connect(image_id: int, headers: list[tuple[bytes, bytes]]) -> Websocke
     if not connected:
         await communicator.disconnect()
         raise PermissionError("handshake refused")
+    first = await communicator.receive_output(timeout=10)
+    if first["type"] == "websocket.close":
+        assert first["code"] == 4404
+        raise PermissionError("closed with 4404")
+    # Not a close: hand the message back so the test sees it.
+    communicator.output_queue.put_nowait(first)
     return communicator
 
 

@@ -60,7 +60,11 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
         image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
         session = await _open_session(self.scope.get("user"), image_id)
         if session is None:
-            await self.close()
+            # Accept, then close with a code the client can act on (stop
+            # retrying); the same for a missing image, an outsider and anyone
+            # not logged in, so nothing about the image leaks.
+            await self.accept()
+            await self.close(code=protocol.CLOSE_NOT_FOUND)
             return
         self.session = session
         await self.accept()

@@ -19,6 +19,8 @@ STATUS = "status"
 ERROR = "error"
 
 MAX_POINTS = 64
+# Close code when the image does not exist or the user may not see it.
+CLOSE_NOT_FOUND = 4404
 
 
 class ProtocolError(ValueError):

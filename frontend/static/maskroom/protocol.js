@@ -8,6 +8,9 @@ export const MASK = "mask";
 export const STATUS = "status";
 export const ERROR = "error";
 
+// Close code when the image does not exist or the user may not see it: stop retrying.
+export const CLOSE_NOT_FOUND = 4404;
+
 export const POSITIVE = 1;
 export const NEGATIVE = 0;
 
