@@ -14,6 +14,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from backend.projects.access import image_for_user, project_for_user, visible_projects
+from backend.projects.models import Membership
+from backend.projects.selectors import project_role
 
 
 @login_required
@@ -32,7 +34,12 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_for_user(request.user, project_id)
-    return render(request, "frontend/project_detail.html", {"project": project})
+    role = project_role(project=project, user=request.user)
+    return render(
+        request,
+        "frontend/project_detail.html",
+        {"project": project, "is_owner": role == Membership.Role.OWNER},
+    )
 
 
 @login_required

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backend.segmentation.apis import HealthApi
+from backend.segmentation.apis import HealthApi, ModelListApi
 from backend.segmentation.evaluation_apis import ProjectEvaluationsApi
 from backend.segmentation.proposal_apis import (
     ImageProposalsApi,
@@ -10,6 +10,7 @@ from backend.segmentation.proposal_apis import (
 
 urlpatterns = [
     path("health/", HealthApi.as_view(), name="health"),
+    path("models/", ModelListApi.as_view(), name="api-models"),
     path(
         "projects/<int:project_id>/evaluations/",
         ProjectEvaluationsApi.as_view(),

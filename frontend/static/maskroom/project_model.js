@@ -1,0 +1,131 @@
+// The project page's model panel: which model the project uses (owners can
+// switch it), automatic proposals for all images with a progress bar, and
+// the table of engine evaluations.
+
+import { api, asList } from "./api.js";
+import { el, showError } from "./dom.js";
+
+const JOB_POLL_MS = 1000;
+const projectId = Number(document.body.dataset.projectId);
+const isOwner = document.body.dataset.isOwner === "true";
+const $ = (id) => document.getElementById(id);
+
+const paths = {
+  models: () => "/api/models/",
+  project: () => `/api/projects/${projectId}/`,
+  evaluations: () => `/api/projects/${projectId}/evaluations/`,
+  proposals: () => `/api/projects/${projectId}/proposals/`,
+  job: (id) => `/api/proposal-jobs/${id}/`,
+};
+
+// --- model ------------------------------------------------------------------
+
+async function showModels() {
+  const select = $("model-select");
+  const errorNode = $("model-card").querySelector(".error");
+  const [models, project] = await Promise.all([api(paths.models()), api(paths.project())]);
+  select.replaceChildren(
+    ...asList(models).map((m) => el("option", { value: m.name }, `${m.name} — ${m.description}`)),
+  );
+  select.value = project.model;
+  select.disabled = !isOwner;
+  $("model-hint").textContent = isOwner
+    ? "Switching keeps every label; the new model's embeddings are computed for every image."
+    : "Only the project's owners can switch the model.";
+  select.addEventListener("change", async () => {
+    showError(errorNode, "");
+    select.disabled = true;
+    try {
+      const updated = await api(paths.project(), { method: "PATCH", json: { model: select.value } });
+      select.value = updated.model;
+      $("model-hint").textContent = `Now using ${updated.model}; embeddings are being computed.`;
+    } catch (err) {
+      showError(errorNode, err.message);
+      select.value = project.model;
+    } finally {
+      select.disabled = false;
+    }
+  });
+}
+
+// --- proposals ----------------------------------------------------------------
+
+function showJob(job) {
+  const progress = $("propose-progress");
+  const total = Math.max(job.total_images, 1);
+  progress.hidden = !["pending", "running"].includes(job.status);
+  progress.max = total;
+  progress.value = job.done_images;
+  const counts = `${job.done_images} of ${job.total_images} images, ${job.created_instances} proposals`;
+  const text = {
+    pending: `Queued… ${counts}`,
+    running: `Proposing… ${counts}`,
+    done: `Done: ${counts}.`,
+    failed: `Failed: ${job.error || "see the worker's log"} (${counts}).`,
+  };
+  $("propose-status").textContent = text[job.status] ?? job.status;
+  $("proposals-card").dataset.jobStatus = job.status;
+}
+
+async function followJob(jobId) {
+  const button = $("propose-all");
+  button.disabled = true;
+  for (;;) {
+    const job = await api(paths.job(jobId));
+    showJob(job);
+    if (job.status === "done" || job.status === "failed") break;
+    await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+  }
+  button.disabled = false;
+}
+
+async function setUpProposals() {
+  const errorNode = $("proposals-card").querySelector(".error");
+  $("propose-all").addEventListener("click", async () => {
+    showError(errorNode, "");
+    try {
+      const { job } = await api(paths.proposals(), { method: "POST", json: {} });
+      await followJob(job.id);
+    } catch (err) {
+      showError(errorNode, err.message);
+      $("propose-all").disabled = false;
+    }
+  });
+  // A job still running from before a reload keeps its progress bar.
+  const jobs = asList(await api(paths.proposals()));
+  const running = jobs.find((job) => job.image === null && ["pending", "running"].includes(job.status));
+  if (running) followJob(running.id);
+}
+
+// --- evaluations --------------------------------------------------------------
+
+const fixed = (value, digits) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
+
+async function showEvaluations() {
+  const rows = asList(await api(paths.evaluations())).map((e) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, e.model),
+      el("td", {}, String(e.objects)),
+      el("td", {}, fixed(e.noc85, 2)),
+      el("td", {}, fixed(e.noc90, 2)),
+      el("td", {}, fixed(e.miou_at_1, 3)),
+      el("td", {}, fixed(e.miou_at_3, 3)),
+      el("td", {}, fixed(e.miou_at_5, 3)),
+      el("td", {}, e.never_90_share === null ? "–" : `${Math.round(e.never_90_share * 100)}%`),
+      el("td", {}, fixed(e.box_iou, 3)),
+      el("td", {}, new Date(e.created_at).toLocaleString()),
+    ),
+  );
+  $("evaluations").querySelector("tbody").replaceChildren(...rows);
+  $("evaluations-empty").hidden = rows.length > 0;
+}
+
+for (const [name, step] of [
+  ["models", showModels],
+  ["proposals", setUpProposals],
+  ["evaluations", showEvaluations],
+]) {
+  step().catch((err) => console.error(`project ${name} panel:`, err));
+}
