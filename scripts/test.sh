@@ -40,7 +40,7 @@ echo "== mypy $mypy_paths"
 # shellcheck disable=SC2086 # a list of paths
 "$py" -m mypy $mypy_paths || failed+=(mypy)
 echo "== pytest"
-DB_CONN_MAX_AGE=0 "$py" -m pytest --durations=10 "$@" 2>&1 | tee "$scratch/pytest.log"
+DB_CONN_MAX_AGE=0 MASKROOM_REQUIRE_SERVICES=1 "$py" -m pytest --durations=10 "$@" 2>&1 | tee "$scratch/pytest.log"
 pytest_status=${PIPESTATUS[0]}
 [ "$pytest_status" = 0 ] || failed+=("pytest (exit $pytest_status)")
 
