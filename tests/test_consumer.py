@@ -188,7 +188,9 @@ def test_it_authenticates_with_a_token_header(ready_image: Image, member: User) 
         communicator = await connect(
             ready_image.pk, [ORIGIN, (b"authorization", f"Token {token.key}".encode())]
         )
-        await communicator.send_json_to({"type": "prompt", "request_id": 1, "box": [10, 10, 60, 60]})
+        await communicator.send_json_to(
+            {"type": "prompt", "request_id": 1, "box": [10, 10, 60, 60]}
+        )
         reply = await receive_until(communicator, "mask")
         await communicator.disconnect()
         return reply
@@ -209,7 +211,9 @@ def test_clicks_accumulate_until_reset(
         communicator = await connect(ready_image.pk, headers)
         masks = []
         for rid, (x, y) in enumerate([p1, p2], start=1):
-            await communicator.send_json_to({"type": "prompt", "request_id": rid, "points": [[x, y, 1]]})
+            await communicator.send_json_to(
+                {"type": "prompt", "request_id": rid, "points": [[x, y, 1]]}
+            )
             masks.append(rle.decode((await receive_until(communicator, "mask"))["rle"]))
         await communicator.send_json_to({"type": "reset"})
         await communicator.send_json_to({"type": "prompt", "request_id": 3, "points": [[*p2, 1]]})
@@ -233,7 +237,9 @@ def test_replies_keep_request_order(ready_image: Image, member: User, labels: np
         communicator = await connect(ready_image.pk, headers)
         for rid, (x, y) in enumerate(points):
             await communicator.send_json_to({"type": "reset"})
-            await communicator.send_json_to({"type": "prompt", "request_id": rid, "points": [[x, y, 1]]})
+            await communicator.send_json_to(
+                {"type": "prompt", "request_id": rid, "points": [[x, y, 1]]}
+            )
         replies = [await receive_until(communicator, "mask") for _ in points]
         await communicator.disconnect()
         return [r["request_id"] for r in replies]
@@ -262,7 +268,9 @@ def test_bad_messages_get_clear_errors(
         await communicator.send_json_to(message)
         reply = await receive_until(communicator, "error")
         # The connection stays usable after an error.
-        await communicator.send_json_to({"type": "prompt", "request_id": 5, "box": [10, 10, 60, 60]})
+        await communicator.send_json_to(
+            {"type": "prompt", "request_id": 5, "box": [10, 10, 60, 60]}
+        )
         after = await receive_until(communicator, "mask")
         await communicator.disconnect()
         assert after["request_id"] == 5
@@ -271,3 +279,37 @@ def test_bad_messages_get_clear_errors(
     reply = asyncio.run(run())
     assert reply["request_id"] == 4
     assert expected in reply["message"]
+
+
+def test_the_loop_runs_on_an_installed_sam_checkpoint(
+    project: Project, owner: User, member: User, tmp_path: Any
+) -> None:
+    from backend.segmentation.model_services import segmentation_model_install
+    from tests.tiny_sam import save_tiny_checkpoint
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny.pth")
+    model = segmentation_model_install(name="tiny", arch="custom", checkpoint_path=checkpoint)
+    project.model_name = model.name
+    project.save()
+    data = shared_data("nuclei_dsb2018/image.tif").read_bytes()
+    [image] = image_upload(project=project, user=owner, files=[SimpleUploadedFile("n.tif", data)])
+    embedding = Embedding.objects.get(image=image)
+    assert embedding.engine_key.startswith("tiny-")
+    embedding_compute(embedding_id=embedding.pk)
+    headers = session_headers(member)
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        communicator = await connect(image.pk, headers)
+        status = await receive_until(communicator, "status")
+        await communicator.send_json_to(
+            {"type": "prompt", "request_id": 3, "points": [[100, 120, 1]]}
+        )
+        reply = await receive_until(communicator, "mask")
+        await communicator.disconnect()
+        return status, reply
+
+    status, reply = asyncio.run(run())
+    assert status["embedding_status"] == "ready"
+    assert status["engine"] == embedding.engine_key
+    assert reply["request_id"] == 3
+    assert rle.decode(reply["rle"]).shape == (image.height, image.width)
