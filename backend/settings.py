@@ -132,6 +132,12 @@ REST_FRAMEWORK = {
 # Uploads: the pixel limit is checked on the header before any pixel is decoded.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 20_000 * 20_000)
+# Stacks (multi-page TIFF): planes per file, and pixels over all its planes.
+MAX_STACK_PLANES = env_int("MAX_STACK_PLANES", 1000)
+MAX_STACK_PIXELS = env_int("MAX_STACK_PIXELS", 20_000 * 20_000)
+# A stack of at most this many planes has every embedding computed at upload;
+# a longer one only its first, the others when first opened.
+STACK_EAGER_EMBEDDINGS = env_int("STACK_EAGER_EMBEDDINGS", 16)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
@@ -140,6 +146,22 @@ EMBEDDING_CACHE_ITEMS = env_int("EMBEDDING_CACHE_ITEMS", 32)
 DECODE_THREADS = env_int("DECODE_THREADS", 2)
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: torch's own default
 DEFAULT_MODEL = env_str("DEFAULT_MODEL")  # empty: newest installed SAM, else classical
+
+# Tiling (worker/engines/tiling.py): SAM sees 1024 px, so an image whose long
+# side exceeds TILE_THRESHOLD is embedded as TILE_SIZE tiles at native
+# resolution, overlapping by TILE_OVERLAP px (objects up to that size are
+# always whole in one tile), plus one shrunk overview. 2048 keeps the shrink
+# of an untiled image at 2x or less while a 2048 px camera frame stays one
+# embedding (tiling it would take 9 + 1); set 1024 for small nuclei on a
+# GPU, 0 to never tile. See docs/benchmarks.md.
+TILE_THRESHOLD = env_int("TILE_THRESHOLD", 2048)
+TILE_SIZE = env_int("TILE_SIZE", 1024)
+TILE_OVERLAP = env_int("TILE_OVERLAP", 256)
+if TILE_THRESHOLD < 0 or TILE_SIZE < 1 or not 0 <= TILE_OVERLAP < TILE_SIZE:
+    raise ConfigError(
+        f"tiling needs TILE_THRESHOLD >= 0 and 0 <= TILE_OVERLAP < TILE_SIZE, got "
+        f"{TILE_THRESHOLD}, {TILE_OVERLAP} and {TILE_SIZE}"
+    )
 
 # Celery: Redis in production, a server-less file-system broker otherwise.
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"

@@ -43,7 +43,7 @@ def test_it_uploads_an_image_and_describes_it(project: Project, member: User) ->
     [body] = response.json()["images"]
     assert set(body) == {
         "id", "project", "name", "width", "height", "channels", "dtype", "format", "note",
-        "embedding_status", "display_url", "created_at",
+        "embedding_status", "display_url", "created_at", "stack",
     }  # fmt: skip
     assert body["project"] == project.pk
     assert (body["name"], body["width"], body["height"]) == ("cells.png", 40, 30)

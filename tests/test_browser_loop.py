@@ -192,6 +192,8 @@ def labels_by_name(page: Page) -> dict[str, int]:
 
 
 def instances_via_api(page: Page, app: LiveApp, image_id: int) -> list[dict[str, Any]]:
+    # The editor saves in the background (store.js): what it shows is on the server once saved.
+    expect(page.locator("#save-state")).to_have_text("All changes saved", timeout=30_000)
     response = page.request.get(f"{app.url}api/images/{image_id}/instances/")
     assert response.ok, response.text()
     body = response.json()

@@ -46,7 +46,7 @@ def encode_crop(
     return _compress(counts, height, width)
 
 
-def _crop_runs(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> list[int]:
+def _crop_runs(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> np.ndarray:
     """Run lengths of the full frame in column-major order, zeros first.
 
     Runs are counted on the crop's columns with one False pixel above and
@@ -56,7 +56,7 @@ def _crop_runs(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> l
     """
     h, w = crop.shape
     if h == 0 or w == 0 or not crop.any():
-        return [height * width]
+        return np.array([height * width])
     column = h + 2
     padded = np.zeros((w, column), dtype=bool)
     padded[:, 1:-1] = crop.T
@@ -75,15 +75,17 @@ def _crop_runs(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> l
     return _merge_empty_runs(runs)
 
 
-def _merge_empty_runs(runs: np.ndarray) -> list[int]:
+def _merge_empty_runs(runs: np.ndarray) -> np.ndarray:
     """Drop zero-length runs (a crop that fills whole columns leaves some) and
     join the equal neighbours they separated; only the first run may be 0."""
+    if runs.size < 2 or runs[1:].min() > 0:
+        return runs
     values = np.arange(runs.size) % 2
     keep = runs > 0
     runs, values = runs[keep], values[keep]
     groups = np.concatenate(([0], np.flatnonzero(np.diff(values)) + 1))
-    merged = np.add.reduceat(runs, groups).tolist()
-    return merged if values[0] == 0 else [0, *merged]
+    merged = np.add.reduceat(runs, groups)
+    return merged if values[0] == 0 else np.concatenate(([0], merged))
 
 
 def _count_congruent(starts: np.ndarray, ends: np.ndarray, r: int, m: int) -> np.ndarray:
@@ -91,9 +93,31 @@ def _count_congruent(starts: np.ndarray, ends: np.ndarray, r: int, m: int) -> np
     return (ends - 1 - r) // m - (starts - 1 - r) // m
 
 
-def _compress(counts: list[int], height: int, width: int) -> RLE:
-    rle = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+def _compress(counts: list[int] | np.ndarray, height: int, width: int) -> RLE:
+    return {"size": [height, width], "counts": counts_to_string(np.asarray(counts))}
+
+
+def counts_to_string(runs: np.ndarray) -> str:
+    """COCO's compressed string of run lengths (pycocotools' rleToString, vectorised).
+
+    From the third run on, each value is stored as the difference to the run
+    two before; each value is then written 5 bits a character, low bits
+    first, with 0x20 marking that more characters follow and the last
+    character's 0x10 bit giving the sign.
+    """
+    values = np.asarray(runs, dtype=np.int64).copy()
+    if values.size == 0:
+        return ""
+    values[3:] -= np.asarray(runs, dtype=np.int64)[1:-2]
+    chars, alive = [], np.ones(values.size, dtype=bool)
+    while alive.any():
+        chunk = values & 0x1F
+        values >>= 5  # arithmetic: negative values end at -1
+        more = np.where(chunk & 0x10, values != -1, values != 0)
+        chars.append(np.where(alive, chunk | (more << 5), -1))
+        alive &= more
+    table = np.stack(chars, axis=1)  # one row per run, -1 past its last character
+    return (table[table >= 0] + _CHAR_MIN).astype(np.uint8).tobytes().decode("ascii")
 
 
 def decode(rle: RLE) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""REST endpoints for instances and the COCO export."""
+"""REST endpoints for instances (with versions, history, soft delete and
+restore) and the COCO export."""
 
 from __future__ import annotations
 
@@ -11,13 +12,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.annotations.export import FORMATS, coco_export, export_file_name
-from backend.annotations.selectors import instance_list
-from backend.annotations.serializers import InstanceCreateInput, InstanceUpdateInput, instance_json
+from backend.annotations.selectors import (
+    deleted_instance_list,
+    instance_any_for_user,
+    instance_history,
+    instance_list,
+)
+from backend.annotations.serializers import (
+    InstanceCreateInput,
+    InstanceUpdateInput,
+    InstanceVersionInput,
+    deleted_instance_json,
+    history_json,
+    instance_json,
+)
 from backend.annotations.services import (
+    InstanceConflictError,
     instance_accept,
     instance_create,
     instance_delete,
-    instance_relabel,
+    instance_restore,
+    instance_update,
 )
 from backend.common.errors import ServiceError
 from backend.common.inputs import parse_input
@@ -26,38 +41,87 @@ from backend.projects.access import image_for_user, instance_for_user, project_f
 from backend.projects.selectors import label_resolve
 
 
+def conflict_response(conflict: InstanceConflictError) -> Response:
+    """409 with the server's current instance, so the client can show both."""
+    body = {"detail": conflict.message, "instance": instance_json(conflict.instance)}
+    return Response(body, status=status.HTTP_409_CONFLICT)
+
+
 class ImageInstancesApi(APIView):
+    """GET -> the live instances; GET ?deleted=1 -> recently deleted ones; POST -> create."""
+
     def get(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)
+        if request.query_params.get("deleted") in ("1", "true"):
+            return Response([deleted_instance_json(i) for i in deleted_instance_list(image=image)])
         return Response([instance_json(i) for i in instance_list(image=image)])
 
     def post(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)
         data = parse_input(InstanceCreateInput, request.data)
+        if data["client_key"]:
+            # A create sent again because its answer was lost: the first one stands.
+            found = instance_list(image=image).filter(client_key=data["client_key"]).first()
+            if found is not None:
+                return Response(instance_json(found), status=status.HTTP_200_OK)
         instance = instance_create(
             image=image,
             user=request.user,
             label=label_resolve(project=image.project, label=data["label"]),
             rle=data["rle"],
             state=data["state"],
+            client_key=data["client_key"],
         )
         return Response(instance_json(instance), status=status.HTTP_201_CREATED)
 
 
 class InstanceDetailApi(APIView):
+    """PATCH {label?, rle?, version?}; DELETE ?version=n. A stale version -> 409."""
+
     def get(self, request: Request, instance_id: int) -> Response:
         return Response(instance_json(instance_for_user(request.user, instance_id)))
 
     def patch(self, request: Request, instance_id: int) -> Response:
         instance = instance_for_user(request.user, instance_id)
         data = parse_input(InstanceUpdateInput, request.data)
-        label = label_resolve(project=instance.image.project, label=data["label"])
-        instance = instance_relabel(instance=instance, user=request.user, label=label)
+        project = instance.image.project
+        label = None if "label" not in data else label_resolve(project=project, label=data["label"])
+        try:
+            instance = instance_update(
+                instance=instance,
+                user=request.user,
+                version=data.get("version"),
+                label=label,
+                rle=data.get("rle"),
+            )
+        except InstanceConflictError as conflict:
+            return conflict_response(conflict)
         return Response(instance_json(instance))
 
     def delete(self, request: Request, instance_id: int) -> Response:
-        instance_delete(instance=instance_for_user(request.user, instance_id), user=request.user)
+        instance = instance_for_user(request.user, instance_id)
+        data = parse_input(InstanceVersionInput, request.query_params)
+        try:
+            instance_delete(instance=instance, user=request.user, version=data.get("version"))
+        except InstanceConflictError as conflict:
+            return conflict_response(conflict)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InstanceRestoreApi(APIView):
+    """POST -> the deleted instance back, same id, version bumped (200)."""
+
+    def post(self, request: Request, instance_id: int) -> Response:
+        instance = instance_any_for_user(request.user, instance_id)
+        return Response(instance_json(instance_restore(instance=instance, user=request.user)))
+
+
+class InstanceHistoryApi(APIView):
+    """GET -> every change of the instance, oldest first (deleted instances too)."""
+
+    def get(self, request: Request, instance_id: int) -> Response:
+        instance = instance_any_for_user(request.user, instance_id)
+        return Response([history_json(entry) for entry in instance_history(instance=instance)])
 
 
 class InstanceAcceptApi(APIView):

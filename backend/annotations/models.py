@@ -2,13 +2,27 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from backend.images.models import Image
 from backend.projects.models import Label
 
 
+class LiveInstanceManager(models.Manager["Instance"]):
+    """Instances that are not deleted: what every list, lookup and export sees."""
+
+    def get_queryset(self) -> models.QuerySet[Instance]:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class Instance(models.Model):
-    """One segmented object: a COCO compressed RLE mask in the full image frame."""
+    """One segmented object: a COCO compressed RLE mask in the full image frame.
+
+    Deleting is soft (`deleted_at` is set) so that the instance can be
+    restored; `Instance.objects` hides deleted rows, `Instance.all_objects`
+    sees them. `version` grows by one with each change (edit, relabel,
+    accept, delete, restore); writers send the version they started from.
+    """
 
     class State(models.TextChoices):
         ACCEPTED = "accepted"
@@ -26,6 +40,51 @@ class Instance(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Chosen by the browser for each create, so that a create sent twice (its
+    # answer was lost) saves one instance.
+    client_key = models.CharField(max_length=64, blank=True, default="")
+
+    objects = LiveInstanceManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ["id"]
+        base_manager_name = "all_objects"  # cascades and related lookups see deleted rows too
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "client_key"],
+                condition=~Q(client_key=""),
+                name="instance_unique_client_key",
+            )
+        ]
+
+
+class InstanceHistory(models.Model):
+    """One change of an instance: who, when, what, and the instance as it was after it."""
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+        RESTORE = "restore"
+        ACCEPT = "accept"
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="history")
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=10, choices=Action.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+    label = models.ForeignKey(Label, null=True, on_delete=models.SET_NULL, related_name="+")
+    label_name = models.CharField(max_length=100)
+    rle = models.JSONField()
+
+    class Meta:
+        ordering = ["instance", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "version"], name="instance_history_unique_version"
+            )
+        ]

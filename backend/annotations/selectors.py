@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
+from django.http import Http404
 
-from backend.annotations.models import Instance
+from backend.annotations.models import Instance, InstanceHistory
 from backend.images.models import Image
+from backend.projects.access import visible_projects
 from backend.projects.models import Project
+
+RECENTLY_DELETED = 50
 
 
 def instance_list(*, image: Image) -> QuerySet[Instance]:
     return image.instances.select_related("label", "author").order_by("id")
+
+
+def deleted_instance_list(*, image: Image) -> QuerySet[Instance]:
+    """The image's deleted instances, the most recently deleted first."""
+    return (
+        Instance.all_objects.filter(image=image, deleted_at__isnull=False)
+        .select_related("label", "author")
+        .order_by("-deleted_at", "-id")[:RECENTLY_DELETED]
+    )
+
+
+def instance_any_for_user(user: AbstractBaseUser | AnonymousUser, instance_id: int) -> Instance:
+    """A live or deleted instance of a project `user` is in; Http404 otherwise
+    (the same rule as backend.projects.access.instance_for_user)."""
+    instance = (
+        Instance.all_objects.select_related("image", "label")
+        .filter(pk=instance_id, image__project__in=visible_projects(user))
+        .first()
+    )
+    if instance is None:
+        raise Http404("No such instance.")
+    return instance
+
+
+def instance_history(*, instance: Instance) -> QuerySet[InstanceHistory]:
+    return (
+        InstanceHistory.objects.filter(instance=instance)
+        .select_related("user")
+        .order_by("version", "id")
+    )
 
 
 def accepted_instances(*, project: Project) -> QuerySet[Instance]:

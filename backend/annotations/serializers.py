@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from backend.annotations.models import Instance
+from backend.annotations.models import Instance, InstanceHistory
 
 
 class LabelRefField(serializers.Field):
@@ -22,10 +22,21 @@ class InstanceCreateInput(serializers.Serializer):
     label = LabelRefField()
     rle = serializers.JSONField()
     state = serializers.ChoiceField(choices=Instance.State.values, default=Instance.State.ACCEPTED)
+    client_key = serializers.CharField(max_length=64, required=False, default="")
 
 
 class InstanceUpdateInput(serializers.Serializer):
-    label = LabelRefField()
+    """PATCH: a new label and/or mask; `version` is the one the change was made on."""
+
+    label = LabelRefField(required=False)
+    rle = serializers.JSONField(required=False)
+    version = serializers.IntegerField(min_value=1, required=False)
+
+
+class InstanceVersionInput(serializers.Serializer):
+    """DELETE ?version=n: the version the delete was decided on."""
+
+    version = serializers.IntegerField(min_value=1, required=False)
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:
@@ -41,4 +52,21 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "author": instance.author.get_username() if instance.author else None,
         "version": instance.version,
         "created_at": instance.created_at.isoformat(),
+    }
+
+
+def deleted_instance_json(instance: Instance) -> dict[str, Any]:
+    deleted_at = instance.deleted_at.isoformat() if instance.deleted_at else None
+    return {**instance_json(instance), "deleted_at": deleted_at}
+
+
+def history_json(entry: InstanceHistory) -> dict[str, Any]:
+    return {
+        "version": entry.version,
+        "action": entry.action,
+        "user": entry.user.get_username() if entry.user else None,
+        "at": entry.at.isoformat(),
+        "label": entry.label_name,
+        "label_id": entry.label_id,
+        "rle": entry.rle,
     }

@@ -1,4 +1,7 @@
-"""Writes for instances: create from a mask, relabel, accept a proposal, delete."""
+"""Writes for instances: create, edit (mask and/or label), accept a proposal,
+delete and restore. Each change bumps the instance's version and writes an
+InstanceHistory row in the same transaction; edits and deletes given a
+`version` refuse to apply over a newer one (InstanceConflictError, HTTP 409)."""
 
 from __future__ import annotations
 
@@ -6,17 +9,29 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
 
-from backend.annotations.models import Instance
+from backend.annotations.models import Instance, InstanceHistory
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Label
 from worker import rle as rle_codec
 
 MAX_COUNTS_LENGTH = 8 * 1024 * 1024
+
+
+class InstanceConflictError(ServiceError):
+    """The change was made on an older version; `instance` is the server's current one."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self, *, instance: Instance, given: int) -> None:
+        super().__init__(
+            f"Instance {instance.pk} changed meanwhile: you edited version {given}, "
+            f"the server has version {instance.version}."
+        )
+        self.instance = instance
 
 
 def _checked_rle(*, image: Image, rle: Any) -> dict[str, Any]:
@@ -37,6 +52,41 @@ def _checked_label(*, image: Image, label: Label) -> Label:
     return label
 
 
+def _record(*, instance: Instance, user: AbstractBaseUser | None, action: str) -> None:
+    InstanceHistory.objects.create(
+        instance=instance,
+        version=instance.version,
+        action=action,
+        user=user,
+        label=instance.label,
+        label_name=instance.label.name,
+        rle=instance.rle,
+    )
+
+
+def _locked(instance: Instance) -> Instance:
+    """The instance's row, locked until the transaction ends (deleted or not)."""
+    locked = (
+        Instance.all_objects.select_for_update(of=("self",))
+        .filter(pk=instance.pk)
+        .select_related("image", "label", "author")
+        .first()
+    )
+    if locked is None:
+        raise ServiceError("No such instance.", status_code=status.HTTP_404_NOT_FOUND)
+    return locked
+
+
+def _live_at(*, instance: Instance, version: int | None) -> Instance:
+    """The locked live instance, refusing a change made on another version."""
+    locked = _locked(instance)
+    if locked.deleted_at is not None:
+        raise ServiceError("No such instance.", status_code=status.HTTP_404_NOT_FOUND)
+    if version is not None and version != locked.version:
+        raise InstanceConflictError(instance=locked, given=version)
+    return locked
+
+
 @transaction.atomic
 def instance_create(
     *,
@@ -45,6 +95,7 @@ def instance_create(
     label: Label,
     rle: Any,
     state: str = Instance.State.ACCEPTED,
+    client_key: str = "",
 ) -> Instance:
     """Save a mask (COCO compressed RLE in the image frame) as an instance."""
     checked = _checked_rle(image=image, rle=rle)
@@ -52,20 +103,48 @@ def instance_create(
     if state not in Instance.State.values:
         raise ServiceError(f"state must be one of: {', '.join(Instance.State.values)}.")
     area, bbox = rle_codec.area_and_bbox(checked)
-    return Instance.objects.create(
-        image=image, label=label, rle=checked, area=area, bbox=bbox, state=state, author=user
+    instance = Instance.objects.create(
+        image=image,
+        label=label,
+        rle=checked,
+        area=area,
+        bbox=bbox,
+        state=state,
+        author=user,
+        client_key=client_key,
     )
+    _record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
+    return instance
 
 
 @transaction.atomic
+def instance_update(
+    *,
+    instance: Instance,
+    user: AbstractBaseUser,
+    version: int | None,
+    label: Label | None = None,
+    rle: Any = None,
+) -> Instance:
+    """Give the instance a new mask and/or label. With `version`, refuse
+    (InstanceConflictError) unless it is the current one; without, apply anyway."""
+    if label is None and rle is None:
+        raise ServiceError("Give a label or an rle to change.")
+    locked = _live_at(instance=instance, version=version)
+    if label is not None:
+        locked.label = _checked_label(image=locked.image, label=label)
+    if rle is not None:
+        locked.rle = _checked_rle(image=locked.image, rle=rle)
+        locked.area, locked.bbox = rle_codec.area_and_bbox(locked.rle)
+    locked.version += 1
+    locked.save(update_fields=["label", "rle", "area", "bbox", "version", "updated_at"])
+    _record(instance=locked, user=user, action=InstanceHistory.Action.UPDATE)
+    return locked
+
+
 def instance_relabel(*, instance: Instance, user: AbstractBaseUser, label: Label) -> Instance:
     """Give the instance another label of its project; bumps its version."""
-    label = _checked_label(image=instance.image, label=label)
-    instance.label = label
-    instance.version = F("version") + 1  # concurrent relabels each count
-    instance.save(update_fields=["label", "version", "updated_at"])
-    instance.refresh_from_db()
-    return instance
+    return instance_update(instance=instance, user=user, version=None, label=label)
 
 
 @transaction.atomic
@@ -75,22 +154,41 @@ def instance_accept(*, instance: Instance, user: AbstractBaseUser) -> Instance:
     # Locking the image orders this after a proposal run replacing the image's
     # proposals (backend/segmentation/proposal_services.py), or that run after this.
     Image.objects.select_for_update().filter(pk=instance.image_id).first()
-    Instance.objects.filter(pk=instance.pk, state=Instance.State.PROPOSED).update(
-        state=Instance.State.ACCEPTED,
-        author=user,
-        version=F("version") + 1,
-        updated_at=timezone.now(),
-    )
-    found = Instance.objects.select_related("image", "label", "author").filter(pk=instance.pk)
-    accepted = found.first()
-    if accepted is None:
+    locked = Instance.objects.select_for_update().filter(pk=instance.pk).first()
+    if locked is None:
         raise ServiceError(
             "This proposal was replaced by a newer proposal run.",
             status_code=status.HTTP_404_NOT_FOUND,
         )
-    return accepted
+    if locked.state == Instance.State.PROPOSED:
+        locked.state = Instance.State.ACCEPTED
+        locked.author = user
+        locked.version += 1
+        locked.save(update_fields=["state", "author", "version", "updated_at"])
+        _record(instance=locked, user=user, action=InstanceHistory.Action.ACCEPT)
+    return Instance.objects.select_related("image", "label", "author").get(pk=locked.pk)
 
 
 @transaction.atomic
-def instance_delete(*, instance: Instance, user: AbstractBaseUser) -> None:
-    instance.delete()
+def instance_delete(
+    *, instance: Instance, user: AbstractBaseUser, version: int | None = None
+) -> Instance:
+    """Delete softly: the instance leaves lists and exports but can be restored."""
+    locked = _live_at(instance=instance, version=version)
+    locked.deleted_at = timezone.now()
+    locked.version += 1
+    locked.save(update_fields=["deleted_at", "version", "updated_at"])
+    _record(instance=locked, user=user, action=InstanceHistory.Action.DELETE)
+    return locked
+
+
+@transaction.atomic
+def instance_restore(*, instance: Instance, user: AbstractBaseUser) -> Instance:
+    """Bring a deleted instance back, same id; restoring a live one changes nothing."""
+    locked = _locked(instance)
+    if locked.deleted_at is not None:
+        locked.deleted_at = None
+        locked.version += 1
+        locked.save(update_fields=["deleted_at", "version", "updated_at"])
+        _record(instance=locked, user=user, action=InstanceHistory.Action.RESTORE)
+    return locked

@@ -15,6 +15,16 @@ urlpatterns = [
         name="api-instance-accept",
     ),
     path(
+        "instances/<int:instance_id>/restore/",
+        apis.InstanceRestoreApi.as_view(),
+        name="api-instance-restore",
+    ),
+    path(
+        "instances/<int:instance_id>/history/",
+        apis.InstanceHistoryApi.as_view(),
+        name="api-instance-history",
+    ),
+    path(
         "projects/<int:project_id>/export/",
         apis.ProjectExportApi.as_view(),
         name="api-project-export",

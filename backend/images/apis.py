@@ -1,4 +1,4 @@
-"""REST endpoints for images: upload, list, detail, display PNG, delete."""
+"""REST endpoints for images: upload, list, detail, display PNG, delete; stacks."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 
 from backend.common.errors import ServiceError
 from backend.common.negotiation import FirstRenderer
-from backend.images.selectors import image_display_file, image_list
-from backend.images.serializers import image_json
-from backend.images.services import image_delete, image_upload
+from backend.images.selectors import image_display_file, image_list, stack_for_user
+from backend.images.serializers import image_json, stack_json
+from backend.images.services import image_delete, image_upload, stack_delete
+from backend.images.tiles_apis import image_viewing_json
 from backend.projects.access import image_for_user, project_for_user
 
 
@@ -24,7 +25,8 @@ class ProjectImagesApi(APIView):
 
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
-        return Response([image_json(image) for image in image_list(project=project)])
+        images = image_list(project=project)
+        return Response([image_json(image, with_planes=False) for image in images])
 
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
@@ -35,13 +37,15 @@ class ProjectImagesApi(APIView):
             raise ServiceError(f"At most {limit} files per upload.") from exc
         images = image_upload(project=project, user=request.user, files=files)
         return Response(
-            {"images": [image_json(image) for image in images]}, status=status.HTTP_201_CREATED
+            {"images": [image_json(image, with_planes=False) for image in images]},
+            status=status.HTTP_201_CREATED,
         )
 
 
 class ImageDetailApi(APIView):
     def get(self, request: Request, image_id: int) -> Response:
-        return Response(image_json(image_for_user(request.user, image_id)))
+        image = image_for_user(request.user, image_id)
+        return Response({**image_json(image), **image_viewing_json(image)})
 
     def delete(self, request: Request, image_id: int) -> Response:
         image_delete(image=image_for_user(request.user, image_id), user=request.user)
@@ -61,3 +65,14 @@ class ImageDisplayApi(APIView):
         response = FileResponse(path.open("rb"), content_type="image/png")
         response["Cache-Control"] = "private, max-age=3600"
         return response
+
+
+class StackDetailApi(APIView):
+    """A multi-page file's planes; each plane is an image of its own."""
+
+    def get(self, request: Request, stack_id: int) -> Response:
+        return Response(stack_json(stack_for_user(request.user, stack_id)))
+
+    def delete(self, request: Request, stack_id: int) -> Response:
+        stack_delete(stack=stack_for_user(request.user, stack_id), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

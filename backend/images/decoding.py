@@ -7,7 +7,12 @@ The format is recognised by content (magic bytes), never by file name:
   plugin). JPEG (and any file with an EXIF orientation) is turned upright.
   16-bit PNGs are decoded by imagecodecs so every colour type stays uint16
   (Pillow would cut 16-bit RGB to 8 bits). Alpha channels are dropped.
-- TIFF and BigTIFF go through tifffile, see backend/images/tiff.py.
+- TIFF and BigTIFF go through tifffile, see backend/images/tiff.py. A TIFF
+  may hold a stack (time points, z slices) and an OME-TIFF several images.
+
+`open_sources` yields what a file holds as `PlaneSource`s, each one image or
+one stack of (t, z) planes, read one plane at a time (a stack need not fit in
+memory at once). `decode_file` is the single-image shortcut: its first plane.
 
 Every size check happens on the header, before any pixel is decoded, so a
 decompression bomb costs a few bytes of reading. Whatever a decoder raises on
@@ -16,6 +21,8 @@ a hostile or broken file becomes a DecodeError with a message for the user.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +68,72 @@ class DecodedImage:
     @property
     def width(self) -> int:
         return int(self.planes.shape[2])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one uploaded file may hold; beyond any of them it is refused."""
+
+    max_pixels: int  # width x height of one plane
+    max_planes: int = 1  # (t, z) planes over all the file's images
+    max_total_pixels: int = 0  # pixels over all planes (0: max_pixels x max_planes)
+
+    def check_planes(self, *, planes: int, width: int, height: int) -> None:
+        """DecodeError if `planes` planes of width x height exceed the limits."""
+        if planes > self.max_planes:
+            raise DecodeError(
+                f"the file holds {planes:,} planes, more than the limit of {self.max_planes:,}"
+            )
+        total = planes * width * height
+        limit = self.max_total_pixels or self.max_pixels * self.max_planes
+        if total > limit:
+            raise DecodeError(
+                f"the file's {planes:,} planes hold {total:,} pixels, more than the limit of "
+                f"{limit:,} pixels"
+            )
+
+
+@dataclass(frozen=True)
+class PlaneSource:
+    """One image of a file, as t_count x z_count planes of (C, H, W) each.
+
+    `read(t, z)` decodes one plane (C, H, W) in a stored dtype; it may raise
+    DecodeError (a damaged page). A plain 2D image is a source of one plane.
+    """
+
+    label: str  # "" for a file's only image, else e.g. "series 2"
+    format: str
+    t_count: int
+    z_count: int
+    channels: int
+    height: int
+    width: int
+    note: str
+    read: Callable[[int, int], np.ndarray]
+
+    @property
+    def plane_count(self) -> int:
+        return self.t_count * self.z_count
+
+    def plane_indices(self) -> Iterator[tuple[int, int]]:
+        """(t, z) of every plane, t major."""
+        for t in range(self.t_count):
+            for z in range(self.z_count):
+                yield t, z
+
+
+def single_source(decoded: DecodedImage) -> PlaneSource:
+    return PlaneSource(
+        label="",
+        format=decoded.format,
+        t_count=1,
+        z_count=1,
+        channels=decoded.channels,
+        height=decoded.height,
+        width=decoded.width,
+        note=decoded.note,
+        read=lambda t, z: decoded.planes,
+    )
 
 
 def sniff_format(head: bytes) -> str:
@@ -126,17 +199,47 @@ def check_pixels(*, width: int, height: int, max_pixels: int) -> None:
 
 
 def decode_file(path: Path, *, max_pixels: int) -> DecodedImage:
-    """Read `path` (any allowed format) into planes; raise DecodeError if we can't."""
+    """The first plane of `path` (any allowed format); DecodeError if we can't read it."""
+    unlimited = Limits(max_pixels=max_pixels, max_planes=2**62, max_total_pixels=2**62)
+    with open_sources(path, limits=unlimited) as sources:
+        first = sources[0]
+        planes = read_plane(first, 0, 0)
+    return DecodedImage(planes=planes, format=first.format, note=first.note)
+
+
+@contextmanager
+def open_sources(path: Path, *, limits: Limits) -> Iterator[list[PlaneSource]]:
+    """The images of `path` (any allowed format), sizes checked against `limits`.
+
+    The file stays open inside the block: read planes with `read_plane` there.
+    DecodeError if the file is refused or cannot be read.
+    """
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
     fmt = sniff_format(head)
-    try:
-        if fmt == TIFF:
-            from backend.images.tiff import decode_tiff
+    with ExitStack() as stack:
+        with _as_decode_error(fmt):
+            if fmt == TIFF:
+                from backend.images.tiff import open_tiff
 
-            decoded = decode_tiff(path, max_pixels=max_pixels, max_channels=MAX_CHANNELS)
-        else:
-            decoded = _decode_pillow(path, fmt=fmt, head=head, max_pixels=max_pixels)
+                tiff = open_tiff(path, limits=limits, max_channels=MAX_CHANNELS)
+                sources = stack.enter_context(tiff)
+            else:
+                decoded = _decode_pillow(path, fmt=fmt, head=head, max_pixels=limits.max_pixels)
+                sources = [single_source(decoded)]
+        yield sources
+
+
+def read_plane(source: PlaneSource, t: int, z: int) -> np.ndarray:
+    """Plane (t, z) of `source` as (C, H, W); whatever the decoder raises becomes DecodeError."""
+    with _as_decode_error(source.format):
+        return source.read(t, z)
+
+
+@contextmanager
+def _as_decode_error(fmt: str) -> Iterator[None]:
+    try:
+        yield
     except DecodeError:
         raise
     except MemoryError as exc:
@@ -147,7 +250,6 @@ def decode_file(path: Path, *, max_pixels: int) -> DecodedImage:
             f"could not decode the {fmt.upper()} data (the file looks truncated or corrupt): "
             f"{reason[:200]}"
         ) from exc
-    return decoded
 
 
 def _decode_pillow(path: Path, *, fmt: str, head: bytes, max_pixels: int) -> DecodedImage:

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
+from django.http import Http404
 
-from backend.images.models import Image
+from backend.images.models import Image, ImageStack
 from backend.images.storage import media_path
+from backend.projects.access import visible_projects
 from backend.projects.models import Project
+
+if TYPE_CHECKING:
+    from backend.projects.access import AnyUser
 
 
 def image_list(*, project: Project) -> QuerySet[Image]:
-    return project.images.select_related("project").order_by("id")
+    return project.images.select_related("project", "stack").order_by("id")
+
+
+def stack_for_user(user: AnyUser, stack_id: int) -> ImageStack:
+    """The stack if `user` may see its project, else Http404 (as for images)."""
+    stack = (
+        ImageStack.objects.select_related("project")
+        .filter(pk=stack_id, project__in=visible_projects(user))
+        .first()
+    )
+    if stack is None:
+        raise Http404("No such stack.")
+    return stack
+
+
+def stack_planes(*, stack: ImageStack) -> list[tuple[int, int, int]]:
+    """(t, z, image id) of every plane of the stack, t major."""
+    rows = stack.planes.order_by("t", "z").values_list("t", "z", "id")
+    return [(int(t), int(z), int(pk)) for t, z, pk in rows]
 
 
 def image_display_file(*, image: Image) -> Path:

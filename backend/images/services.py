@@ -1,10 +1,20 @@
-"""Writes for images: all-or-nothing uploads and deletion."""
+"""Writes for images: all-or-nothing uploads, deletion of images and stacks.
+
+A multi-page file becomes an ImageStack with one Image per (t, z) plane.
+
+Embeddings of a stack: a stack of at most STACK_EAGER_EMBEDDINGS planes has
+every plane's embedding scheduled at upload, like any image, so the
+annotator can move through it without waiting. A longer stack schedules only
+its first plane (t=0, z=0); any other plane's embedding is scheduled when it
+is first opened (the editor's WebSocket consumer schedules a missing
+embedding on connect), so a 1,000-frame recording never queues 1,000
+embeddings (and their disk space) that nobody may look at.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -14,31 +24,15 @@ from django.db import transaction
 
 from backend.common.errors import ServiceError
 from backend.images import storage
-from backend.images.decoding import SNIFF_BYTES, DecodeError, decode_file, sniff_format
-from backend.images.models import Image
-from backend.images.rendering import mapping_from_settings, planes_to_rgb8
+from backend.images.decoding import SNIFF_BYTES, DecodeError, sniff_format
+from backend.images.models import Image, ImageStack
+from backend.images.pyramid import pyramids_schedule
+from backend.images.upload_files import StoredFile, StoredPlane, StoredSource, upload_store
 from backend.projects.models import Project
 from backend.projects.selectors import project_ensure_owner
-from backend.segmentation.services import embedding_schedule
+from backend.segmentation.services import embeddings_schedule
 
 MAX_NAME_LENGTH = 255
-
-
-@dataclass(frozen=True)
-class _StoredFile:
-    """One upload written to its folder and decoded, not yet in the database."""
-
-    name: str
-    folder: storage.ImageFolder
-    original_path: str
-    planes_path: str
-    display_path: str
-    format: str
-    width: int
-    height: int
-    channels: int
-    dtype: str
-    note: str
 
 
 def image_upload(
@@ -47,75 +41,102 @@ def image_upload(
     """Store, decode and record every file, or none of them.
 
     A file that is refused raises a ServiceError naming it; the files already
-    written for this request are then removed and no row is created.
-    Embeddings are scheduled for after the commit.
+    written for this request are then removed and no row is created. Returns
+    every Image made: one per plain image, one per plane of a stack (t major).
+    Embeddings are scheduled for after the commit (see the module docstring).
     """
     if not files:
         raise ServiceError("No file received: send the images in the multipart field 'file'.")
-    stored: list[_StoredFile] = []
+    stored: list[StoredFile] = []
     try:
         for upload in files:
             stored.append(_store(project=project, upload=upload))
         with transaction.atomic():
-            images = [_image_create(project=project, user=user, stored=s) for s in stored]
-            for image in images:
-                embedding_schedule(image=image)
+            images: list[Image] = []
+            for stored_file in stored:
+                for source in stored_file.sources:
+                    images += _source_create(
+                        project=project, user=user, stored=stored_file, source=source
+                    )
+            pyramids_schedule(images=[i for i in images if _embed_at_upload(i)])
+            embeddings_schedule(images=[i for i in images if _embed_at_upload(i)])
     except BaseException:
-        for s in stored:
-            storage.folder_remove(s.folder)
+        for stored_file in stored:
+            stored_file.remove()
         raise
     return images
 
 
-def _image_create(*, project: Project, user: AbstractBaseUser, stored: _StoredFile) -> Image:
+def _embed_at_upload(image: Image) -> bool:
+    if image.stack is None or image.stack.plane_count <= settings.STACK_EAGER_EMBEDDINGS:
+        return True
+    return image.t == 0 and image.z == 0
+
+
+def _source_create(
+    *, project: Project, user: AbstractBaseUser, stored: StoredFile, source: StoredSource
+) -> list[Image]:
+    stack = None
+    if source.is_stack:
+        stack = ImageStack.objects.create(
+            project=project,
+            name=source.name,
+            axes="TZ",
+            shape=source.shape,
+            original_path=stored.original_path,
+            note=source.note[:500],
+            uploaded_by=user,
+        )
+    return [
+        _image_create(
+            project=project, user=user, stored=stored, source=source, plane=plane, stack=stack
+        )
+        for plane in source.planes
+    ]
+
+
+def _image_create(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    stored: StoredFile,
+    source: StoredSource,
+    plane: StoredPlane,
+    stack: ImageStack | None,
+) -> Image:
+    name = source.name if stack is None else plane_name(source.name, t=plane.t, z=plane.z)
     return Image.objects.create(
         project=project,
-        name=stored.name,
+        name=name,
         original_path=stored.original_path,
-        planes_path=stored.planes_path,
-        display_path=stored.display_path,
-        format=stored.format,
-        width=stored.width,
-        height=stored.height,
-        channels=stored.channels,
-        dtype=stored.dtype,
-        note=stored.note[:500],
+        planes_path=plane.planes_path,
+        display_path=plane.display_path,
+        format=source.format,
+        width=plane.width,
+        height=plane.height,
+        channels=plane.channels,
+        dtype=plane.dtype,
+        note=source.note[:500],
         uploaded_by=user,
+        stack=stack,
+        t=plane.t,
+        z=plane.z,
     )
 
 
-def _store(*, project: Project, upload: UploadedFile) -> _StoredFile:
+def plane_name(stack_name: str, *, t: int, z: int) -> str:
+    """A plane's image name, as COCO exports show it: "movie.tif [t=2 z=0]"."""
+    suffix = f" [t={t} z={z}]"
+    return stack_name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+
+
+def _store(*, project: Project, upload: UploadedFile) -> StoredFile:
     name = clean_file_name(upload.name)
     fmt = _check_upload(upload, name=name)
-    folder = storage.folder_create(project_id=project.pk)
     try:
-        original = folder.absolute / f"{storage.ORIGINAL_STEM}.{fmt}"
-        with original.open("wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-        decoded = decode_file(original, max_pixels=settings.MAX_IMAGE_PIXELS)
-        mapping = mapping_from_settings(project.settings, decoded.channels)
-        planes_path = storage.planes_write(folder, decoded.planes)
-        display_path = storage.display_write(folder, planes_to_rgb8(decoded.planes, mapping))
+        return upload_store(project=project, upload=upload, name=name, fmt=fmt)
     except DecodeError as exc:
-        storage.folder_remove(folder)
         raise ServiceError(f"{name}: {exc}") from exc
-    except BaseException:
-        storage.folder_remove(folder)
-        raise
-    return _StoredFile(
-        name=name,
-        folder=folder,
-        original_path=folder.relative_file(original.name),
-        planes_path=planes_path,
-        display_path=display_path,
-        format=decoded.format,
-        width=decoded.width,
-        height=decoded.height,
-        channels=decoded.channels,
-        dtype=decoded.planes.dtype.name,
-        note=decoded.note,
-    )
 
 
 def _check_upload(upload: UploadedFile, *, name: str) -> str:
@@ -146,8 +167,34 @@ def clean_file_name(raw: str | None) -> str:
 
 @transaction.atomic
 def image_delete(*, image: Image, user: AbstractBaseUser) -> None:
-    """Delete the image, its instances and embeddings; its files go after the commit."""
+    """Delete the image, its instances and embeddings; its files go after the commit.
+
+    A plane of a stack is deleted with its stack only (see `stack_delete`).
+    """
     project_ensure_owner(project=image.project, user=user, action="delete images")
-    folder = Path(image.original_path).parent
+    if image.stack_id is not None:
+        raise ServiceError(
+            f"{image.name} is a plane of the stack {image.stack_id}: delete the whole stack "
+            f"(DELETE /api/stacks/{image.stack_id}/)."
+        )
+    folders = {Path(image.planes_path).parent}
     image.delete()
-    transaction.on_commit(lambda: storage.folder_remove(folder))
+    if not Image.objects.filter(original_path=image.original_path).exists():
+        folders.add(Path(image.original_path).parent)  # the last image of its file
+    transaction.on_commit(lambda: _folders_remove(folders))
+
+
+@transaction.atomic
+def stack_delete(*, stack: ImageStack, user: AbstractBaseUser) -> None:
+    """Delete the stack with all its planes, their instances and embeddings, and its files."""
+    project_ensure_owner(project=stack.project, user=user, action="delete images")
+    folders = {Path(path).parent for path in stack.planes.values_list("planes_path", flat=True)}
+    stack.delete()
+    if not Image.objects.filter(original_path=stack.original_path).exists():
+        folders.add(Path(stack.original_path).parent)
+    transaction.on_commit(lambda: _folders_remove(folders))
+
+
+def _folders_remove(folders: set[Path]) -> None:
+    for folder in folders:
+        storage.folder_remove(folder)

@@ -18,9 +18,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
-from backend.projects.access import image_for_user
+from backend.projects.access import image_for_user, instance_for_user
 from backend.segmentation import protocol
-from backend.segmentation.decoding import DecodeSession, decode_executor, session_decode
+from backend.segmentation.decoding import (
+    DecodeSession,
+    decode_executor,
+    session_decode,
+    session_refine_from,
+)
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import embedding_for_image, engine_spec_for_project
 from backend.segmentation.services import embedding_schedule
@@ -41,6 +46,20 @@ def _open_session(user: Any, image_id: int) -> DecodeSession | None:
     if embedding_for_image(image=image, spec=spec) is None:
         embedding_schedule(image=image)  # a new model: compute its embedding now
     return DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
+
+
+@database_sync_to_async
+def _instance_rle(user: Any, instance_id: int, image_id: int) -> dict[str, Any] | None:
+    """The saved mask of an instance of this image that the user may see, else None
+    (another image's instance is as missing as an outsider's)."""
+    try:
+        instance = instance_for_user(user, instance_id)
+    except Http404:
+        return None
+    if instance.image_id != image_id:
+        return None
+    rle: dict[str, Any] = instance.rle
+    return rle
 
 
 @database_sync_to_async
@@ -129,9 +148,42 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
     async def handle_reset(self, content: dict[str, Any]) -> None:
         self.session.reset()
 
+    async def handle_refine(self, content: dict[str, Any]) -> None:
+        """Reopen a saved instance: its mask becomes the session's previous result."""
+        try:
+            message = protocol.parse_refine(content)
+        except protocol.ProtocolError as exc:
+            await self.send_json(protocol.error_message(content.get("request_id"), str(exc)))
+            return
+        rid = message.request_id
+        saved = await _instance_rle(
+            self.scope.get("user"), message.instance_id, self.session.image_id
+        )
+        if saved is None:
+            await self.send_json(protocol.error_message(rid, "no such instance on this image"))
+            return
+        if self.status != Embedding.Status.READY:
+            await self._refresh_status()
+        if self.status != Embedding.Status.READY:
+            await self.send_json(
+                protocol.error_message(rid, f"the image embedding is not ready yet ({self.status})")
+            )
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            score, rle = await loop.run_in_executor(
+                decode_executor(), lambda: session_refine_from(self.session, saved)
+            )
+        except Exception:
+            logger.exception("refining an instance on image %s failed", self.session.image_id)
+            await self.send_json(protocol.error_message(rid, "the instance could not be reopened"))
+            return
+        await self.send_json(protocol.mask_message(rid, score, rle))
+
     handlers: dict[str, Callable[[ImageConsumer, dict[str, Any]], Awaitable[None]]] = {
         protocol.PROMPT: handle_prompt,
         protocol.RESET: handle_reset,
+        protocol.REFINE: handle_refine,
     }
 
     async def _refresh_status(self) -> None:

@@ -3,10 +3,15 @@
 Runs on a small thread pool, never on the event loop. Embeddings are read
 from the shared embedding store once and kept in a bounded LRU cache, so the
 first click on an image costs one disk read and later clicks none.
+
+Threads: DECODE_THREADS prompts decode at once, and each decode's ONNX
+Runtime session gets the cores left to it (cores // DECODE_THREADS, at least
+one), so that a busy server never runs more compute threads than cores.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -17,36 +22,80 @@ from django.conf import settings
 
 from worker import embedding_store, rle
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt
+from worker.engines.mask_input import decode_refining, mask_to_previous
 from worker.engines.registry import load_engine
 from worker.engines.spec import EngineSpec
+from worker.engines.tiling import TilingConfig
+
+MIB = 1024 * 1024
+DEFAULT_CACHE_MB = 512  # until settings.py has EMBEDDING_CACHE_MB
+
+
+def embedding_nbytes(embedding: EmbeddingSet) -> int:
+    return sum(int(array.nbytes) for array in embedding.arrays)
 
 
 class EmbeddingCache:
-    """A thread-safe LRU of loaded embeddings, bounded by item count."""
+    """A thread-safe LRU of loaded embeddings, bounded by item count and by
+    bytes (a tiled image is many tiles of 2 MiB each; 0: no byte bound).
 
-    def __init__(self, max_items: int) -> None:
+    The most recent embedding is kept even when it alone is over the byte
+    bound. Concurrent misses on one key read the file once.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int = 0) -> None:
         self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.nbytes = 0
         self._items: OrderedDict[tuple[str, int], EmbeddingSet] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
 
     def get(self, engine_key: str, image_id: int) -> EmbeddingSet:
         key = (engine_key, image_id)
+        found = self._hit(key)
+        if found is not None:
+            return found
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            found = self._hit(key)
+            if found is None:
+                found = embedding_store.load(settings.EMBEDDINGS_ROOT, engine_key, image_id)
+                self._put(key, found)
+        with self._lock:
+            self._loading.pop(key, None)
+        return found
+
+    def _hit(self, key: tuple[str, int]) -> EmbeddingSet | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
-                return found
-        loaded = embedding_store.load(settings.EMBEDDINGS_ROOT, engine_key, image_id)
+            return found
+
+    def _put(self, key: tuple[str, int], embedding: EmbeddingSet) -> None:
         with self._lock:
-            self._items[key] = loaded
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
-        return loaded
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.nbytes -= embedding_nbytes(old)
+            self._items[key] = embedding
+            self.nbytes += embedding_nbytes(embedding)
+            while len(self._items) > 1 and (
+                len(self._items) > self.max_items
+                or (self.max_bytes and self.nbytes > self.max_bytes)
+            ):
+                _, dropped = self._items.popitem(last=False)
+                self.nbytes -= embedding_nbytes(dropped)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.nbytes = 0
 
 
 _cache: EmbeddingCache | None = None
@@ -58,7 +107,8 @@ def embedding_cache() -> EmbeddingCache:
     global _cache
     with _init_lock:
         if _cache is None:
-            _cache = EmbeddingCache(settings.EMBEDDING_CACHE_ITEMS)
+            megabytes = getattr(settings, "EMBEDDING_CACHE_MB", DEFAULT_CACHE_MB)
+            _cache = EmbeddingCache(settings.EMBEDDING_CACHE_ITEMS, int(megabytes) * MIB)
         return _cache
 
 
@@ -72,6 +122,12 @@ def decode_executor() -> ThreadPoolExecutor:
         return _executor
 
 
+def decode_engine_threads() -> int:
+    """Intra-op threads for one decode: the cores left to it by the others."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, settings.DECODE_THREADS))
+
+
 @dataclass
 class DecodeSession:
     """One connection's object in progress: prompts so far and the last mask."""
@@ -83,11 +139,13 @@ class DecodeSession:
     points: list[tuple[float, float, int]] = field(default_factory=list)
     box: tuple[float, float, float, float] | None = None
     previous: MaskResult | None = None
+    base: MaskResult | None = None  # the saved mask being refined, if any
 
     def reset(self) -> None:
         self.points.clear()
         self.box = None
         self.previous = None
+        self.base = None
 
 
 def session_decode(
@@ -97,15 +155,32 @@ def session_decode(
     box: tuple[float, float, float, float] | None,
 ) -> tuple[float, dict[str, Any]]:
     """Add prompts to the session, decode, and return (score, COCO RLE)."""
-    engine = load_engine(session.spec, for_decoding_only=True)
+    tiling = TilingConfig.from_settings(settings)
+    engine = load_engine(
+        session.spec, for_decoding_only=True, tiling=tiling, threads=decode_engine_threads()
+    )
     embedding = embedding_cache().get(session.spec.key, session.image_id)
     new_points = session.points + points
     new_box = box if box is not None else session.box
     prompt = Prompt(points_xy_image=tuple(new_points), box_xyxy_image=new_box)
-    result = engine.decode(embedding, prompt, session.previous)
+    result = decode_refining(engine, embedding, prompt, session.previous, session.base)
     # Only a successful decode changes the session, so an error leaves it as it was.
     session.points, session.box, session.previous = new_points, new_box, result
-    encoded = rle.encode_crop(
-        result.mask_crop, result.x0, result.y0, session.height, session.width
-    )
+    encoded = rle.encode_crop(result.mask_crop, result.x0, result.y0, session.height, session.width)
     return float(result.score), encoded
+
+
+def session_refine_from(
+    session: DecodeSession, saved_rle: dict[str, Any]
+) -> tuple[float, dict[str, Any]]:
+    """Start the session over from a saved mask (COCO RLE, image frame): it
+    becomes the previous result that later prompts refine (see
+    worker/engines/mask_input.py). Returns (score, COCO RLE) of that mask."""
+    embedding = embedding_cache().get(session.spec.key, session.image_id)
+    previous = mask_to_previous(embedding, rle.decode(saved_rle))
+    session.reset()
+    session.previous = session.base = previous
+    encoded = rle.encode_crop(
+        previous.mask_crop, previous.x0, previous.y0, session.height, session.width
+    )
+    return previous.score, encoded

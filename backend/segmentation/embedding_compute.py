@@ -1,15 +1,24 @@
-"""Computing an image's embedding: what the worker task runs.
+"""Computing images' embeddings: what the worker tasks run.
 
-A plain function so it can be tested without a queue. It marks the embedding
-running, computes it with the engine its key names, writes it atomically to
-the embedding store and marks it ready; any failure marks it failed with the
-reason, which the editor shows.
+Plain functions so they can be tested without a queue. Each embedding is
+claimed (marked running, under a row lock) just before its batch is
+computed with the engine its key names, written atomically to the embedding
+store and marked ready; any failure marks that embedding failed with the
+reason, which the editor shows. A ready embedding is never computed again,
+so a redelivered task (acks_late) only redoes what was not finished.
+
+`embeddings_compute` takes several ids: those of one engine key go through
+the engine `BATCH_SIZE` images at a time (SamEngine.embed_batch runs them
+through the image encoder together). When a batch fails, its images are
+embedded again one by one, so that one bad image fails alone.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 
@@ -17,9 +26,14 @@ from backend.images.rendering import image_model_rgb
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_key
 from worker import embedding_store
+from worker.engines.base import EmbeddingSet, Engine
 from worker.engines.registry import load_engine
+from worker.engines.spec import EngineSpec
+from worker.engines.tiling import TilingConfig
 
 logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 4  # images decoded, held in memory and embedded together
 
 
 def _claim(embedding_id: int) -> Embedding | None:
@@ -43,27 +57,117 @@ def _finish(embedding: Embedding, *, status: str, path: str = "", error: str = "
     Embedding.objects.filter(pk=embedding.pk).update(status=status, path=path, error=error[:2000])
 
 
+def _fail(embedding: Embedding, exc: Exception) -> None:
+    logger.error("embedding %s of image %s failed", embedding.pk, embedding.image_id, exc_info=exc)
+    _finish(embedding, status=Embedding.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+
 def embedding_compute(*, embedding_id: int) -> None:
-    embedding = _claim(embedding_id)
-    if embedding is None:
-        return
-    spec = engine_spec_for_key(embedding.engine_key)
-    if spec is None:
-        _finish(
-            embedding,
-            status=Embedding.Status.FAILED,
-            error=f"model {embedding.engine_key} is no longer installed",
-        )
+    """Compute one embedding (see `embeddings_compute`)."""
+    embeddings_compute(embedding_ids=[embedding_id])
+
+
+def embeddings_compute(*, embedding_ids: Sequence[int]) -> None:
+    """Compute several embeddings, batching those of one engine key; ids that
+    are gone or already ready are skipped."""
+    keys = dict(Embedding.objects.filter(pk__in=embedding_ids).values_list("pk", "engine_key"))
+    groups: dict[str, list[int]] = {}
+    for embedding_id in dict.fromkeys(embedding_ids):  # in order, once each
+        if embedding_id in keys:
+            groups.setdefault(keys[embedding_id], []).append(embedding_id)
+    for engine_key, ids in groups.items():
+        _compute_group(engine_key, ids)
+
+
+def _compute_group(engine_key: str, embedding_ids: list[int]) -> None:
+    spec = engine_spec_for_key(engine_key)
+    engine: Engine | None = None
+    for chunk in _chunks(embedding_ids, BATCH_SIZE):
+        claimed = [e for e in map(_claim, chunk) if e is not None]
+        if not claimed:
+            continue
+        if spec is None:
+            for embedding in claimed:
+                _finish(
+                    embedding,
+                    status=Embedding.Status.FAILED,
+                    error=f"model {engine_key} is no longer installed",
+                )
+            continue
+        try:
+            engine = engine or _load(spec)
+        except Exception as exc:
+            for embedding in claimed:
+                _fail(embedding, exc)
+            continue
+        _compute_batch(engine, claimed)
+
+
+def _load(spec: EngineSpec) -> Engine:
+    return load_engine(
+        spec,
+        for_decoding_only=False,
+        threads=settings.TORCH_THREADS,
+        tiling=TilingConfig.from_settings(settings),
+    )
+
+
+def _compute_batch(engine: Engine, embeddings: list[Embedding]) -> None:
+    images: list[np.ndarray] = []
+    loaded: list[Embedding] = []
+    for embedding in embeddings:
+        try:
+            images.append(image_model_rgb(embedding.image))
+            loaded.append(embedding)
+        except Exception as exc:
+            _fail(embedding, exc)
+    if not loaded:
         return
     try:
-        image_rgb = image_model_rgb(embedding.image)
-        engine = load_engine(spec, for_decoding_only=False, threads=settings.TORCH_THREADS)
-        embedding_set = engine.embed(image_rgb)
+        results = embed_many(engine, images)
+    except Exception as exc:
+        if len(loaded) == 1:
+            _fail(loaded[0], exc)
+            return
+        logger.warning("a batch of %s embeddings failed (%s); one by one", len(loaded), exc)
+        for embedding, image in zip(loaded, images, strict=True):
+            _compute_one(engine, embedding, image)
+        return
+    for embedding, result in zip(loaded, results, strict=True):
+        _store(embedding, result)
+
+
+def _compute_one(engine: Engine, embedding: Embedding, image: np.ndarray) -> None:
+    try:
+        result = engine.embed(image)
+    except Exception as exc:
+        _fail(embedding, exc)
+        return
+    _store(embedding, result)
+
+
+def _store(embedding: Embedding, result: EmbeddingSet) -> None:
+    try:
         path = embedding_store.save(
-            settings.EMBEDDINGS_ROOT, embedding.engine_key, embedding.image_id, embedding_set
+            settings.EMBEDDINGS_ROOT, embedding.engine_key, embedding.image_id, result
         )
     except Exception as exc:
-        logger.exception("embedding %s of image %s failed", embedding.pk, embedding.image_id)
-        _finish(embedding, status=Embedding.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        _fail(embedding, exc)
         return
     _finish(embedding, status=Embedding.Status.READY, path=str(path))
+
+
+def embed_many(engine: Engine, images_rgb: list[np.ndarray]) -> list[EmbeddingSet]:
+    """The engine's `embed_batch` when it has one, else `embed` on each image."""
+    embed_batch = getattr(engine, "embed_batch", None)
+    if embed_batch is None:
+        return [engine.embed(image) for image in images_rgb]
+    results: list[EmbeddingSet] = embed_batch(images_rgb)
+    if len(results) != len(images_rgb):
+        raise ValueError(f"{engine.key} returned {len(results)} embeddings for {len(images_rgb)}")
+    return results
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -28,6 +28,7 @@ from worker import embedding_store, rle
 from worker.engines.base import EmbeddingSet
 from worker.engines.registry import load_engine
 from worker.engines.spec import EngineSpec
+from worker.engines.tiling import TilingConfig
 from worker.evaluation import MAX_CLICKS, NOC_THRESHOLDS, ObjectTrace, simulate_object, summarize
 
 Progress = Callable[[str], None]
@@ -66,7 +67,9 @@ def engine_evaluate(
         images, computed = images + 1, computed + int(was_computed)
         # After an embedding was computed here the registry holds the full
         # engine; asking after it reuses that rather than loading a decoder.
-        engine = load_engine(spec, for_decoding_only=True)
+        engine = load_engine(
+            spec, for_decoding_only=True, tiling=TilingConfig.from_settings(settings)
+        )
         for instance in objects:
             # Stopping at the highest NoC threshold changes no metric (see simulate_object).
             traces.append(

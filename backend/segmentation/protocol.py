@@ -13,6 +13,7 @@ from typing import Any
 # Client -> server
 PROMPT = "prompt"
 RESET = "reset"
+REFINE = "refine"
 # Server -> client
 MASK = "mask"
 STATUS = "status"
@@ -67,6 +68,23 @@ def parse_prompt(message: dict[str, Any], *, width: int, height: int) -> PromptM
     if not points and box is None:
         raise ProtocolError("a prompt needs at least one point or a box")
     return PromptMessage(request_id=rid, points_xy_image=points, box_xyxy_image=box)
+
+
+@dataclass(frozen=True)
+class RefineMessage:
+    """Reopen a saved instance of this image as the object in progress."""
+
+    request_id: int | None
+    instance_id: int
+
+
+def parse_refine(message: dict[str, Any]) -> RefineMessage:
+    """Validate a refine message; raise ProtocolError."""
+    rid = _request_id(message)
+    instance_id = message.get("instance_id")
+    if not isinstance(instance_id, int) or isinstance(instance_id, bool) or instance_id < 1:
+        raise ProtocolError("instance_id must be a positive integer")
+    return RefineMessage(request_id=rid, instance_id=instance_id)
 
 
 def _parse_box(raw: Any, *, width: int, height: int) -> tuple[float, float, float, float] | None:

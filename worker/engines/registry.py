@@ -4,6 +4,10 @@ Loading a SAM checkpoint takes seconds and hundreds of MB, so each process
 keeps the engines it has loaded. A decoding-only engine (prompt encoder and
 mask decoder) is upgraded in place when the same process later needs to
 embed; a full engine also serves decoding.
+
+With a `tiling` config, a SAM engine comes wrapped in a TiledEngine (large
+images embedded as native-resolution tiles; see worker/engines/tiling.py).
+The classical engine already works at full resolution and is never wrapped.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 
 from worker.engines.base import Engine
 from worker.engines.spec import CLASSICAL, EngineSpec
+from worker.engines.tiling import TiledEngine, TilingConfig
 
 
 @dataclass
@@ -26,17 +31,33 @@ _key_locks: dict[str, threading.Lock] = {}
 _lock = threading.Lock()
 
 
-def load_engine(spec: EngineSpec, *, for_decoding_only: bool, threads: int = 0) -> Engine:
+def load_engine(
+    spec: EngineSpec,
+    *,
+    for_decoding_only: bool,
+    threads: int = 0,
+    tiling: TilingConfig | None = None,
+) -> Engine:
     """The process's engine for `spec`, loading it on first use.
+
+    `tiling` wraps a SAM engine in a TiledEngine (a cheap object made per
+    call around the loaded engine). Decoding needs it as soon as any stored
+    embedding may be tiled; its values only matter to `embed`.
 
     `threads` > 0 sets the engine's intra-op threads (torch, process-wide,
     and the ONNX decoder's); 0 keeps torch's default and 2 for ONNX.
     Concurrent first calls for one key load it once; other keys' engines
     stay usable meanwhile.
     """
-    found = _usable(spec.key, for_decoding_only)
-    if found is not None:
-        return found
+    engine = _usable(spec.key, for_decoding_only)
+    if engine is None:
+        engine = _load(spec, for_decoding_only=for_decoding_only, threads=threads)
+    if tiling is None or not spec.is_sam:
+        return engine
+    return TiledEngine(engine, tiling)
+
+
+def _load(spec: EngineSpec, *, for_decoding_only: bool, threads: int) -> Engine:
     with _lock:
         key_lock = _key_locks.setdefault(spec.key, threading.Lock())
     with key_lock:

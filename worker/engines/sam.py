@@ -1,8 +1,12 @@
 """SamEngine: Segment Anything behind maskroom's Engine interface.
 
-`embed` runs the image encoder exactly as SamPredictor.set_image does
-(ResizeLongestSide(1024), pixel mean/std, zero padding to 1024x1024) and
-stores one tile: the (256, 64, 64) feature map as float16.
+`embed` and `embed_batch` compute what SamPredictor.set_image does
+(ResizeLongestSide(1024), pixel mean/std, zero padding to 1024x1024, the
+ViT) through worker/engines/sam_encoder.py: batched, SDPA attention, on
+`device` ("auto": CUDA if present), in float32 (the default: the reference
+to float tolerance) or bfloat16 autocast (`precision`; "auto" picks it where
+the hardware computes it natively). Each image is one tile: the
+(256, 64, 64) feature map as float16.
 
 `decode` follows SamPredictor.predict: prompts go from image pixels to the
 1024 model frame with ResizeLongestSide; a first single click (no box, no
@@ -20,6 +24,7 @@ checked against torch at load). "auto" picks ONNX when it loads and agrees.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +34,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from worker.engines import sam_loading, sam_masks
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
+from worker.engines.sam_encoder import BatchEncoder, EncodedImage, Precision
 from worker.engines.sam_onnx import DecoderGraph, OnnxDecoder, load_or_export, onnx_path_for
 from worker.engines.spec import EngineSpec
 
@@ -46,7 +52,9 @@ class SamEngine:
     `load_image_encoder=False` loads only the prompt encoder and mask decoder
     (what the web process needs). `threads` > 0 sets torch's intra-op thread
     count (process-wide) and the ONNX session's. `models_dir` caches the
-    exported ONNX decoder (default: the checkpoint's folder).
+    exported ONNX decoder (default: the checkpoint's folder). `device`,
+    `precision` and `max_batch` (images per encoder pass, 0: 2 on a CPU, 8
+    on a GPU) concern the image encoder only; decoding stays on the CPU.
     """
 
     def __init__(
@@ -57,6 +65,9 @@ class SamEngine:
         threads: int = 0,
         backend: Backend = "auto",
         models_dir: Path | None = None,
+        device: str = "auto",
+        precision: Precision = "float32",
+        max_batch: int = 0,
     ) -> None:
         if not spec.is_sam:
             raise ValueError(f"{spec.name} is not a SAM model")
@@ -68,10 +79,18 @@ class SamEngine:
             torch.set_num_threads(threads)
         self.transform = ResizeLongestSide(sam_loading.IMAGE_SIZE)
         self.image_encoder: torch.nn.Module | None = None
+        self.encoder: BatchEncoder | None = None
         if load_image_encoder:
             sam = sam_loading.load_sam(spec.checkpoint_path, spec.arch)
-            self.image_encoder = sam.image_encoder
-            self.pixel_mean, self.pixel_std = sam.pixel_mean, sam.pixel_std
+            self.encoder = BatchEncoder(
+                sam.image_encoder,
+                sam.pixel_mean,
+                sam.pixel_std,
+                device=device,
+                precision=precision,
+                max_batch=max_batch,
+            )
+            self.image_encoder = self.encoder.encoder
             parts = sam_loading.DecoderParts(sam.prompt_encoder, sam.mask_decoder)
         else:
             parts = sam_loading.load_decoder(spec.checkpoint_path, spec.arch)
@@ -90,26 +109,27 @@ class SamEngine:
 
         (H, W) and (H, W, 1) grayscale images are repeated to three channels.
         """
-        if self.image_encoder is None:
+        return self.embed_batch([image_rgb])[0]
+
+    def embed_batch(self, images_rgb: Sequence[np.ndarray]) -> list[EmbeddingSet]:
+        """`embed` of each image, in order, batched through the image encoder
+        (`max_batch` images per pass). One bad image fails the whole call."""
+        if self.encoder is None:
             raise RuntimeError(f"{self.key} was loaded for decoding only")
-        image = _as_rgb(image_rgb)
+        images = [_as_rgb(image) for image in images_rgb]
+        encoded = self.encoder.encode(images)
+        return [self._embedding_set(i, e) for i, e in zip(images, encoded, strict=True)]
+
+    def _embedding_set(self, image: np.ndarray, encoded: EncodedImage) -> EmbeddingSet:
         height, width = image.shape[:2]
-        resized = self.transform.apply_image(image)
-        with torch.inference_mode():
-            x = torch.as_tensor(resized).permute(2, 0, 1)[None].float()
-            x = (x - self.pixel_mean) / self.pixel_std
-            size = sam_loading.IMAGE_SIZE
-            x = torch.nn.functional.pad(x, (0, size - x.shape[-1], 0, size - x.shape[-2]))
-            features = self.image_encoder(x)[0]
-        array = features.numpy().astype(np.float16)
         return EmbeddingSet(
             engine_key=self.key,
             image_height=height,
             image_width=width,
             tiles=[Tile(x0=0, y0=0, width=width, height=height)],
-            arrays=[array],
+            arrays=[encoded.features],
             meta={
-                "input_size": [int(resized.shape[0]), int(resized.shape[1])],
+                "input_size": list(encoded.input_size),
                 "original_size": [height, width],
                 "model_size": sam_loading.IMAGE_SIZE,
             },

@@ -3,15 +3,22 @@
 SamPredictor upsamples the logits bilinearly to 1024x1024, drops the padding
 and upsamples again to the image size, all over the full frame. Both steps
 are linear and separable, so they fold into one matrix per axis
-(`image_size x 256`); a region of the image is then
-`rows[y0:y1] @ logits @ cols[x0:x1].T`. Bilinear weights are non-negative,
-so a pixel can only be positive where some logit it draws on is positive:
-only the region around the positive logits is computed, whatever the image
-size. The result equals torch's F.interpolate up to float rounding.
+(`image_size x 256`) in which each image pixel draws on at most three
+consecutive logits, with non-negative weights summing to one.
+
+So a pixel's value is a convex combination of the logits in its window: it
+is above the threshold for certain when all of them are, below it when none
+is, and only pixels whose window straddles the mask's edge need their value
+computed. Consecutive pixels share a window (4 at a time for a 1024 image),
+so the certain part is decided on a grid of windows and repeated out to
+pixels, and the exact sums are taken for the edge pixels alone. Only the
+region around the positive logits is visited, whatever the image size. The
+result equals torch's F.interpolate up to float rounding.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -34,14 +41,34 @@ def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
     return matrix
 
 
-@lru_cache(maxsize=64)
-def axis_matrix(input_len: int, original_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The folded upsampling along one axis, and per low-res index the first
-    and last image pixel that it reaches.
+@dataclass(frozen=True)
+class AxisTaps:
+    """The folded upsampling along one axis (`input_len` resized length in
+    the 1024 model frame, `original_len` the image's), as taps per pixel.
 
-    `input_len` is the resized (pre-padding) length in the 1024 model frame,
-    `original_len` the image's length.
+    Pixel p draws on logits `start[p] .. start[p] + TAPS - 1` with `weights[p]`
+    (zero past its window, which ends at `stop[p]`). `group[p]` numbers the
+    runs of consecutive pixels with the same window; `first`/`last` give per
+    logit the first and last pixel that it reaches (original_len / -1: none).
     """
+
+    folded: np.ndarray  # (original_len, 256) float32
+    start: np.ndarray
+    stop: np.ndarray
+    weights: np.ndarray  # (original_len, TAPS) float32
+    group: np.ndarray
+    group_start: np.ndarray  # per group: its window
+    group_stop: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+
+TAPS = 3  # bilinear twice: two taps of two adjacent taps
+DENSE_BELOW = 4  # use the dense product when over 1 in DENSE_BELOW pixels is an edge pixel
+
+
+@lru_cache(maxsize=64)
+def axis_taps(input_len: int, original_len: int) -> AxisTaps:
     to_model = _bilinear_matrix(LOW_RES, MODEL_SIZE)[:input_len]
     to_image = _bilinear_matrix(input_len, original_len)
     folded = (to_image @ to_model).astype(np.float32)
@@ -50,8 +77,29 @@ def axis_matrix(input_len: int, original_len: int) -> tuple[np.ndarray, np.ndarr
     last = original_len - 1 - np.argmax(reach[::-1], axis=0)
     never = ~reach.any(axis=0)  # logits of the padding reach no image pixel
     first[never], last[never] = original_len, -1
-    folded.setflags(write=False)
-    return folded, first, last
+    start = np.argmax(reach, axis=1)
+    stop = LOW_RES - 1 - np.argmax(reach[:, ::-1], axis=1)
+    if int((stop - start).max()) >= TAPS:
+        raise AssertionError(f"a pixel draws on more than {TAPS} logits")
+    pixels = np.arange(original_len)
+    taps = start[:, None] + np.arange(TAPS)
+    inside = folded[pixels[:, None], np.minimum(taps, LOW_RES - 1)]
+    weights = np.where(taps <= stop[:, None], inside, 0).astype(np.float32)
+    new_window = np.ones(original_len, dtype=bool)
+    new_window[1:] = (start[1:] != start[:-1]) | (stop[1:] != stop[:-1])
+    group = np.cumsum(new_window) - 1
+    for array in (folded, start, stop, weights, group, first, last):
+        array.setflags(write=False)
+    return AxisTaps(
+        folded, start, stop, weights, group, start[new_window], stop[new_window], first, last
+    )
+
+
+def axis_matrix(input_len: int, original_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The folded (original_len, 256) matrix, and per logit the first and
+    last image pixel that it reaches."""
+    taps = axis_taps(input_len, original_len)
+    return taps.folded, taps.first, taps.last
 
 
 def upsample_region(
@@ -64,32 +112,122 @@ def upsample_region(
 
     Returns (bool crop, x0, y0); an empty mask gives a (0, 0) crop at (0, 0).
     """
-    rows, row_first, row_last = axis_matrix(input_size[0], original_size[0])
-    cols, col_first, col_last = axis_matrix(input_size[1], original_size[1])
+    rows = axis_taps(input_size[0], original_size[0])
+    cols = axis_taps(input_size[1], original_size[1])
+    logits = np.asarray(logits, dtype=np.float32)
     positive = logits > threshold
     if not positive.any():
         return np.zeros((0, 0), dtype=bool), 0, 0
     ly = np.flatnonzero(positive.any(axis=1))
     lx = np.flatnonzero(positive.any(axis=0))
-    y0, y1 = int(row_first[ly].min()), int(row_last[ly].max()) + 1
-    x0, x1 = int(col_first[lx].min()), int(col_last[lx].max()) + 1
+    y0, y1 = int(rows.first[ly].min()), int(rows.last[ly].max()) + 1
+    x0, x1 = int(cols.first[lx].min()), int(cols.last[lx].max()) + 1
     if y0 >= y1 or x0 >= x1:  # positive only in the padding
         return np.zeros((0, 0), dtype=bool), 0, 0
-    sub_rows, sub_cols = rows[y0:y1], cols[x0:x1]
-    # Only the low-res rows/columns that these pixels draw on.
-    ry = np.flatnonzero(sub_rows.any(axis=0))
-    rx = np.flatnonzero(sub_cols.any(axis=0))
-    ry0, ry1, rx0, rx1 = ry[0], ry[-1] + 1, rx[0], rx[-1] + 1
-    block = logits[ry0:ry1, rx0:rx1].astype(np.float32, copy=False)
-    region = sub_rows[:, ry0:ry1] @ block @ sub_cols[:, rx0:rx1].T
-    return tight_crop(region > threshold, x0, y0)
+    mask = _threshold(logits, positive, rows, cols, (y0, y1), (x0, x1), threshold)
+    return tight_crop(mask, x0, y0)
+
+
+def _threshold(
+    logits: np.ndarray,
+    positive: np.ndarray,
+    rows: AxisTaps,
+    cols: AxisTaps,
+    y_range: tuple[int, int],
+    x_range: tuple[int, int],
+    threshold: float,
+) -> np.ndarray:
+    """The bool mask of image pixels [y0, y1) x [x0, x1)."""
+    gy, gx = rows.group[slice(*y_range)], cols.group[slice(*x_range)]
+    count_y, count_x = np.bincount(gy - gy[0]), np.bincount(gx - gx[0])
+    groups_y, groups_x = slice(gy[0], gy[-1] + 1), slice(gx[0], gx[-1] + 1)
+    every_y, some_y = _window_reduce(
+        positive, rows.group_start[groups_y], rows.group_stop[groups_y]
+    )
+    start_x, stop_x = cols.group_start[groups_x], cols.group_stop[groups_x]
+    every, _ = _window_reduce(every_y.T, start_x, stop_x)
+    _, some = _window_reduce(some_y.T, start_x, stop_x)
+    edge = some.T & ~every.T
+    edge_pixels = int(count_y @ edge @ count_x)
+    if edge_pixels * DENSE_BELOW > count_y.sum() * count_x.sum():
+        # Edges everywhere (noise-like logits): a dense product is cheaper than the taps.
+        return (_dense_t(logits, rows, cols, y_range, x_range) > threshold).T
+    # Built column-major (x first), as run-length encoding reads it.
+    mask = np.repeat(np.repeat(every, count_x, axis=0), count_y, axis=1).T
+    if edge_pixels:
+        ys, xs = _pixels(edge, count_y, count_x)
+        values = _interpolate(logits, rows, cols, ys + y_range[0], xs + x_range[0])
+        mask[ys, xs] = values > threshold
+    return mask
+
+
+def _dense_t(
+    logits: np.ndarray,
+    rows: AxisTaps,
+    cols: AxisTaps,
+    y_range: tuple[int, int],
+    x_range: tuple[int, int],
+) -> np.ndarray:
+    """The upsampled values of the whole region, transposed (x, y): the taps
+    of each axis in turn, as weighted sums of gathered rows (no BLAS threads)."""
+    along_y = _taps_apply(logits, rows, y_range)  # (y, 256)
+    return _taps_apply(np.ascontiguousarray(along_y.T), cols, x_range)  # (x, y)
+
+
+def _taps_apply(values: np.ndarray, taps: AxisTaps, pixel_range: tuple[int, int]) -> np.ndarray:
+    """Rows of `values` (one per logit) interpolated to pixels [p0, p1) of an axis."""
+    start, weights = taps.start[slice(*pixel_range)], taps.weights[slice(*pixel_range)]
+    out = values[start] * weights[:, :1]
+    for k in range(1, TAPS):
+        out += values[np.minimum(start + k, LOW_RES - 1)] * weights[:, k : k + 1]
+    return out
+
+
+def _window_reduce(
+    flags: np.ndarray, start: np.ndarray, stop: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per window of rows of `flags` (start..stop, at most TAPS): all and any."""
+    every = flags[start].copy()
+    some = every.copy()
+    for k in range(1, TAPS):
+        row = flags[np.minimum(start + k, stop)]
+        every &= row
+        some |= row
+    return every, some
+
+
+def _pixels(edge: np.ndarray, count_y: np.ndarray, count_x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Region pixel coordinates (ys, xs) of the window-grid cells in `edge`."""
+    ys, cell_x = np.nonzero(np.repeat(edge, count_y, axis=0))
+    widths = count_x[cell_x]
+    begins = (np.cumsum(count_x) - count_x)[cell_x]
+    ends = np.cumsum(widths)
+    offsets = np.arange(int(ends[-1])) - np.repeat(ends - widths, widths)
+    return np.repeat(ys, widths), np.repeat(begins, widths) + offsets
+
+
+def _interpolate(
+    logits: np.ndarray, rows: AxisTaps, cols: AxisTaps, ys: np.ndarray, xs: np.ndarray
+) -> np.ndarray:
+    """The upsampled values at image pixels (ys, xs): sum over the taps."""
+    start_y, start_x = rows.start[ys], cols.start[xs]
+    weight_y, weight_x = rows.weights[ys], cols.weights[xs]
+    values = np.zeros(ys.shape, dtype=np.float32)
+    for k in range(TAPS):
+        ry = np.minimum(start_y + k, LOW_RES - 1)
+        along_x = np.zeros(ys.shape, dtype=np.float32)
+        for m in range(TAPS):
+            along_x += weight_x[:, m] * logits[ry, np.minimum(start_x + m, LOW_RES - 1)]
+        values += weight_y[:, k] * along_x
+    return values
 
 
 def tight_crop(mask: np.ndarray, x0: int, y0: int) -> tuple[np.ndarray, int, int]:
-    """Shrink a bool mask placed at (x0, y0) to the bbox of its pixels."""
+    """Shrink a bool mask placed at (x0, y0) to the bbox of its pixels (a copy)."""
     ys = np.flatnonzero(mask.any(axis=1))
     if ys.size == 0:
         return np.zeros((0, 0), dtype=bool), 0, 0
     xs = np.flatnonzero(mask.any(axis=0))
     crop = mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
-    return np.ascontiguousarray(crop), x0 + int(xs[0]), y0 + int(ys[0])
+    # A copy in the mask's own memory order (column-major masks stay so).
+    return crop.copy(order="K"), x0 + int(xs[0]), y0 + int(ys[0])

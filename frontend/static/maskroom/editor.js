@@ -3,15 +3,20 @@
 // image and its instances are drawn; automated checks wait for it.
 
 import { api, endpoints } from "./api.js";
+import { mountImageView } from "./channels.js";
 import { showError } from "./dom.js";
+import { installEditing } from "./editing.js";
 import { showEngine } from "./engine.js";
 import { Instances } from "./instances.js";
 import { LabelPicker } from "./labels.js";
 import { maskBitmap } from "./overlay.js";
 import { Proposal } from "./proposal.js";
+import { attachSaveState } from "./savestate.js";
 import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, resetMessage, socketUrl } from "./protocol.js";
 import { SegmentationSocket } from "./socket.js";
-import { ToolManager, isTyping } from "./tools/manager.js";
+import { mountStackControls } from "./stack.js";
+import { InstanceStore, isLocalId } from "./store.js";
+import { ToolManager } from "./tools/manager.js";
 import { createPanTool } from "./tools/pan.js";
 import { createPromptTool } from "./tools/prompt.js";
 import { Viewer } from "./viewer.js";
@@ -23,9 +28,12 @@ const projectId = Number(document.body.dataset.projectId);
 const viewer = new Viewer($("viewer"));
 const proposal = new Proposal();
 const tools = new ToolManager(viewer);
+// Every instance change goes through the store (saved in the background, kept across reloads).
+const store = new InstanceStore(imageId);
 const state = { embeddingStatus: "pending", engine: "", connected: false, saving: false };
 let instances = null;
 let labelPicker = null;
+let editing = null; // {history, edits, ...} from installEditing
 let proposalBitmap = null; // {key, canvas}
 
 const STATUS_TEXT = {
@@ -84,16 +92,38 @@ function onBox(x0, y0, x1, y1) {
   if (canPrompt()) sendPrompt(proposal.setBox(x0, y0, x1, y1));
 }
 
+// Refine: reopen a saved instance as the current mask; Enter saves it back.
+function refine(id) {
+  if (!canPrompt()) return;
+  const serverId = store.resolve(id);
+  if (isLocalId(serverId)) {
+    showEditorError("This instance is still being saved; refine it in a moment.");
+    return;
+  }
+  sendPrompt(proposal.refine(serverId));
+}
+
+function onRefine(xyImage) {
+  const id = instances?.instanceAt(xyImage.x, xyImage.y) ?? null;
+  if (id === null) showEditorError("No instance here to refine: hold R and click an instance.");
+  else refine(id);
+}
+
 async function accept() {
   if (state.saving || !proposal.mask) return;
+  if (!proposal.mask.area) {
+    showEditorError("The mask is empty: add a point, or press Esc.");
+    return;
+  }
   const label = labelPicker?.selected;
-  if (!label) {
+  if (!label && proposal.refining === null) {
     showEditorError("Choose a label first.");
     return;
   }
   state.saving = true;
   try {
-    await instances.create({ labelId: label.id, rle: proposal.mask.rle });
+    if (proposal.refining !== null) editing.edits.setMask(proposal.refining, proposal.mask.rle, "refine");
+    else editing.edits.create({ labelId: label.id, rle: proposal.mask.rle });
     discard();
   } catch (err) {
     showEditorError(`Could not save the instance: ${err.message}`);
@@ -102,11 +132,13 @@ async function accept() {
   }
 }
 
+// Returns whether there was something to discard.
 function discard() {
-  if (proposal.isEmpty) return;
+  if (proposal.isEmpty) return false;
   proposal.clear();
   socket.send(resetMessage());
   showEditorError("");
+  return true;
 }
 
 // --- drawing the proposal -------------------------------------------------
@@ -164,6 +196,7 @@ function describePrompts() {
   if (positives) parts.push(`${positives} positive`);
   if (negatives) parts.push(`${negatives} negative`);
   if (proposal.box) parts.push("box");
+  if (proposal.refining !== null) parts.unshift(`refining #${proposal.refining}`);
   return parts.join(", ") || "no prompts";
 }
 
@@ -191,9 +224,9 @@ const socket = new SegmentationSocket(
     onOpen: () => {
       state.connected = true;
       updateBanner();
+      store.retryNow(); // the server is back: send pending saves without waiting for the backoff
       // A fresh connection knows none of our prompts: send them all again.
-      const replay = proposal.replayMessage();
-      if (replay) socket.send(replay);
+      for (const replay of proposal.replayMessages()) socket.send(replay);
     },
     onClose: ({ code, retryInMs }) => {
       state.connected = false;
@@ -206,27 +239,7 @@ const socket = new SegmentationSocket(
   },
 );
 
-// --- keys and buttons -----------------------------------------------------
-
-function onKeyDown(event) {
-  if (isTyping(event.target) || event.ctrlKey || event.metaKey) return;
-  if (event.key === "Enter") {
-    if (proposal.mask) {
-      event.preventDefault();
-      accept();
-    }
-  } else if (event.key === "Escape") {
-    discard();
-  } else if (/^[1-9]$/.test(event.key)) {
-    labelPicker?.selectIndex(Number(event.key) - 1);
-  } else if (event.key === "f" || event.key === "F") {
-    viewer.fit();
-  } else if (event.key === "+" || event.key === "=") {
-    zoomCentre(1.25);
-  } else if (event.key === "-") {
-    zoomCentre(0.8);
-  }
-}
+// --- keys and buttons (the keys: shortcuts.js, wired in editing.js) -------
 
 function zoomCentre(factor) {
   const rect = viewer.canvas.getBoundingClientRect();
@@ -242,20 +255,13 @@ function refocus(action) {
 
 // --- start ----------------------------------------------------------------
 
-function loadBitmap(url) {
-  const image = new Image();
-  image.decoding = "async";
-  image.src = url;
-  return image.decode().then(() => image);
-}
-
 function nextFrame() {
   return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
 }
 
 async function start() {
   setReady(false);
-  tools.register(createPromptTool({ viewer, onPoint, onBox }));
+  tools.register(createPromptTool({ viewer, onPoint, onBox, onRefine, refineHeld: () => tools.isHeld("r") }));
   tools.register(createPanTool({ viewer }));
   tools.use("prompt");
   tools.attach(viewer.canvas);
@@ -264,7 +270,6 @@ async function start() {
     $("zoom-level").textContent = `${Math.round(viewer.scale * 100)}%`;
   });
   proposal.onChange(renderProposal);
-  window.addEventListener("keydown", onKeyDown);
   $("accept").addEventListener("click", refocus(accept));
   $("discard").addEventListener("click", refocus(discard));
   $("zoom-fit").addEventListener("click", refocus(() => viewer.fit()));
@@ -276,6 +281,8 @@ async function start() {
     api(endpoints.project(projectId)),
   ]);
   const labels = project.labels ?? [];
+  store.setLabels(labels);
+  attachSaveState({ store, viewer, labels, onError: showEditorError });
   labelPicker = new LabelPicker({
     node: $("label-picker"),
     labels,
@@ -289,19 +296,45 @@ async function start() {
     countNode: $("instance-count"),
     viewer,
     onError: showEditorError,
+    store,
   });
   window.maskroom.instances = instances;
-  const [bitmap] = await Promise.all([
-    loadBitmap(image.display_url || endpoints.imageDisplay(imageId)),
+  editing = installEditing({
+    viewer,
+    tools,
+    store,
+    instances,
+    labelPicker,
+    showError: showEditorError,
+    editor: {
+      accept,
+      discard,
+      refine,
+      hasProposal: () => !proposal.isEmpty,
+      fit: () => viewer.fit(),
+      zoom: zoomCentre,
+    },
+    nodes: { toolbar: $("toolbar"), help: $("help-overlay") },
+  });
+  Object.assign(window.maskroom, { editing, history: editing.history, edits: editing.edits });
+  const channelNodes = {
+    list: $("channel-list"),
+    reset: $("channels-reset"),
+    saveState: $("display-save-state"),
+    modelMapping: $("model-mapping"),
+  };
+  const [imageView] = await Promise.all([
+    mountImageView({ image, projectId, viewer, nodes: channelNodes }), // tiles and channel panel
     instances.load(),
   ]);
-  viewer.setImage(bitmap, image.width, image.height);
-  viewer.draw();
+  window.maskroom.imageView = imageView;
+  mountStackControls({ image, viewer, node: $("stack-controls") }); // t/z sliders of a stack's plane
+  await imageView.tiles.loaded();
   await nextFrame();
   setReady(true);
 }
 
-window.maskroom = { viewer, proposal, tools, socket, state, instances: null };
+window.maskroom = { viewer, proposal, tools, socket, state, store, instances: null };
 start().catch((err) => {
   console.error(err);
   showEditorError(`Could not load the image: ${err.message}`);

@@ -22,12 +22,33 @@ const STATUS_TEXT = {
   failed: "failed",
 };
 
+// A stack (multi-page file) shows as one card: its first plane, with the plane
+// count; that plane's embedding status stands for the card (the others of a
+// long stack are embedded when opened, see docs/api.md).
+function cardsOf(images) {
+  const seen = new Set();
+  return images.filter((image) => {
+    if (!image.stack) return true;
+    if (seen.has(image.stack.id)) return false;
+    seen.add(image.stack.id);
+    return true;
+  });
+}
+
+function stackLine(stack) {
+  const { T = 1, Z = 1 } = stack.shape;
+  const axes = [T > 1 ? `t ${T}` : "", Z > 1 ? `z ${Z}` : ""].filter(Boolean).join(" × ");
+  return el("span", { class: "stack-count" }, `stack of ${stack.plane_count} planes${axes ? ` (${axes})` : ""}`);
+}
+
 function imageItem(image) {
   const status = image.embedding_status || "pending";
   const href = `/images/${image.id}/`;
+  const name = image.stack ? image.stack.name : image.name;
+  const dataset = image.stack ? { imageId: image.id, status, stackId: image.stack.id } : { imageId: image.id, status };
   return el(
     "li",
-    { class: "image-card", dataset: { imageId: image.id, status } },
+    { class: "image-card", dataset },
     el(
       "a",
       { href, class: "thumb" },
@@ -40,7 +61,8 @@ function imageItem(image) {
     el(
       "div",
       { class: "meta" },
-      el("a", { href, class: "name", title: image.name }, image.name),
+      el("a", { href, class: "name", title: name }, name),
+      image.stack ? stackLine(image.stack) : null,
       el("span", { class: "dims" }, `${image.width}×${image.height} · ${image.channels ?? 1} ch · ${image.dtype ?? ""}`),
       el("span", { class: `status status-${status}` }, STATUS_TEXT[status] ?? status),
       image.note ? el("span", { class: "note", title: image.note }, image.note) : null,
@@ -68,7 +90,7 @@ function renderImages(images) {
 async function refresh() {
   clearTimeout(pollTimer);
   try {
-    const images = asList(await api(endpoints.projectImages(projectId)));
+    const images = cardsOf(asList(await api(endpoints.projectImages(projectId))));
     renderImages(images);
     const busy = images.some((image) => ["pending", "running"].includes(image.embedding_status));
     if (busy) pollTimer = setTimeout(refresh, POLL_MS);
@@ -92,8 +114,10 @@ form.addEventListener("submit", async (event) => {
   doneNode.textContent = "";
   try {
     const result = await api(endpoints.projectImages(projectId), { method: "POST", form: data });
-    const count = result?.images?.length ?? input.files.length;
-    doneNode.textContent = `Uploaded ${count} image${count === 1 ? "" : "s"}.`;
+    const planes = result?.images?.length ?? input.files.length;
+    const count = result?.images ? cardsOf(result.images).length : planes; // a stack counts once
+    const extra = planes > count ? ` (${planes} planes)` : "";
+    doneNode.textContent = `Uploaded ${count} image${count === 1 ? "" : "s"}${extra}.`;
     form.reset();
   } catch (err) {
     showError(errorNode, err.message);

@@ -1,11 +1,12 @@
 // The object being segmented: the prompts given so far and the latest mask.
+// `refining` is the saved instance reopened as the mask (refine), or null.
 //
 // Points accumulate on the server, so each prompt message carries only the new
 // point (or the new box, which replaces the old one). Masks answering requests
 // sent before the last clear() are dropped, and so are masks older than the
 // one on screen.
 
-import { POSITIVE, promptMessage } from "./protocol.js";
+import { POSITIVE, promptMessage, refineMessage } from "./protocol.js";
 import { area, decodeCrop } from "./rle.js";
 
 export class Proposal {
@@ -13,6 +14,7 @@ export class Proposal {
     this.points = []; // [[x, y, 1|0], ...] in image pixels
     this.box = null; // [x0, y0, x1, y1] in image pixels
     this.mask = null; // {requestId, score, rle, area, crop}
+    this.refining = null; // the id of the instance being refined
     this.nextRequestId = 1;
     this.lastAnswered = 0; // the newest request answered by a mask or an error
     this.discardThrough = 0;
@@ -21,7 +23,7 @@ export class Proposal {
   }
 
   get isEmpty() {
-    return this.points.length === 0 && this.box === null;
+    return this.points.length === 0 && this.box === null && this.refining === null;
   }
 
   get awaiting() {
@@ -51,10 +53,27 @@ export class Proposal {
     return promptMessage(this.nextRequestId++, [], this.box);
   }
 
+  // Start over from a saved instance: the server answers with its mask, and
+  // the next prompts refine it.
+  refine(instanceId) {
+    this.clear();
+    this.refining = instanceId;
+    this.unanswered.set(this.nextRequestId, { refine: instanceId });
+    this.changed();
+    return refineMessage(this.nextRequestId++, instanceId);
+  }
+
   // Everything so far in one prompt, for a fresh connection that knows nothing.
   replayMessage() {
-    if (this.isEmpty) return null;
+    if (this.points.length === 0 && this.box === null) return null;
     return promptMessage(this.nextRequestId++, this.points.slice(), this.box);
+  }
+
+  // What a fresh connection needs, in order: the refine, then the prompts.
+  replayMessages() {
+    const messages = this.refining === null ? [] : [refineMessage(this.nextRequestId++, this.refining)];
+    const prompt = this.replayMessage();
+    return prompt ? [...messages, prompt] : messages;
   }
 
   // Returns true when the mask was taken.
@@ -81,7 +100,8 @@ export class Proposal {
     const added = this.unanswered.get(requestId);
     this.answered(requestId);
     if (!added || requestId <= this.discardThrough) return;
-    if (added.point) this.points = this.points.filter((point) => point !== added.point);
+    if (added.refine !== undefined) this.refining = null;
+    else if (added.point) this.points = this.points.filter((point) => point !== added.point);
     else this.box = added.previousBox;
     this.changed();
   }
@@ -90,6 +110,7 @@ export class Proposal {
     this.points = [];
     this.box = null;
     this.mask = null;
+    this.refining = null;
     this.discardThrough = this.nextRequestId - 1;
     this.unanswered.clear();
     this.changed();

@@ -4,6 +4,7 @@
 
 export const PROMPT = "prompt";
 export const RESET = "reset";
+export const REFINE = "refine";
 export const MASK = "mask";
 export const STATUS = "status";
 export const ERROR = "error";
@@ -16,6 +17,11 @@ export const NEGATIVE = 0;
 
 export function promptMessage(requestId, pointsXyImage, boxXyxyImage) {
   return { type: PROMPT, request_id: requestId, points: pointsXyImage, box: boxXyxyImage ?? null };
+}
+
+// Reopen a saved instance of this image as the mask that the next prompts refine.
+export function refineMessage(requestId, instanceId) {
+  return { type: REFINE, request_id: requestId, instance_id: instanceId };
 }
 
 export function resetMessage() {

@@ -15,6 +15,14 @@ export class SegmentationSocket {
     this.retryMs = FIRST_RETRY_MS;
     this.retryTimer = null;
     this.closedByUs = false;
+    // Back online: retry now rather than at the end of a long backoff.
+    window.addEventListener("online", () => {
+      if (this.retryTimer !== null && !this.closedByUs) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.connect();
+      }
+    });
   }
 
   get isOpen() {
@@ -22,6 +30,7 @@ export class SegmentationSocket {
   }
 
   connect() {
+    this.retryTimer = null;
     this.closedByUs = false;
     const ws = new WebSocket(this.url);
     this.ws = ws;
@@ -42,7 +51,9 @@ export class SegmentationSocket {
 
   scheduleRetry() {
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
+    // A little jitter so that many editors do not all come back at once.
+    const delay = this.retryMs * (0.8 + 0.4 * Math.random());
+    this.retryTimer = setTimeout(() => this.connect(), delay);
     this.retryMs = Math.min(MAX_RETRY_MS, this.retryMs * 2);
   }
 

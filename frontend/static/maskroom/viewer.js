@@ -4,6 +4,11 @@
 // (i, j) covers [i, i+1) x [j, j+1)); `xyScreen` is CSS pixels in the browser
 // viewport, the frame of PointerEvent.clientX/clientY. The transform is
 // xyScreen = canvasOrigin + offset + scale * xyImage.
+//
+// What is drawn: first the image source, an object with draw(ctx, viewer)
+// called with ctx in device pixels (identity transform), such as the tile
+// pyramid of tiles.js, then the layers (instances, the proposal, ...) in the
+// image frame.
 
 const MIN_SCALE = 0.02;
 const MAX_SCALE = 64;
@@ -12,7 +17,7 @@ export class Viewer {
   constructor(canvas) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
-    this.image = null; // an ImageBitmap or HTMLImageElement
+    this.source = null; // draws the image: {draw(ctx, viewer)}
     this.width = 0;
     this.height = 0;
     this.scale = 1;
@@ -26,11 +31,17 @@ export class Viewer {
     this.resize();
   }
 
-  setImage(image, width, height) {
-    this.image = image;
+  // Show `source` (see above) as an image of width x height pixels.
+  setImageSource(source, width, height) {
+    this.source = source;
     this.width = width;
     this.height = height;
     this.fit();
+  }
+
+  // Show a whole decoded picture (an ImageBitmap or HTMLImageElement).
+  setImage(image, width, height) {
+    this.setImageSource(bitmapSource(image), width, height);
   }
 
   // A layer is a function (ctx, viewer) called after the image is drawn, with
@@ -122,13 +133,13 @@ export class Viewer {
     const ratio = this.canvas.width / Math.max(1, this.canvas.clientWidth);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
-    if (!this.image) return;
+    if (!this.source) return;
+    ctx.save();
+    this.source.draw(ctx, this);
+    ctx.restore();
     ctx.setTransform(
       ratio * this.scale, 0, 0, ratio * this.scale, ratio * this.offsetX, ratio * this.offsetY,
     );
-    // Sharp pixels when zoomed in, smooth when zoomed out.
-    ctx.imageSmoothingEnabled = this.scale < 2;
-    ctx.drawImage(this.image, 0, 0, this.width, this.height);
     ctx.imageSmoothingEnabled = false;
     for (const layer of this.layers) {
       ctx.save();
@@ -136,4 +147,18 @@ export class Viewer {
       ctx.restore();
     }
   }
+}
+
+function bitmapSource(image) {
+  return {
+    draw(ctx, viewer) {
+      const ratio = viewer.canvas.width / Math.max(1, viewer.canvas.clientWidth);
+      ctx.setTransform(
+        ratio * viewer.scale, 0, 0, ratio * viewer.scale, ratio * viewer.offsetX, ratio * viewer.offsetY,
+      );
+      // Sharp pixels when zoomed in, smooth when zoomed out.
+      ctx.imageSmoothingEnabled = viewer.scale < 2;
+      ctx.drawImage(image, 0, 0, viewer.width, viewer.height);
+    },
+  };
 }

@@ -3,17 +3,31 @@
 // Every tool has the same small interface:
 //   {name, cursor, activate(), deactivate(), onPointerDown(event, xyImage),
 //    onPointerMove(event, xyImage), onPointerUp(event, xyImage), draw(ctx, viewer)}
+// and optionally onKey(event) -> true when it used the key (the shortcuts
+// ask the active tool first), onDoubleClick(event, xyImage), onPointerLeave().
+// Events: "toolchange" {name}.
 
 const WHEEL_ZOOM_PER_PIXEL = 0.0015;
 
-export class ToolManager {
+export class ToolManager extends EventTarget {
   constructor(viewer) {
+    super();
     this.viewer = viewer;
     this.tools = new Map();
     this.active = null;
     this.borrowed = null; // the pan tool during a middle or Space drag
     this.spaceHeld = false;
+    this.held = new Set(); // lower-case keys held down now (R: refine on click)
     viewer.addLayer((ctx, view) => this.current?.draw(ctx, view), 30);
+  }
+
+  isHeld(key) {
+    return this.held.has(key.toLowerCase());
+  }
+
+  // The active tool's key handling; true when it used the key.
+  handleKey(event) {
+    return Boolean(this.active?.onKey?.(event));
   }
 
   get current() {
@@ -32,6 +46,8 @@ export class ToolManager {
     this.active = tool;
     tool.activate();
     this.updateCursor();
+    this.viewer.requestDraw();
+    this.dispatchEvent(new CustomEvent("toolchange", { detail: { name } }));
   }
 
   updateCursor() {
@@ -64,6 +80,8 @@ export class ToolManager {
     };
     canvas.addEventListener("pointerup", finish);
     canvas.addEventListener("pointercancel", finish);
+    canvas.addEventListener("pointerleave", () => this.current?.onPointerLeave?.());
+    canvas.addEventListener("dblclick", (event) => this.current?.onDoubleClick?.(event, xy(event)));
     // The middle button would start autoscroll; the right button opens a menu.
     canvas.addEventListener("mousedown", (event) => event.button === 1 && event.preventDefault());
     canvas.addEventListener("contextmenu", (event) => event.preventDefault());
@@ -77,6 +95,7 @@ export class ToolManager {
       { passive: false },
     );
     window.addEventListener("keydown", (event) => {
+      if (!isTyping(event.target)) this.held.add(event.key.toLowerCase());
       if (event.code === "Space" && !isTyping(event.target)) {
         event.preventDefault();
         if (!this.spaceHeld) {
@@ -86,12 +105,14 @@ export class ToolManager {
       }
     });
     window.addEventListener("keyup", (event) => {
+      this.held.delete(event.key.toLowerCase());
       if (event.code === "Space") {
         this.spaceHeld = false;
         this.updateCursor();
       }
     });
     window.addEventListener("blur", () => {
+      this.held.clear();
       this.spaceHeld = false;
       this.updateCursor();
     });

@@ -1,13 +1,16 @@
 // Prompt tool: click for a positive point, right-click or Alt+click for a
-// negative point, drag for a box. It only interprets the pointer; the editor
-// decides what a point or a box does (see editor.js).
+// negative point, drag for a box; a click while R is held refines: it
+// reopens the instance under the pointer as the current mask. It only
+// interprets the pointer; the editor decides what a point, a box or a refine
+// does (see editor.js and editing.js).
 
 import { NEGATIVE, POSITIVE } from "../protocol.js";
 
 const DRAG_THRESHOLD_PX = 5;
 
-// onPoint(xyImage, label) and onBox(x0, y0, x1, y1) receive image pixels.
-export function createPromptTool({ viewer, onPoint, onBox }) {
+// onPoint(xyImage, label), onBox(x0, y0, x1, y1) and onRefine(xyImage)
+// receive image pixels; refineHeld() says whether R is held down.
+export function createPromptTool({ viewer, onPoint, onBox, onRefine = () => {}, refineHeld = () => false }) {
   let drag = null; // {startScreen, startImage, label, currentImage, isBox}
 
   return {
@@ -20,6 +23,11 @@ export function createPromptTool({ viewer, onPoint, onBox }) {
     },
     onPointerDown(event, xyImage) {
       if (event.button !== 0 && event.button !== 2) return;
+      if (event.button === 0 && refineHeld()) {
+        drag = null;
+        if (viewer.containsImagePoint(xyImage)) onRefine(xyImage);
+        return;
+      }
       const negative = event.button === 2 || event.altKey;
       drag = {
         startScreen: { x: event.clientX, y: event.clientY },

@@ -1,0 +1,133 @@
+"""An upload on disk: the original file, and each of its planes decoded and rendered.
+
+Nothing here touches the database: `upload_store` writes the folders and
+returns what `backend.images.services` records; `StoredFile.remove` undoes it.
+
+Layout (see backend/images/storage.py): a file of one plane keeps its
+original, planes.npy and display.png in one folder, as it always did. A file
+of several planes (a stack, or an OME-TIFF with several series) keeps its
+original in a folder of its own and gives every plane its own folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from backend.images import storage
+from backend.images.decoding import Limits, PlaneSource, open_sources, read_plane
+from backend.images.rendering import mapping_from_settings, planes_to_rgb8
+from backend.projects.models import Project
+
+MAX_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class StoredPlane:
+    t: int
+    z: int
+    folder: storage.ImageFolder
+    planes_path: str
+    display_path: str
+    width: int
+    height: int
+    channels: int
+    dtype: str
+
+
+@dataclass(frozen=True)
+class StoredSource:
+    """One image of the file: a plain image (one plane) or a stack."""
+
+    name: str
+    format: str
+    shape: dict[str, int]  # {"T": t_count, "Z": z_count}
+    note: str
+    planes: list[StoredPlane]
+
+    @property
+    def is_stack(self) -> bool:
+        return len(self.planes) > 1
+
+
+@dataclass
+class StoredFile:
+    name: str
+    folder: storage.ImageFolder  # the original's
+    original_path: str
+    sources: list[StoredSource]
+
+    def remove(self) -> None:
+        for source in self.sources:
+            for plane in source.planes:
+                storage.folder_remove(plane.folder)
+        storage.folder_remove(self.folder)
+
+
+def upload_limits() -> Limits:
+    return Limits(
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+        max_planes=settings.MAX_STACK_PLANES,
+        max_total_pixels=settings.MAX_STACK_PIXELS,
+    )
+
+
+def upload_store(*, project: Project, upload: UploadedFile, name: str, fmt: str) -> StoredFile:
+    """Write `upload` and every plane it holds; DecodeError (nothing left) if refused."""
+    folder = storage.folder_create(project_id=project.pk)
+    stored = StoredFile(name=name, folder=folder, original_path="", sources=[])
+    try:
+        original = folder.absolute / f"{storage.ORIGINAL_STEM}.{fmt}"
+        with original.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        stored.original_path = folder.relative_file(original.name)
+        with open_sources(original, limits=upload_limits()) as sources:
+            single = len(sources) == 1 and sources[0].plane_count == 1
+            for source in sources:
+                stored.sources.append(_source_store(stored, source, project, single=single))
+    except BaseException:
+        stored.remove()
+        raise
+    return stored
+
+
+def _source_store(
+    stored: StoredFile, source: PlaneSource, project: Project, *, single: bool
+) -> StoredSource:
+    suffix = f" [{source.label}]" if source.label else ""
+    name = stored.name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+    mapping = mapping_from_settings(project.settings, source.channels)
+    result = StoredSource(
+        name=name,
+        format=source.format,
+        shape={"T": source.t_count, "Z": source.z_count},
+        note=source.note,
+        planes=[],
+    )
+    for t, z in source.plane_indices():
+        folder = stored.folder if single else storage.folder_create(project_id=project.pk)
+        try:
+            planes = read_plane(source, t, z)
+            planes_path = storage.planes_write(folder, planes)
+            display_path = storage.display_write(folder, planes_to_rgb8(planes, mapping))
+        except BaseException:
+            if folder != stored.folder:
+                storage.folder_remove(folder)
+            raise
+        result.planes.append(
+            StoredPlane(
+                t=t,
+                z=z,
+                folder=folder,
+                planes_path=planes_path,
+                display_path=display_path,
+                width=int(planes.shape[2]),
+                height=int(planes.shape[1]),
+                channels=int(planes.shape[0]),
+                dtype=planes.dtype.name,
+            )
+        )
+    return result

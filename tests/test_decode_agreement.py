@@ -1,0 +1,250 @@
+"""The optimised decode path against segment_anything's float32 reference.
+
+maskroom decodes with two ONNX graphs (image-side tensors kept per image, the
+prompt side per click), upsamples only around the mask, from taps rather
+than full-frame interpolation, and run-length encodes column-major crops.
+Each of these must give SamPredictor's masks: correctness only, no timing.
+The tiny SAM has the real prompt encoder and mask decoder.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as coco_mask
+from segment_anything import SamPredictor
+from torch.nn import functional
+
+from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells
+from worker import rle
+from worker.engines import sam_masks
+from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
+from worker.engines.sam import SamEngine
+from worker.engines.spec import EngineSpec
+
+IMAGE_SIZE = (300, 420)  # (H, W): not square, so the padding matters
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """On a shared 2-core machine one intra-op thread is much faster than two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def predictor() -> SamPredictor:
+    reference = SamPredictor(build_tiny_sam())
+    reference.set_image(synthetic_cells(IMAGE_SIZE))
+    return reference
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> SamEngine:
+    checkpoint = save_tiny_checkpoint(tmp_path_factory.mktemp("models") / "tiny.pth")
+    spec = EngineSpec(name="tiny", arch="custom", checkpoint_path=str(checkpoint), sha256="cd" * 32)
+    models = tmp_path_factory.mktemp("onnx")
+    return SamEngine(spec, load_image_encoder=False, backend="onnx", models_dir=models, threads=1)
+
+
+@pytest.fixture(scope="module")
+def embedding(engine: SamEngine, predictor: SamPredictor) -> EmbeddingSet:
+    """What the embedding store holds for the reference's features: float16."""
+    with torch.inference_mode():
+        features = predictor.features[0].numpy().astype(np.float16)
+    height, width = IMAGE_SIZE
+    return EmbeddingSet(
+        engine_key=engine.key,
+        image_height=height,
+        image_width=width,
+        tiles=[Tile(0, 0, width, height)],
+        arrays=[features],
+        meta={"input_size": list(predictor.input_size), "original_size": [height, width]},
+    )
+
+
+def full_frame(result: MaskResult) -> np.ndarray:
+    mask = np.zeros(IMAGE_SIZE, dtype=bool)
+    h, w = result.mask_crop.shape
+    mask[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
+    return mask
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def reference(
+    predictor: SamPredictor, prompt: Prompt, mask_input: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """SamPredictor's mask and logits, chosen as maskroom chooses."""
+    points = prompt.points_xy_image
+    box = prompt.box_xyxy_image
+    multimask = mask_input is None and box is None and len(points) == 1
+    masks, scores, logits = predictor.predict(
+        np.array([p[:2] for p in points]) if points else None,
+        np.array([p[2] for p in points]) if points else None,
+        np.array(box) if box is not None else None,
+        mask_input=mask_input,
+        multimask_output=multimask,
+    )
+    best = int(np.argmax(scores)) if multimask else 0
+    return masks[best], logits[best][None]
+
+
+def objects(count: int, seed: int) -> list[list[Prompt]]:
+    """Annotation sessions: a click, a box, or a box with a click, then refining clicks."""
+    rng = np.random.default_rng(seed)
+    height, width = IMAGE_SIZE
+    sessions = []
+    for i in range(count):
+        x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
+        box = None
+        if i % 3 > 0:
+            w, h = rng.uniform(20, 150, 2)
+            box = (x, y, float(min(x + w, width)), float(min(y + h, height)))
+        points: tuple[tuple[float, float, int], ...] = () if i % 3 == 1 else ((x + 2, y + 2, 1),)
+        steps = [Prompt(points_xy_image=points, box_xyxy_image=box)]
+        for _ in range(i % 3):
+            extra = (float(rng.uniform(0, width)), float(rng.uniform(0, height)), int(i % 2))
+            points = (*points, extra)
+            steps.append(Prompt(points_xy_image=points, box_xyxy_image=box))
+        sessions.append(steps)
+    return sessions
+
+
+@pytest.mark.slow
+def test_the_onnx_path_agrees_with_sam_predictor(
+    engine: SamEngine, embedding: EmbeddingSet, predictor: SamPredictor
+) -> None:
+    assert engine.backend == "onnx"
+    ious, areas = [], []
+    for steps in objects(24, seed=3):  # 48 prompts: clicks, boxes, refinements
+        previous, logits = None, None
+        for prompt in steps:
+            previous = engine.decode(embedding, prompt, previous)
+            want, logits = reference(predictor, prompt, logits)
+            ious.append(iou(full_frame(previous), want))
+            areas.append(int(want.sum()))
+    assert len(ious) >= 45
+    assert np.mean(ious) >= 0.98, ious
+    assert 0 < np.median(areas) < IMAGE_SIZE[0] * IMAGE_SIZE[1]
+
+
+def test_a_kept_image_state_gives_the_same_masks(
+    engine: SamEngine, embedding: EmbeddingSet
+) -> None:
+    prompt = Prompt(points_xy_image=((200.0, 150.0, 1),))
+    first = engine.decode(embedding, prompt, None)
+    again = engine.decode(embedding, prompt, None)
+    assert np.array_equal(first.mask_crop, again.mask_crop) and first.score == again.score
+    copy = EmbeddingSet(**{**embedding.__dict__, "arrays": [embedding.arrays[0].copy()]})
+    fresh = engine.decode(copy, prompt, None)
+    assert np.array_equal(first.mask_crop, fresh.mask_crop)
+
+
+def test_an_image_state_lives_no_longer_than_its_embedding(engine: SamEngine) -> None:
+    assert engine.onnx is not None
+    features = np.random.default_rng(0).standard_normal((256, 64, 64)).astype(np.float16)
+    coords = np.array([[100.0, 100.0], [0.0, 0.0]], dtype=np.float32)
+    engine.onnx.run(features, coords, np.array([1.0, -1.0], dtype=np.float32), None)
+    assert id(features) in engine.onnx._states
+    key = id(features)
+    del features
+    gc.collect()
+    assert key not in engine.onnx._states
+
+
+# -- upsampling ---------------------------------------------------------------
+
+
+def torch_upsampled(
+    logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int]
+) -> np.ndarray:
+    """SamPredictor.postprocess_masks over the whole frame, thresholded at 0."""
+    up = functional.interpolate(torch.from_numpy(logits)[None, None], (1024, 1024), mode="bilinear")
+    up = up[..., : input_size[0], : input_size[1]]
+    return functional.interpolate(up, original_size, mode="bilinear")[0, 0].numpy() > 0
+
+
+def region_upsampled(
+    logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int]
+) -> np.ndarray:
+    crop, x0, y0 = sam_masks.upsample_region(logits, input_size, original_size)
+    mask = np.zeros(original_size, dtype=bool)
+    mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+    return mask
+
+
+def blob_logits(rng: np.random.Generator, input_size: tuple[int, int] = (1024, 1024)) -> np.ndarray:
+    """A round object, centred inside the image's part of the 256x256 frame."""
+    yy, xx = np.mgrid[:256, :256]
+    centre = rng.uniform(0, 1, 2) * np.array(input_size) / 4
+    logits = rng.uniform(5, 60) - np.hypot(yy - centre[0], xx - centre[1])
+    return (logits + rng.normal(0, 1, logits.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("input_size", "original_size"),
+    [
+        ((1024, 1024), (1024, 1024)),
+        ((1024, 1024), (512, 512)),
+        ((731, 1024), (300, 420)),
+        ((1024, 768), (1024, 768)),
+        ((1024, 37), (2000, 72)),
+        ((768, 1024), (1200, 1600)),
+    ],
+)
+@pytest.mark.parametrize("kind", ["blob", "noise"])  # edge pixels only / dense fallback
+def test_region_upsampling_equals_full_upsampling(
+    input_size: tuple[int, int], original_size: tuple[int, int], kind: str
+) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        if kind == "blob":
+            logits = blob_logits(rng, input_size)
+        else:
+            logits = rng.normal(0, 1, (256, 256)).astype(np.float32)
+        want = torch_upsampled(logits, input_size, original_size)
+        got = region_upsampled(logits, input_size, original_size)
+        assert want.any()
+        # Float rounding may flip a pixel whose value is within 1e-7 of 0.
+        assert (got != want).sum() <= max(2, want.sum() // 20_000)
+
+
+def test_masks_come_column_major_and_encode_like_pycocotools() -> None:
+    rng = np.random.default_rng(1)
+    for kind in ("blob", "noise"):
+        logits = blob_logits(rng) if kind == "blob" else rng.normal(0, 1, (256, 256)).astype("f4")
+        crop, x0, y0 = sam_masks.upsample_region(logits, (731, 1024), (300, 420))
+        assert crop.flags.f_contiguous
+        encoded = rle.encode_crop(crop, x0, y0, 300, 420)
+        full = region_upsampled(logits, (731, 1024), (300, 420))
+        want = coco_mask.encode(np.asfortranarray(full.astype(np.uint8)))
+        assert encoded["counts"] == want["counts"].decode("ascii")
+
+
+def test_counts_strings_equal_pycocotools() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        runs = rng.integers(1, 2 ** int(rng.integers(1, 29)), int(rng.integers(1, 40)))
+        runs[0] = rng.integers(0, 5)
+        total = int(runs.sum())
+        want = coco_mask.frPyObjects({"size": [1, total], "counts": runs.tolist()}, 1, total)
+        assert rle.counts_to_string(runs) == want["counts"].decode("ascii")
+
+
+def test_a_decode_engine_exported_once_is_reused(engine: SamEngine, tmp_path: Path) -> None:
+    from worker.engines.sam_onnx import image_graph_path, onnx_path_for
+
+    SamEngine(engine.spec, load_image_encoder=False, backend="onnx", models_dir=tmp_path)
+    prompt_graph = onnx_path_for(tmp_path, engine.key)
+    assert prompt_graph.is_file() and image_graph_path(prompt_graph).is_file()
