@@ -19,7 +19,7 @@ from types import ModuleType
 import bench
 from bench.common import Table, machine_table
 
-ORDER = ["click", "load", "cache", "encode", "tiling", "editor"]
+ORDER = ["click", "decode", "load", "cache", "encode", "tiling", "editor"]
 NOT_BENCHMARKS = {"common", "__main__"}
 
 

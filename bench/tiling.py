@@ -243,6 +243,8 @@ def _latency_table(
         name, prompt = key.split()
         table.add(name, prompt, *Stats.of(values).cells(), int(np.median(areas[key])))
     table.notes += [
+        f"TiledEngine's own work per click (tile choice, tile view, shifts; a 40 px "
+        f"mask, no decoder): {_wrapper_overhead_ms(tiled):.3f} ms median",
         f"decoder backend: {engine.backend}; tiled: {decodes / (2 * clicks):.2f} decodes "
         "per prompt (a mask cut by its tile's side is decoded again in a better tile)",
         "random weights make blob-like masks far larger than cells: they reach tile "
@@ -252,6 +254,37 @@ def _latency_table(
         load_note(),
     ]
     return table
+
+
+class _Disc:
+    """A decoder-free 'engine': a 40 px disc at the first click, in the frame it is given."""
+
+    key, description = "disc", "disc"
+    disc = np.hypot(*np.mgrid[-20:20, -20:20]) < 20
+
+    def embed(self, image_rgb: np.ndarray) -> EmbeddingSet:
+        raise NotImplementedError
+
+    def decode(
+        self, embedding: EmbeddingSet, prompt: Prompt, previous: MaskResult | None
+    ) -> MaskResult:
+        x, y, _ = prompt.points_xy_image[0]
+        x0 = min(max(int(x) - 20, 0), embedding.image_width - 40)
+        y0 = min(max(int(y) - 20, 0), embedding.image_height - 40)
+        return MaskResult(self.disc, x0, y0, 1.0)
+
+
+def _wrapper_overhead_ms(tiled: EmbeddingSet, clicks: int = 2000) -> float:
+    """Median ms that TiledEngine adds to a decode: tile choice, views, shifts."""
+    engine = TiledEngine(_Disc(), CONFIG)
+    embedding = replace(tiled, engine_key=_Disc.key)
+    rng = np.random.default_rng(1)
+    times = []
+    for x, y in rng.uniform(8, SIDE - 8, (clicks, 2)):
+        started = time.perf_counter()
+        engine.decode(embedding, Prompt(points_xy_image=((float(x), float(y), 1),)), None)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
 
 
 def _timed(

@@ -88,10 +88,10 @@ def upload_through_the_page(page: Page, app: LiveApp, project: Project, path: Pa
 def screen_rgb(page: Page, x: float, y: float) -> tuple[int, int, int]:
     """Mean colour of a 5 x 5 screenshot patch around image point (x, y)."""
     sx, sy = screen_xy(page, x, y)
-    clip = {"x": round(sx) - 2, "y": round(sy) - 2, "width": 5, "height": 5}
+    clip: Any = {"x": round(sx) - 2, "y": round(sy) - 2, "width": 5, "height": 5}
     shot = PILImage.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")
     mean = np.asarray(shot, dtype=np.float64).reshape(-1, 3).mean(axis=0)
-    return (int(round(mean[0])), int(round(mean[1])), int(round(mean[2])))
+    return (round(mean[0]), round(mean[1]), round(mean[2]))
 
 
 def centre(box: tuple[int, int, int, int]) -> tuple[float, float]:
@@ -236,11 +236,51 @@ def test_the_owner_changes_the_model_channels_on_the_project_page(
     card.locator("button[type=submit]").click()
     expect(card.locator(".mapping-summary")).to_have_text("Model sees: R = ch1, G = ch0, B = none")
     expect(card.locator(".hint")).to_contain_text("computed again")
+    snap(page, "project-model-channels")
     project.refresh_from_db()
     assert project.settings["channel_mapping"] == [1, 0, None]
     page.goto(f"{live_app.url}images/{image_id}/")
     page.wait_for_selector('body[data-ready="true"]')
     expect(page.locator("#model-mapping")).to_have_text("Model sees: R = ch1, G = ch0, B = none")
+    assert browser_page.errors == []
+
+
+def test_8_bit_colour_shows_as_is_and_float_samples_keep_their_values(
+    live_app: LiveApp, browser_page: BrowserPage, tmp_path: Path
+) -> None:
+    project = owner_with_project("flo")
+    user = project.created_by
+    colours = [(255, 0, 0), (0, 128, 255), (40, 200, 60)]
+    rgb = np.zeros((90, 120, 3), np.uint8)
+    for i, colour in enumerate(colours):
+        rgb[:, i * 40 : (i + 1) * 40] = colour
+    rgb_path = tmp_path / "colour.png"
+    PILImage.fromarray(rgb).save(rgb_path)
+    floats = np.full((150, 200), -1.0, np.float32)
+    floats[:, 100:] = 3.5
+    floats[10:30, 10:30] = np.nan
+    float_path = tiff_path(floats, tmp_path / "float.tif")
+    images = []
+    for path in (rgb_path, float_path):
+        with path.open("rb") as handle:
+            images += image_upload(project=project, user=user, files=[File(handle, name=path.name)])
+    page = browser_page.page
+    log_in(page, live_app, "flo")
+
+    page.goto(f"{live_app.url}images/{images[0].pk}/")
+    page.wait_for_selector('body[data-ready="true"]')
+    for i, colour in enumerate(colours):
+        wait_for_colour(page, (i * 40 + 20, 45), colour, tolerance=2)
+    expect(channel(page, 2).locator("select.channel-color")).to_have_value("blue")
+
+    page.goto(f"{live_app.url}images/{images[1].pk}/")
+    page.wait_for_selector('body[data-ready="true"]')
+    assert limits_shown(page, 0) == (-1, 3.5)  # the percentile stretch of the finite values
+    wait_for_colour(page, (50, 75), BLACK)
+    wait_for_colour(page, (150, 75), (255, 255, 255))
+    wait_for_colour(page, (20, 20), BLACK)  # NaN
+    set_limits_by_number(page, 0, -1, 8)
+    wait_for_colour(page, (150, 75), (128, 128, 128))  # (3.5 + 1) / 9 of the way
     assert browser_page.errors == []
 
 
@@ -279,7 +319,7 @@ def test_a_12000_pixel_image_opens_from_its_tile_pyramid(
     page = browser_page.page
     log_in(page, live_app, "gil")
     tiles: list[str] = []
-    page.on("request", lambda request: tiles.append(request.url) if "/tiles/" in request.url else None)
+    page.on("request", lambda r: tiles.append(r.url) if "/tiles/" in r.url else None)
 
     started = time.monotonic()
     page.goto(f"{live_app.url}images/{image.pk}/")
@@ -288,9 +328,11 @@ def test_a_12000_pixel_image_opens_from_its_tile_pyramid(
     timings = page.evaluate(
         """() => performance.getEntriesByType("resource")
           .filter((e) => e.name.includes("/api/"))
-          .map((e) => `${e.name.replace(location.origin, "")} ${e.startTime.toFixed(0)}+${e.duration.toFixed(0)} ms`)"""
+          .map((e) => `${e.name.replace(location.origin, "")}`
+            + ` ${e.startTime.toFixed(0)}+${e.duration.toFixed(0)} ms`)"""
     )
-    print(f"12000 x 12000 opened in {opened_s:.2f} s with {len(tiles)} tile requests", *timings, sep="\n  ")
+    summary = f"12000 x 12000 opened in {opened_s:.2f} s with {len(tiles)} tile requests"
+    print(summary, *timings, sep="\n  ")
     levels = [tile_level(url) for url in tiles]
     top = len(page.evaluate("window.maskroom.imageView.tiles.pyramid.levels")) - 1
     assert top == 5

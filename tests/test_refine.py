@@ -5,6 +5,7 @@ and the mask-input helpers of worker/engines/mask_input.py."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,14 +26,16 @@ from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
 from tests.test_consumer import connect, receive_until, session_headers
 from worker import rle
-from worker.engines.base import EmbeddingSet, Tile
+from worker.engines.base import EmbeddingSet, Prompt, Tile
 from worker.engines.mask_input import (
     REFINE_LOGIT,
+    decode_refining,
     mask_to_previous,
     sam_mask_logits,
     uses_mask_input,
 )
 from worker.engines.sam_masks import upsample_region
+from worker.engines.spec import EngineSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -351,3 +354,42 @@ def test_the_classical_engine_gets_the_mask_alone() -> None:
     assert previous.logits is None
     assert (previous.x0, previous.y0) == (24, 14)
     assert previous.mask_crop.sum() == mask.sum()
+
+
+def test_sam_refines_from_the_mask_input_as_sam_predictor_does(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The reopened mask reaches SAM's decoder as SamPredictor's `mask_input` would."""
+    import torch
+    from segment_anything import SamPredictor
+
+    from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells
+    from worker.engines.sam import SamEngine
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # much faster on a small shared machine
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny.pth")
+    spec = EngineSpec(name="tiny", arch="custom", checkpoint_path=str(checkpoint), sha256="cd" * 32)
+    engine = SamEngine(spec, backend="torch")
+    image = synthetic_cells((300, 420))
+    embedding = engine.embed(image)
+    saved = disc(300, 420, 150, 120, 30)
+    previous = mask_to_previous(embedding, saved)
+    assert previous.logits is not None
+    click = Prompt(points_xy_image=((160.0, 125.0, 1),))
+    result = decode_refining(engine, embedding, click, previous, previous)
+
+    predictor = SamPredictor(build_tiny_sam())  # the checkpoint's weights
+    predictor.set_image(image)
+    masks, _, _ = predictor.predict(
+        np.array([[160.0, 125.0]]),
+        np.array([1]),
+        mask_input=previous.logits,
+        multimask_output=False,
+    )
+    got = np.zeros(saved.shape, dtype=bool)
+    h, w = result.mask_crop.shape
+    got[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
+    want = masks[0]
+    assert (got & want).sum() / max((got | want).sum(), 1) >= 0.98

@@ -56,7 +56,8 @@ async function show() {
       mapping = answer.mapping;
       selects.forEach((s, i) => (s.value = mapping && mapping[i] !== null ? String(mapping[i]) : ""));
       summary.textContent = `Model sees: ${describe(mapping)}`;
-      hint.textContent = `Saved; ${answer.embeddings_scheduled} embeddings are being computed again.`;
+      const n = answer.embeddings_scheduled;
+      hint.textContent = `Saved; ${n} ${n === 1 ? "embedding is" : "embeddings are"} being computed again.`;
     } catch (err) {
       showError(errorNode, err.message);
     } finally {

@@ -11,10 +11,12 @@ import { TileSource } from "./tiles.js";
 
 // Show `image` (GET /api/images/{id}/) in `viewer` with the project's display
 // settings and mount the channel panel. nodes: {list, reset, saveState,
-// modelMapping}. Returns {tiles, settings}; `tiles.loaded()` resolves once
-// the tiles on screen are drawn. body[data-tiles] is "loading" or "idle".
-export async function mountImageView({ image, projectId, viewer, nodes }) {
-  const stored = await api(displayUrl(projectId));
+// modelMapping}; `stored`: the project's display settings (or a promise of
+// them) when already asked for. Returns {tiles, settings, panel};
+// `tiles.loaded()` resolves once the tiles on screen are drawn.
+// body[data-tiles] is "loading" or "idle".
+export async function mountImageView({ image, projectId, viewer, nodes, stored = null }) {
+  stored = await (stored ?? api(displayUrl(projectId)));
   const settings = new DisplaySettings({ projectId, image, stored });
   const tiles = new TileSource({
     pyramid: image.pyramid,
@@ -30,7 +32,10 @@ export async function mountImageView({ image, projectId, viewer, nodes }) {
     if (kind === "channels") tiles.invalidate();
     panel.update();
   });
-  nodes.reset?.addEventListener("click", () => settings.reset());
+  nodes.reset?.addEventListener("click", (event) => {
+    event.preventDefault(); // the button sits in the panel's <summary>: do not fold it
+    settings.reset();
+  });
   if (nodes.modelMapping) showModelMapping(nodes.modelMapping, image.model_mapping);
   return { tiles, settings, panel };
 }
@@ -107,7 +112,6 @@ class ChannelPanel {
       number.classList.remove("invalid");
       this.update(true);
     });
-    number.addEventListener("keydown", (event) => event.stopPropagation()); // digits are not label keys here
     const root = el("label", { class: "channel-limit" }, el("span", {}, which), slider, number);
     return { root, slider, number };
   }

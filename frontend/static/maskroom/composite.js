@@ -70,10 +70,11 @@ function gradientAt(stops, t) {
   return stops[stops.length - 1].slice(1);
 }
 
-// A CSS colour showing a LUT's top (for swatches).
+// A CSS gradient showing a LUT from dark to bright (for swatches).
 export function swatch(name) {
   const lut = colorLut(name);
-  return `rgb(${lut[765]}, ${lut[766]}, ${lut[767]})`;
+  const stops = [0, 64, 128, 192, 255].map((i) => `rgb(${lut[i * 3]}, ${lut[i * 3 + 1]}, ${lut[i * 3 + 2]})`);
+  return `linear-gradient(to right, ${stops.join(", ")})`;
 }
 
 // Typed array constructors for the dtypes the server sends (X-Tile-Dtype).

@@ -29,6 +29,8 @@ export class DisplaySettings {
     this.listeners = new Set();
     this.saveState = "saved";
     this.timer = null;
+    this.sending = Promise.resolve();
+    this.queued = 0; // PUTs sent or waiting
     this.apply(stored);
     addEventListener("pagehide", () => this.flush({ keepalive: true }));
   }
@@ -158,13 +160,22 @@ export class DisplaySettings {
       return;
     }
     this.setSaveState("saving");
-    try {
-      const stored = await api(displayUrl(this.projectId), { method: "PUT", json: body });
-      this.stored = stored.channels;
-      if (this.timer === null) this.setSaveState("saved");
-    } catch (err) {
-      this.setSaveState("error", err.message);
-    }
+    // One PUT at a time, in order, so the last change is the one that stays.
+    const previous = this.sending;
+    this.queued += 1;
+    this.sending = (async () => {
+      await previous;
+      try {
+        const stored = await api(displayUrl(this.projectId), { method: "PUT", json: body });
+        this.stored = stored.channels;
+        if (this.timer === null && this.queued === 1) this.setSaveState("saved");
+      } catch (err) {
+        this.setSaveState("error", err.message);
+      } finally {
+        this.queued -= 1;
+      }
+    })();
+    await this.sending;
   }
 
   setSaveState(state, detail = "") {

@@ -4,6 +4,7 @@
 
 import { api, endpoints } from "./api.js";
 import { mountImageView } from "./channels.js";
+import { displayUrl } from "./display_settings.js";
 import { showError } from "./dom.js";
 import { installEditing } from "./editing.js";
 import { showEngine } from "./engine.js";
@@ -276,6 +277,8 @@ async function start() {
   showEngine($("engine-name"), $("engine-hint"));
   socket.connect();
 
+  const storedDisplay = api(displayUrl(projectId)); // the channel settings, fetched alongside
+  storedDisplay.catch(() => {}); // its failure is reported where it is awaited
   const [image, project] = await Promise.all([
     api(endpoints.image(imageId)),
     api(endpoints.project(projectId)),
@@ -324,7 +327,7 @@ async function start() {
     modelMapping: $("model-mapping"),
   };
   const [imageView] = await Promise.all([
-    mountImageView({ image, projectId, viewer, nodes: channelNodes }), // tiles and channel panel
+    mountImageView({ image, projectId, viewer, nodes: channelNodes, stored: storedDisplay }), // tiles, channels
     instances.load(),
   ]);
   window.maskroom.imageView = imageView;

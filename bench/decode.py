@@ -1,0 +1,158 @@
+"""The decode path's stages in this process, one thread, interleaved: what a
+click costs apart from the network, and the alternatives that were weighed.
+
+- ONNX prompt graph, plain vs folded, by prompt size (tokens T = 5 + points
+  + padding or box corners), and the per-image state computed vs kept;
+- upsampling the chosen logits to a tight crop and run-length encoding it,
+  for random-weight masks (a fine checkerboard: the worst case) and for
+  nucleus-shaped logits made from the DSB2018 labels (what a trained SAM gives);
+- JSON encoding of the reply (json vs orjson when installed).
+
+Times are CPU ms of this thread (time.thread_time), steadier than wall time
+on a shared machine; wall p50 is given beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from bench.common import SHARED_DATA, Table, load_note, options, scene
+
+
+def measure(
+    actions: dict[str, Callable[[], object]], rounds: int
+) -> dict[str, tuple[float, float]]:
+    """(CPU p50 ms, wall p50 ms) of each action, run in a shuffled order each round."""
+    for action in actions.values():
+        action()
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in actions}
+    names = list(actions)
+    for _ in range(rounds):
+        random.shuffle(names)
+        for name in names:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            actions[name]()
+            samples[name].append((time.thread_time() - cpu, time.perf_counter() - wall))
+    return {
+        name: (
+            float(np.median([s[0] for s in v])) * 1000,
+            float(np.median([s[1] for s in v])) * 1000,
+        )
+        for name, v in samples.items()
+    }
+
+
+def nucleus_logits(count: int) -> list[np.ndarray]:
+    """256x256 logits shaped like DSB2018 nuclei (signed distance, 4 per pixel)."""
+    import tifffile
+    from scipy import ndimage
+
+    labels = np.tile(tifffile.imread(SHARED_DATA / "nuclei_dsb2018" / "labels.tif"), (2, 2))
+    ids = np.unique(labels)[1:]
+    made = []
+    for label in ids[:: max(1, len(ids) // count)][:count]:
+        small = (labels == label).reshape(256, 4, 256, 4).mean(axis=(1, 3)) >= 0.5
+        inside = ndimage.distance_transform_edt(small)
+        outside = ndimage.distance_transform_edt(~small)
+        made.append(((inside - outside) * 4).astype(np.float32))
+    return made
+
+
+def postprocess_actions(
+    kind: str,
+    logits_list: list[np.ndarray],
+    crops: list[tuple[np.ndarray, int, int]],
+    replies: list[dict[str, object]],
+) -> dict[str, Callable[[], object]]:
+    from worker import rle
+    from worker.engines import sam_masks
+
+    def upsample() -> object:
+        return [sam_masks.upsample_region(lg, (1024, 1024), (1024, 1024)) for lg in logits_list]
+
+    def encode() -> object:
+        return [rle.encode_crop(crop, x0, y0, 1024, 1024) for crop, x0, y0 in crops]
+
+    def dumps() -> object:
+        return [json.dumps(reply) for reply in replies]
+
+    actions: dict[str, Callable[[], object]] = {
+        f"{kind}: upsample to a tight crop": upsample,
+        f"{kind}: RLE of the crop": encode,
+        f"{kind}: json.dumps of the reply": dumps,
+    }
+    try:
+        import orjson
+
+        actions[f"{kind}: orjson.dumps of the reply"] = lambda: [orjson.dumps(r) for r in replies]
+    except ImportError:
+        pass
+    return actions
+
+
+def run() -> list[Table]:
+    from backend.segmentation.selectors import engine_spec_named
+    from bench.common import MODEL_NAME
+    from worker import rle
+    from worker.engines import sam_masks
+    from worker.engines.sam import SamEngine
+
+    rounds = 8 if options().quick else 40
+    made = scene(images=1)
+    spec = engine_spec_named(MODEL_NAME)
+    assert spec is not None
+    engine = SamEngine(spec, load_image_encoder=False, backend="onnx", threads=1)
+    assert engine.onnx is not None
+    decoder = engine.onnx
+    features = made.features[0].astype(np.float16)
+    state = decoder.image_state(features)
+    names = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries"]
+
+    def prompt_run(session: object, points: int) -> Callable[[], object]:
+        coords = np.random.default_rng(points).uniform(0, 1024, (1, points + 1, 2))
+        labels = np.array([[1.0] * points + [-1.0]], dtype=np.float32)
+        feeds = {**dict(zip(names, state, strict=True)), "point_coords": coords.astype("f4"),
+                 "point_labels": labels}  # fmt: skip
+        return lambda: session.run(None, feeds)  # type: ignore[attr-defined]
+
+    graphs = Table("ONNX decoder graphs (1 intra-op thread)", ["what", "CPU ms p50", "wall ms p50"])
+    actions: dict[str, Callable[[], object]] = {
+        "image state: computed (first click on an image)": lambda: decoder._image_run(
+            features, None
+        ),
+    }
+    for points in (1, 4, 8, 12):
+        tokens = points + 6
+        actions[f"prompt graph, plain, T={tokens}"] = prompt_run(decoder.prompt_session, points)
+        actions[f"prompt graph, folded, T={tokens}"] = prompt_run(decoder.folded_session, points)
+    for name, (cpu, wall) in measure(actions, rounds).items():
+        graphs.add(name, cpu, wall)
+    graphs.notes.append("the folded graph is used up to T = 14; a kept image state costs nothing")
+
+    post = Table("Postprocessing one mask (1024x1024 image)", ["what", "CPU ms p50", "wall ms p50"])
+    rng = np.random.default_rng(0)
+    random_logits = []
+    for _ in range(4):
+        xy = rng.uniform(0, 1024, 2)
+        coords = np.array([xy, [0.0, 0.0]], dtype=np.float32)
+        masks, ious = decoder.run(features, coords, np.array([1.0, -1.0], "f4"), None)
+        random_logits.append(masks[1 + int(np.argmax(ious[1:]))])
+    for kind, logits_list in (
+        ("random weights", random_logits),
+        ("nucleus-shaped", nucleus_logits(4)),
+    ):
+        crops = [sam_masks.upsample_region(lg, (1024, 1024), (1024, 1024)) for lg in logits_list]
+        runs = np.mean([len(rle.counts_from_string(rle.encode_crop(*c, 1024, 1024)["counts"]))
+                        for c in crops])  # fmt: skip
+        replies = [{"type": "mask", "request_id": 1, "score": 0.9,
+                    "rle": rle.encode_crop(*c, 1024, 1024)} for c in crops]  # fmt: skip
+        stage = postprocess_actions(kind, logits_list, crops, replies)
+        for name, (cpu, wall) in measure(stage, rounds).items():
+            post.add(f"{name} ({runs:.0f} runs)", cpu / len(logits_list), wall / len(logits_list))
+    post.notes.append(load_note())
+    return [graphs, post]
