@@ -27,6 +27,7 @@ def timed(action: Callable[[], object], repeats: int) -> Stats:
 
 
 def run() -> list[Table]:
+    made = scene(images=1)  # sets Django up first
     from django.conf import settings
 
     from backend.segmentation.decoding import MIB, EmbeddingCache, embedding_nbytes
@@ -37,7 +38,6 @@ def run() -> list[Table]:
     from worker.engines.sam import SamEngine
 
     repeats = 20 if options().quick else 200
-    made = scene(images=1)
     root, key, image_id = Path(settings.EMBEDDINGS_ROOT), made.engine_key, made.image_ids[0]
     loaded = embedding_store.load(root, key, image_id)
     table = Table("Embedding cache (one 1024x1024 image, vit_b)", ["what", *STAT_COLUMNS])

@@ -96,6 +96,7 @@ def postprocess_actions(
 
 
 def run() -> list[Table]:
+    made = scene(images=1)  # sets Django up first
     from backend.segmentation.selectors import engine_spec_named
     from bench.common import MODEL_NAME
     from worker import rle
@@ -103,7 +104,6 @@ def run() -> list[Table]:
     from worker.engines.sam import SamEngine
 
     rounds = 8 if options().quick else 40
-    made = scene(images=1)
     spec = engine_spec_named(MODEL_NAME)
     assert spec is not None
     engine = SamEngine(spec, load_image_encoder=False, backend="onnx", threads=1)
