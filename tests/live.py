@@ -47,6 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 REDIS_CLAIM_KEY = "maskroom:live-app:claim"
+# Redis commands a Celery worker blocks in while it waits for tasks.
+QUEUE_READERS = {"brpop", "blpop", "blmove", "brpoplpush", "bzpopmin", "xreadgroup"}
 _PR_SET_PDEATHSIG = 1
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -125,8 +127,9 @@ def live_database_url() -> str:
 def redis_database_claim(base_url: str) -> tuple[str, Any]:
     """A Redis URL on an empty database nobody else uses, and its client.
 
-    A database is taken when it has no claim key and no other client on it
-    (a worker left over from a killed run would steal tasks)."""
+    A database is taken when it has a claim key or a client blocked reading
+    a queue on it (a worker left over from a killed run would steal tasks).
+    Idle connections (a producer's pool) do not count."""
     import redis
 
     parts = urlsplit(base_url)
@@ -136,7 +139,11 @@ def redis_database_claim(base_url: str) -> tuple[str, Any]:
         if client.set(REDIS_CLAIM_KEY, os.getpid(), nx=True, ex=3600):
             me = client.client_id()
             others = [
-                c for c in client.client_list() if c.get("db") == str(number) and c["id"] != str(me)
+                c
+                for c in client.client_list()
+                if c.get("db") == str(number)
+                and c["id"] != str(me)
+                and c.get("cmd", "").lower() in QUEUE_READERS
             ]
             if not others:
                 client.flushdb()
@@ -255,6 +262,12 @@ def celery_producer_point_at(broker_url: str) -> str:
     from worker.celery_app import app
 
     previous = str(app.conf.broker_url)
+    # Close the old pools' connections first: dropped unclosed, they would
+    # stay connected to the previous database until the process ends.
+    if app.amqp._producer_pool is not None:
+        app.amqp._producer_pool.force_close_all()
+    if app._pool is not None:
+        app._pool.force_close_all()
     app.conf.broker_url = broker_url
     app._pool = None
     app.amqp._producer_pool = None
