@@ -21,7 +21,9 @@ def shared_data(relative: str) -> Path:
     """A file of ../shared/data; the suite refuses to run without it."""
     path = SHARED_DATA / relative
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the suite needs ../shared/data beside the checkout")
+        raise FileNotFoundError(
+            f"{path} is missing: the suite needs ../shared/data beside the checkout"
+        )
     return path
 
 
