@@ -91,7 +91,9 @@ class Table:
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3f}"
     return str(value)
 
 
@@ -104,21 +106,25 @@ class Stats:
     p95: float
     p99: float
     mean: float
+    min: float
     max: float
 
     @classmethod
     def of(cls, values_ms: Sequence[float]) -> Stats:
         a = np.asarray(values_ms, dtype=np.float64)
         if a.size == 0:
-            return cls(0, *(float("nan"),) * 5)
+            return cls(0, *(float("nan"),) * 6)
         p50, p95, p99 = np.percentile(a, [50, 95, 99])
-        return cls(int(a.size), float(p50), float(p95), float(p99), float(a.mean()), float(a.max()))
+        return cls(
+            int(a.size), float(p50), float(p95), float(p99), float(a.mean()), float(a.min()),
+            float(a.max()),
+        )  # fmt: skip
 
     def cells(self) -> list[object]:
-        return [self.n, self.p50, self.p95, self.p99, self.max]
+        return [self.n, self.min, self.p50, self.p95, self.p99, self.max]
 
 
-STAT_COLUMNS = ["n", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+STAT_COLUMNS = ["n", "min ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]
 
 
 def machine_table() -> Table:
@@ -481,6 +487,7 @@ class Client:
             additional_headers=ws_headers(token),
             max_size=16 * 1024 * 1024,
             open_timeout=60,
+            ping_interval=None,  # as a browser: it answers the server's pings, sends none
         )
         client = cls(connection)
         status = await client.receive()

@@ -10,14 +10,23 @@ click costs apart from the network, and the alternatives that were weighed.
 
 Times are CPU ms of this thread (time.thread_time), steadier than wall time
 on a shared machine; wall p50 is given beside it.
+
+BENCH_BASELINE=/path/to/older/tree adds that tree's decoder graph,
+upsampling and RLE (loaded from its files) as "before" rows, interleaved.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import random
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +70,48 @@ def nucleus_logits(count: int) -> list[np.ndarray]:
         outside = ndimage.distance_transform_edt(~small)
         made.append(((inside - outside) * 4).astype(np.float32))
     return made
+
+
+def baseline_module(relative: str) -> ModuleType | None:
+    """A module file of the BENCH_BASELINE tree, loaded under a name of its own."""
+    tree = os.environ.get("BENCH_BASELINE")
+    if not tree:
+        return None
+    path = Path(tree) / relative
+    spec = importlib.util.spec_from_file_location(f"baseline_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def baseline_decoder(engine: Any, folder: Path) -> Any:
+    """The BENCH_BASELINE tree's ONNX decoder for the same weights, or None."""
+    old = baseline_module("worker/engines/sam_onnx.py")
+    if old is None:
+        return None
+    graph = old.DecoderGraph(engine.prompt_encoder, engine.mask_decoder).eval()
+    return old.load_or_export(graph, folder, "baseline", threads=1)
+
+
+def baseline_actions(
+    kind: str,
+    logits_list: list[np.ndarray],
+    crops: list[tuple[np.ndarray, int, int]],
+    old_masks: Any,
+    old_rle: Any,
+) -> dict[str, Callable[[], object]]:
+    """The BENCH_BASELINE tree's upsampling and RLE on the same masks (C-ordered
+    crops, as that code made them)."""
+    c_crops = [(np.ascontiguousarray(crop), x0, y0) for crop, x0, y0 in crops]
+
+    def upsample() -> object:
+        return [old_masks.upsample_region(lg, (1024, 1024), (1024, 1024)) for lg in logits_list]
+
+    def encode() -> object:
+        return [old_rle.encode_crop(crop, x0, y0, 1024, 1024) for crop, x0, y0 in c_crops]
+
+    return {f"{kind}: before: upsample": upsample, f"{kind}: before: RLE": encode}
 
 
 def postprocess_actions(
@@ -126,6 +177,14 @@ def run() -> list[Table]:
             features, None
         ),
     }
+    folder = Path(tempfile.mkdtemp(prefix="baseline-", dir=made.checkpoint.parent))
+    before = baseline_decoder(engine, folder)
+    if before is not None:
+        coords = np.array([[300.0, 400.0], [0.0, 0.0]], dtype=np.float32)
+        one_click = np.array([1.0, -1.0], dtype=np.float32)
+        actions["before: single decoder graph, T=7"] = lambda: before.run(
+            features, coords, one_click, None
+        )
     for points in (1, 4, 8, 12):
         tokens = points + 6
         actions[f"prompt graph, plain, T={tokens}"] = prompt_run(decoder.prompt_session, points)
@@ -152,6 +211,10 @@ def run() -> list[Table]:
         replies = [{"type": "mask", "request_id": 1, "score": 0.9,
                     "rle": rle.encode_crop(*c, 1024, 1024)} for c in crops]  # fmt: skip
         stage = postprocess_actions(kind, logits_list, crops, replies)
+        old_masks = baseline_module("worker/engines/sam_masks.py")
+        old_rle = baseline_module("worker/rle.py")
+        if old_masks is not None and old_rle is not None:
+            stage.update(baseline_actions(kind, logits_list, crops, old_masks, old_rle))
         for name, (cpu, wall) in measure(stage, rounds).items():
             post.add(f"{name} ({runs:.0f} runs)", cpu / len(logits_list), wall / len(logits_list))
     post.notes.append(load_note())

@@ -59,6 +59,14 @@ class Plan:
         return self.max_batch * self.rounds
 
 
+@dataclass(frozen=True)
+class Timings:
+    """Per path, one figure per round: wall-clock and process CPU seconds."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+
 def plan(device: torch.device, quick: bool) -> Plan:
     if device.type == "cuda":
         return Plan(max_batch=8, rounds=2 if quick else 4)
@@ -87,9 +95,9 @@ def bench_arch(arch: str, device: torch.device, how: Plan) -> list[Table]:
         engines["bfloat16"] = _engine(spec, device, "bfloat16", how.max_batch)
     for name, engine in engines.items():
         paths[f"SamEngine.embed_batch, {name} (batch {how.max_batch})"] = _engine_path(engine)
-    seconds, features = _measure(paths, images, how, device)
+    timings, features = _measure(paths, images, how, device)
     return [
-        _throughput_table(arch, device, how, seconds),
+        _throughput_table(arch, device, how, timings),
         _agreement_table(arch, engines["float32"], images, features),
     ]
 
@@ -129,42 +137,44 @@ def _measure(
     images: list[np.ndarray],
     how: Plan,
     device: torch.device,
-) -> tuple[dict[str, list[float]], dict[str, list[np.ndarray]]]:
-    """Seconds of each path on each round's batch (paths interleaved per
+) -> tuple[Timings, dict[str, list[np.ndarray]]]:
+    """Wall and CPU seconds of each path on each round's batch (paths interleaved per
     round) and each path's features of every image."""
     if device.type == "cuda":
         for run_path in paths.values():  # CUDA kernels and autotuning before timing
             run_path(images[: how.max_batch])
     seconds: dict[str, list[float]] = {name: [] for name in paths}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in paths}
     features: dict[str, list[np.ndarray]] = {name: [] for name in paths}
     for start in range(0, how.images, how.max_batch):
         batch = images[start : start + how.max_batch]
         for name, run_path in paths.items():
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             features[name] += run_path(batch)
             seconds[name].append(time.perf_counter() - began)
-    return seconds, features
+            cpu_seconds[name].append(time.process_time() - began_cpu)
+    return Timings(seconds, cpu_seconds), features
 
 
-def _throughput_table(
-    arch: str, device: torch.device, how: Plan, seconds: dict[str, list[float]]
-) -> Table:
+def _throughput_table(arch: str, device: torch.device, how: Plan, timings: Timings) -> Table:
     table = Table(
         f"Image encoder throughput: {arch}, {device.type}",
-        ["path", "images", "s / image", "images / s", "vs SamPredictor (range)"],
+        ["path", "images", "s / image", "images / s", "vs SamPredictor (range)", "CPU s / image"],
     )
-    reference = next(iter(seconds.values()))
-    for name, times in seconds.items():
+    reference = next(iter(timings.wall.values()))
+    for name, times in timings.wall.items():
         per_image = sum(times) / how.images
         ratios = [r / t for r, t in zip(reference, times, strict=True)]
         spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
-        table.add(
-            name, how.images, per_image, 1 / per_image, f"{statistics.median(ratios):.2f}x{spread}"
-        )
+        ratio = f"{statistics.median(ratios):.2f}x{spread}"
+        cpu = sum(timings.cpu[name]) / how.images
+        table.add(name, how.images, per_image, 1 / per_image, ratio, cpu)
     table.notes += [
         f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; "
         f"{how.rounds} rounds of {how.max_batch} images, each round through every path in "
         "turn; the ratio is the median of the rounds' ratios",
+        "CPU s: the process's CPU time (all threads), steadier than wall time on a shared "
+        "machine; on a GPU it is the host's share only",
         load_note(),
     ]
     return table

@@ -21,6 +21,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from websockets.exceptions import ConnectionClosed
+
 from bench.click import variants
 from bench.common import (
     STAT_COLUMNS,
@@ -107,14 +109,17 @@ async def annotator(
             tally.sent += 1
             step += 1
         deadline = time.perf_counter() + DRAIN_SECONDS
-        while sent_at and time.perf_counter() < deadline:
+        while sent_at and time.perf_counter() < deadline and not reader.done():
             await asyncio.sleep(0.05)
-        tally.lost += len(sent_at)
+    except ConnectionClosed:
+        tally.errors += 1  # the connection broke: counted, and what it had not answered is lost
     finally:
+        tally.lost += len(sent_at)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
-        await client.close()
+        with contextlib.suppress(ConnectionClosed):
+            await client.close()
 
 
 async def crowd(server: Server, made: Scene, image_ids: list[int], seconds: float) -> Tally:

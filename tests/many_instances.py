@@ -78,7 +78,12 @@ def field_image(cells: list[Cell], side: int) -> np.ndarray:
 
 
 def crowded_image_create(
-    *, project: Project, user: AbstractBaseUser, count: int, side: int = 1024, spare: int = 0,
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    count: int,
+    side: int = 1024,
+    spare: int = 0,
     seed: int = 0,
 ) -> tuple[Image, list[Cell], list[Cell]]:
     """Upload a field of `count + spare` cells and save the first `count` as
@@ -96,9 +101,7 @@ def crowded_image_create(
     for cell in cells:
         rle = cell_rle(cell, side)
         area, bbox = rle_codec.area_and_bbox(rle)
-        rows.append(
-            Instance(image=image, label=label, rle=rle, area=area, bbox=bbox, author=user)
-        )
+        rows.append(Instance(image=image, label=label, rle=rle, area=area, bbox=bbox, author=user))
     Instance.objects.bulk_create(rows, batch_size=500)
     return image, cells, spares
 

@@ -101,7 +101,7 @@ def centre(cell: Cell) -> tuple[float, float]:
     return cell.cx + 0.5, cell.cy + 0.5
 
 
-def blend(color: np.ndarray, alpha: float, under: float) -> np.ndarray:
+def blend(color: np.ndarray, alpha: float, under: np.ndarray) -> np.ndarray:
     return color * alpha + under * (1 - alpha)
 
 
@@ -122,7 +122,8 @@ def layer_stats(page: Page) -> dict[str, int]:
 def viewer_centre(page: Page) -> tuple[float, float]:
     xy = page.evaluate(
         "() => { const r = window.maskroom.viewer.canvas.getBoundingClientRect();"
-        " return window.maskroom.viewer.screenToImage(r.left + r.width / 2, r.top + r.height / 2); }"
+        " return window.maskroom.viewer.screenToImage("
+        "r.left + r.width / 2, r.top + r.height / 2); }"
     )
     return xy["x"], xy["y"]
 
@@ -168,6 +169,19 @@ def test_it_draws_2000_instances_and_lists_them_lazily(
     assert page.evaluate(at, gap) is None
     assert page.evaluate(at, centre(crowded["spares"][0])) is None
 
+    # Zoomed far out, a coarser level of tiles is painted: the cells still show.
+    tiles_before = layer_stats(page)["tilePaints"]
+    page.evaluate(
+        "() => { const v = window.maskroom.viewer, r = v.canvas.getBoundingClientRect();"
+        " v.zoomAt({x: r.left + r.width / 2, y: r.top + r.height / 2}, 0.25); }"
+    )
+    page.wait_for_function(
+        "n => window.maskroom.instances.layer.stats.tilePaints > n", arg=tiles_before
+    )
+    far = pixels_at(page, [centre(c) for c in sample[:3]])
+    assert all(p[0] > p[1] + 40 for p in far), far  # the label's red, not grey
+    page.keyboard.press("f")
+
     # Only the rows in view are in the DOM; scrolling to the end shows the last one.
     rows = page.locator("#instance-list tr[data-instance-id]")
     assert 5 <= rows.count() <= 80
@@ -184,11 +198,14 @@ def test_a_row_click_centres_and_selects_its_instance_and_sorting_works(
     log_in_and_open(page, live_app, crowded["image"])
     cells: list[Cell] = crowded["cells"]
     ids: list[int] = crowded["ids"]
+    grey = grey_of_cells(page, crowded["spares"])
 
     # Sorting by area, largest first: the first row is the largest cell.
     page.click("#instance-scroll th button[data-sort=area]")
     page.click("#instance-scroll th button[data-sort=area]")
-    expect(page.locator("#instance-scroll th.col-area")).to_have_attribute("aria-sort", "descending")
+    expect(page.locator("#instance-scroll th.col-area")).to_have_attribute(
+        "aria-sort", "descending"
+    )
     first = page.locator("#instance-list tr[data-instance-id]").first
     areas = dict(crowded["image"].instances.values_list("id", "area"))
     assert areas[int(first.get_attribute("data-instance-id") or 0)] == max(areas.values())
@@ -206,6 +223,11 @@ def test_a_row_click_centres_and_selects_its_instance_and_sorting_works(
     assert abs(cx - (cells[target].cx + 0.5)) < 1.5 and abs(cy - (cells[target].cy + 0.5)) < 1.5
     assert page.evaluate("window.maskroom.viewer.scale") > scale * 2
     assert page.evaluate("[...window.maskroom.instances.selected]") == [ids[target]]
+    # Highlighted: its fill is stronger than its neighbour's.
+    chosen, neighbour = pixels_at(page, [centre(cells[target]), centre(cells[target + 1])])
+    color = hex_rgb(crowded["label"].color)
+    assert_close(neighbour, blend(color, 0.45, grey), "the neighbour")
+    assert np.abs(chosen - color).max() < np.abs(neighbour - color).max() - 30
 
     # A selection made elsewhere (a tool) scrolls its row into view.
     page.evaluate("id => window.maskroom.instances.setSelected([id])", ids[3])
@@ -260,7 +282,11 @@ def test_display_controls_hide_outline_and_opacity_are_remembered(
 
     # Remembered per project: a reload keeps them.
     open_editor(page, live_app, crowded["image"])
-    assert display_settings(page) == {"opacity": pytest.approx(0.9), "outline": True, "hidden": False}
+    assert display_settings(page) == {
+        "opacity": pytest.approx(0.9),
+        "outline": True,
+        "hidden": False,
+    }
     expect(page.locator("#instance-opacity")).to_have_value("90")
     expect(page.locator("#instance-outline")).to_have_attribute("aria-pressed", "true")
     page.evaluate(ZOOM_TO, cell_id)
@@ -292,7 +318,9 @@ def test_an_instance_added_through_the_store_is_painted_alone(
     assert after["fullPaints"] == before["fullPaints"]
     assert after["instancePaints"] - before["instancePaints"] <= 2
     # Saved in the background: the store swaps in the server's id.
-    page.wait_for_function(f"([x, y]) => typeof ({at})([x, y]) === 'number'", arg=list(centre(spot)))
+    page.wait_for_function(
+        f"([x, y]) => typeof ({at})([x, y]) === 'number'", arg=list(centre(spot))
+    )
     assert crowded["image"].instances.count() == COUNT + 1
 
     # Deleting it repaints only its place.

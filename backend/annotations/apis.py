@@ -17,6 +17,7 @@ from backend.annotations.selectors import (
     instance_any_for_user,
     instance_history,
     instance_list,
+    instance_list_rows,
 )
 from backend.annotations.serializers import (
     InstanceCreateInput,
@@ -25,6 +26,7 @@ from backend.annotations.serializers import (
     deleted_instance_json,
     history_json,
     instance_json,
+    instance_row_json,
 )
 from backend.annotations.services import (
     InstanceConflictError,
@@ -54,7 +56,7 @@ class ImageInstancesApi(APIView):
         image = image_for_user(request.user, image_id)
         if request.query_params.get("deleted") in ("1", "true"):
             return Response([deleted_instance_json(i) for i in deleted_instance_list(image=image)])
-        return Response([instance_json(i) for i in instance_list(image=image)])
+        return Response([instance_row_json(r) for r in instance_list_rows(image=image)])
 
     def post(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)

@@ -55,6 +55,23 @@ def instance_json(instance: Instance) -> dict[str, Any]:
     }
 
 
+def instance_row_json(row: dict[str, Any]) -> dict[str, Any]:
+    """instance_json of a row of selectors.instance_list_rows (the same keys and values)."""
+    return {
+        "id": row["id"],
+        "image": row["image_ref"],
+        "label": row["label_name"],
+        "label_id": row["label_id"],
+        "rle": row["rle"],
+        "area": row["area"],
+        "bbox": row["bbox"],
+        "state": row["state"],
+        "author": row["author_name"],
+        "version": row["version"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
 def deleted_instance_json(instance: Instance) -> dict[str, Any]:
     deleted_at = instance.deleted_at.isoformat() if instance.deleted_at else None
     return {**instance_json(instance), "deleted_at": deleted_at}

@@ -24,6 +24,7 @@ for none; an empty mask is a (0, 0) crop at (0, 0).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,10 @@ class ClassicalEngine:
             arrays=[smooth.astype(np.float16)],
             meta={"sigma": SMOOTHING_SIGMA},
         )
+
+    def embed_batch(self, images_rgb: Sequence[np.ndarray]) -> list[EmbeddingSet]:
+        """`embed` of each image: nothing here gains from batching."""
+        return [self.embed(image) for image in images_rgb]
 
     def propose(self, embedding: EmbeddingSet, settings: ProposalSettings) -> list[MaskResult]:
         """Every object of every tile (see worker/engines/classical_proposals.py)."""

@@ -101,7 +101,11 @@ class SdpaAttention(nn.Module):
         grid_q = q.reshape(batch, heads, rel_h.shape[0], rel_w.shape[0], dim)
         bias_h = torch.einsum("bnhwc,hkc->bnhwk", grid_q, rel_h)
         bias_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, rel_w)
-        bias = (bias_h[..., :, None] + bias_w[..., None, :]).reshape(batch, heads, tokens, tokens)
+        # Summed straight into a contiguous (.., H, W, H, W) tensor: a plain `+`
+        # follows the einsums' permuted layout and the reshape would copy it.
+        bias = bias_h.new_empty((*bias_h.shape, bias_w.shape[-1]))
+        torch.add(bias_h[..., :, None], bias_w[..., None, :], out=bias)
+        bias = bias.view(batch, heads, tokens, tokens)
         # The default scale, head_dim ** -0.5, is SAM's.
         return functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 

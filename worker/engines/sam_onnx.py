@@ -143,7 +143,7 @@ def _session(path: Path, threads: int) -> object:
 
 
 class OnnxDecoder:
-    """The two sessions of a DecoderGraph and the image states; thread-safe.
+    """The sessions of a DecoderGraph and the kept image states; thread-safe.
 
     `threads` is each session's intra-op thread count; `image_states` bounds
     how many images' image-side tensors are kept.
@@ -155,7 +155,8 @@ class OnnxDecoder:
         self.image_session: Any = _session(image_graph_path(path), threads)
         self.image_states = image_states
         self._states: OrderedDict[int, tuple[weakref.ref[np.ndarray], ImageState]] = OrderedDict()
-        self._lock = threading.Lock()
+        # Reentrant: a collected embedding's callback may run in a thread that holds it.
+        self._lock = threading.RLock()
 
     def run(
         self,

@@ -230,6 +230,17 @@ def native_tiles(embedding: EmbeddingSet) -> list[int]:
     return [i for i in range(len(embedding.tiles)) if i != overview]
 
 
+def tile_for_box(embedding: EmbeddingSet, box: Box) -> int:
+    """The native tile of a tiled embedding that holds `box` (image pixels)
+    most centrally, or the overview when no native tile holds it whole."""
+    h, w = embedding.image_height, embedding.image_width
+    index = best_tile(embedding.tiles, native_tiles(embedding), box, h, w)
+    overview = overview_index(embedding)
+    if overview is not None and margin(embedding.tiles[index], box, h, w) < 0:
+        return overview
+    return index
+
+
 def tile_view(embedding: EmbeddingSet, index: int) -> EmbeddingSet:
     """Tile `index` of a tiled embedding as the inner engine's own one-tile
     embedding of the crop (tile frame: the crop's top-left is (0, 0))."""
@@ -320,7 +331,7 @@ class TiledEngine:
         if previous is not None and self._holds(embedding, previous.tile_index, bounds):
             index, carried = previous.tile_index, previous
         else:
-            index, carried = self._place(embedding, bounds), None
+            index, carried = tile_for_box(embedding, bounds), None
         result = self._decode_in(embedding, index, prompt, carried)
         region, seen = bounds, {index}
         for _ in range(self.max_moves):
@@ -355,15 +366,6 @@ class TiledEngine:
             return False
         h, w = embedding.image_height, embedding.image_width
         return margin(embedding.tiles[index], box, h, w) >= 0
-
-    def _place(self, embedding: EmbeddingSet, box: Box) -> int:
-        """The native tile holding `box` most centrally, or the overview if none holds it."""
-        h, w = embedding.image_height, embedding.image_width
-        index = best_tile(embedding.tiles, native_tiles(embedding), box, h, w)
-        overview = overview_index(embedding)
-        if overview is not None and margin(embedding.tiles[index], box, h, w) < 0:
-            return overview
-        return index
 
     def _move(self, embedding: EmbeddingSet, current: int, region: Box) -> int:
         """Where to decode a mask cut by tile `current`'s side: a native tile

@@ -2,22 +2,20 @@
 //
 // Each instance's RLE is decoded once into a crop of its bounding box whose
 // pixels are 0 (outside), 1 (inside) or 2 (edge: inside, with a 4-neighbour
-// outside). The crops are painted into tiles at image resolution: each tile
-// is a pair of offscreen canvases TILE px square, `fill` (every mask pixel)
-// and `edge` (outlines only), made only where instances are. A frame draws
-// each visible tile with one drawImage per canvas under the viewer's
-// transform. Opacity, outline-only and hide act when compositing (globalAlpha,
-// skipping a canvas), so changing them repaints nothing; a change to one
-// instance repaints only the rectangles it covered before and covers now,
-// from the instances overlapping them, in paint order (the store's order,
-// later on top).
+// outside). The crops are painted into a pyramid of tiles (instance_tiles.js),
+// made when first on screen; a frame draws each visible tile with one
+// drawImage per canvas (fill, edge) under the viewer's transform. Opacity,
+// outline-only and hide act when compositing (globalAlpha, skipping a
+// canvas), so changing them repaints nothing; a change to one instance
+// repaints only the rectangles it covered before and covers now, from the
+// instances overlapping them, in paint order (the store's order, later on top).
 //
 // Frames: everything here is in xyImage (full-resolution image pixels).
 
+import { TilePyramid, intersects } from "./instance_tiles.js";
 import { maskBitmap, parseColor } from "./overlay.js";
 import { decodeCrop } from "./rle.js";
 
-const TILE = 512;
 const EDGE_ALPHA = 0.95;
 const MAX_DIRTY_RECTS = 64; // past this many pending rectangles, repaint everything
 const FALLBACK_COLOR = "#ff0000";
@@ -51,18 +49,6 @@ function packColor(hex) {
   return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
 }
 
-function makeCanvas(width, height) {
-  if (typeof OffscreenCanvas !== "undefined") return new OffscreenCanvas(width, height);
-  const canvas = document.createElement("canvas");
-  canvas.width = width;
-  canvas.height = height;
-  return canvas;
-}
-
-function intersects(a, b) {
-  return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
-}
-
 function cropRect(crop) {
   return { x0: crop.x0, y0: crop.y0, x1: crop.x0 + crop.width, y1: crop.y0 + crop.height };
 }
@@ -73,16 +59,22 @@ export class InstanceLayer extends EventTarget {
     super();
     this.viewer = viewer;
     this.labels = labels;
-    this.items = new Map(); // id -> {instance, crop, color, packed, rect}
-    this.tiles = new Map(); // "tx,ty" -> {x, y, width, height, fill, edge}
+    this.items = new Map(); // id -> {instance, crop, color, packed, rect}, in paint order
     this.size = null; // [h, w] of the image, from the RLEs
     this.dirty = []; // rectangles waiting to be repainted
+    this.fullPaintPending = false;
     this.display = { ...DEFAULT_DISPLAY };
     this.selected = new Set();
     this.hovered = null;
     this.highlights = new Map(); // id -> {crop, canvas}: selected and hovered bitmaps
     // For tests and the benchmark: how much painting each change cost.
-    this.stats = { fullPaints: 0, regionPaints: 0, instancePaints: 0, frames: 0 };
+    // fullPaints: everything thrown away (a load); tilePaints: whole tiles
+    // painted; regionPaints/instancePaints: rectangles and crops painted.
+    // decodeMs and fullPaintMs: the last load's RLE decoding and first painting.
+    this.stats = {
+      fullPaints: 0, tilePaints: 0, regionPaints: 0, instancePaints: 0, frames: 0, decodeMs: 0, fullPaintMs: 0,
+    };
+    this.pyramid = new TilePyramid({ items: () => this.items.values(), stats: this.stats });
     this.unsubscribe = null;
     viewer.addLayer((ctx) => this.draw(ctx), order);
   }
@@ -133,9 +125,11 @@ export class InstanceLayer extends EventTarget {
   // Replace everything (the first load): one full repaint.
   setAll(instances) {
     if (!instances.length && !this.items.size) return;
+    const start = performance.now();
     this.items.clear();
     this.highlights.clear();
     for (const instance of instances) this.items.set(instance.id, this.itemOf(instance));
+    this.stats.decodeMs = performance.now() - start;
     this.repaintAll();
   }
 
@@ -247,7 +241,6 @@ export class InstanceLayer extends EventTarget {
   // --- painting the tiles -----------------------------------------------------
 
   repaintAll() {
-    this.tiles.clear();
     this.dirty = [];
     this.fullPaintPending = true;
     this.viewer.requestDraw();
@@ -260,99 +253,43 @@ export class InstanceLayer extends EventTarget {
     this.viewer.requestDraw();
   }
 
-  // Paint what changed since the last frame; called at the start of a frame.
+  // Apply what changed since the last frame to the cached tiles.
   flush() {
+    if (this.size) this.pyramid.setSize(this.size);
     if (this.fullPaintPending) {
       this.fullPaintPending = false;
       this.dirty = [];
-      this.tiles.clear();
-      this.stats.fullPaints += 1;
-      const [h, w] = this.size ?? [0, 0];
-      this.paintRect({ x0: 0, y0: 0, x1: w, y1: h });
-      return;
+      this.pyramid.clear();
+      if (this.items.size) this.stats.fullPaints += 1;
+      return true;
     }
     const dirty = this.dirty;
     this.dirty = [];
-    for (const rect of dirty) this.paintRect(rect);
-  }
-
-  paintRect(rect) {
-    const tx0 = Math.floor(rect.x0 / TILE);
-    const ty0 = Math.floor(rect.y0 / TILE);
-    const tx1 = Math.ceil(rect.x1 / TILE);
-    const ty1 = Math.ceil(rect.y1 / TILE);
-    for (let ty = ty0; ty < ty1; ty += 1) {
-      for (let tx = tx0; tx < tx1; tx += 1) {
-        const x0 = Math.max(rect.x0, tx * TILE);
-        const y0 = Math.max(rect.y0, ty * TILE);
-        const region = { x0, y0, x1: Math.min(rect.x1, (tx + 1) * TILE), y1: Math.min(rect.y1, (ty + 1) * TILE) };
-        this.paintRegion(tx, ty, region);
-      }
-    }
-  }
-
-  // Repaint `region` (inside tile tx, ty) from every instance overlapping it.
-  paintRegion(tx, ty, region) {
-    const covering = [];
-    for (const item of this.items.values()) if (intersects(item.rect, region)) covering.push(item);
-    const key = `${tx},${ty}`;
-    let tile = this.tiles.get(key);
-    if (!tile) {
-      if (!covering.length) return;
-      tile = this.tileCreate(tx, ty);
-      this.tiles.set(key, tile);
-    }
-    const x0 = Math.max(region.x0, tile.x);
-    const y0 = Math.max(region.y0, tile.y);
-    const width = Math.min(region.x1, tile.x + tile.width) - x0;
-    const height = Math.min(region.y1, tile.y + tile.height) - y0;
-    if (width <= 0 || height <= 0) return;
-    const fill = new ImageData(width, height);
-    const edge = new ImageData(width, height);
-    const fill32 = new Uint32Array(fill.data.buffer);
-    const edge32 = new Uint32Array(edge.data.buffer);
-    for (const item of covering) {
-      paintCrop(item, fill32, edge32, x0, y0, width, height);
-      this.stats.instancePaints += 1;
-    }
-    tile.fillCtx.putImageData(fill, x0 - tile.x, y0 - tile.y);
-    tile.edgeCtx.putImageData(edge, x0 - tile.x, y0 - tile.y);
-    this.stats.regionPaints += 1;
-  }
-
-  tileCreate(tx, ty) {
-    const [h, w] = this.size ?? [TILE, TILE];
-    const x = tx * TILE;
-    const y = ty * TILE;
-    const width = Math.max(1, Math.min(TILE, w - x));
-    const height = Math.max(1, Math.min(TILE, h - y));
-    const fill = makeCanvas(width, height);
-    const edge = makeCanvas(width, height);
-    return {
-      x, y, width, height, fill, edge,
-      fillCtx: fill.getContext("2d"),
-      edgeCtx: edge.getContext("2d"),
-    };
+    for (const rect of dirty) this.pyramid.invalidate(rect);
+    return false;
   }
 
   // --- a frame ----------------------------------------------------------------
 
   draw(ctx) {
-    this.flush();
+    const start = performance.now();
+    const full = this.flush();
     this.stats.frames += 1;
     const { opacity, outline, hidden } = this.display;
-    if (hidden) return;
-    const view = visibleRect(ctx);
+    if (hidden || !this.items.size) return;
+    const transform = ctx.getTransform();
+    const view = visibleRect(ctx, transform);
+    const level = TilePyramid.levelFor(Math.hypot(transform.a, transform.b));
+    const tiles = this.pyramid.visibleTiles(level, view);
+    if (full) this.stats.fullPaintMs = performance.now() - start;
     ctx.imageSmoothingEnabled = false;
-    for (const tile of this.tiles.values()) {
-      const rect = { x0: tile.x, y0: tile.y, x1: tile.x + tile.width, y1: tile.y + tile.height };
-      if (!intersects(rect, view)) continue;
+    for (const { fill, edge, rect, width, height, s } of tiles) {
       if (!outline && opacity > 0) {
         ctx.globalAlpha = opacity;
-        ctx.drawImage(tile.fill, tile.x, tile.y);
+        ctx.drawImage(fill, rect.x0, rect.y0, width * s, height * s);
       }
       ctx.globalAlpha = EDGE_ALPHA;
-      ctx.drawImage(tile.edge, tile.x, tile.y);
+      ctx.drawImage(edge, rect.x0, rect.y0, width * s, height * s);
     }
     ctx.globalAlpha = 1;
     for (const id of this.selected) this.drawHighlight(ctx, id, view);
@@ -372,29 +309,9 @@ export class InstanceLayer extends EventTarget {
   }
 }
 
-// Paint one instance's crop into a region's fill and edge pixels (Uint32 RGBA views).
-function paintCrop(item, fill32, edge32, x0, y0, width, height) {
-  const { crop, packed } = item;
-  const ax0 = Math.max(x0, crop.x0);
-  const ax1 = Math.min(x0 + width, crop.x0 + crop.width);
-  const ay0 = Math.max(y0, crop.y0);
-  const ay1 = Math.min(y0 + height, crop.y0 + crop.height);
-  const data = crop.data;
-  for (let y = ay0; y < ay1; y += 1) {
-    let src = (y - crop.y0) * crop.width + (ax0 - crop.x0);
-    let dst = (y - y0) * width + (ax0 - x0);
-    for (let x = ax0; x < ax1; x += 1, src += 1, dst += 1) {
-      const v = data[src];
-      if (v === 0) continue;
-      fill32[dst] = packed;
-      edge32[dst] = v === 2 ? packed : 0; // a later instance's inside hides an earlier outline
-    }
-  }
-}
-
-// The image-frame rectangle the canvas shows under ctx's current transform.
-function visibleRect(ctx) {
-  const inverse = ctx.getTransform().inverse();
+// The image-frame rectangle the canvas shows under `transform`.
+function visibleRect(ctx, transform) {
+  const inverse = transform.inverse();
   const a = inverse.transformPoint(new DOMPoint(0, 0));
   const b = inverse.transformPoint(new DOMPoint(ctx.canvas.width, ctx.canvas.height));
   return {
