@@ -198,10 +198,20 @@ def rows(images: list[Image]) -> list[Embedding]:
 
 @pytest.mark.django_db
 def test_the_batch_task_marks_each_embedding_ready(
-    project: Project, owner: User, tiny_model: None, settings
+    project: Project, owner: User, tiny_model: None, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     embeddings = rows(upload(project, owner, 3))
+    batches: list[int] = []
+    embed_many = compute.embed_many
+
+    def spy(engine: Engine, images: list[np.ndarray]) -> list[EmbeddingSet]:
+        batches.append(len(images))
+        return embed_many(engine, images)
+
+    monkeypatch.setattr(compute, "embed_many", spy)
+    monkeypatch.setattr(compute, "BATCH_SIZE", 2)
     compute.embeddings_compute(embedding_ids=[e.pk for e in embeddings])
+    assert batches == [2, 1]
     for embedding in embeddings:
         embedding.refresh_from_db()
         assert embedding.status == Embedding.Status.READY, embedding.error
@@ -298,3 +308,10 @@ def test_scheduling_several_images_enqueues_batches(
     assert [e.status for e in scheduled] == ["ready", "pending", "pending", "pending", "pending"]
     ids = [e.pk for e in scheduled[1:]]
     assert sent[-2:] == [ids[:2], ids[2:]]
+
+
+def test_batches_hold_fewer_images_when_they_are_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compute, "BATCH_SIZE", 3)
+    monkeypatch.setattr(compute, "BATCH_PIXELS", 100)
+    sized = [(1, 10), (2, 10), (3, 10), (4, 10), (5, 95), (6, 200), (7, 5)]
+    assert list(compute._batches(sized)) == [[1, 2, 3], [4], [5], [6], [7]]

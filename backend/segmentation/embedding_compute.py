@@ -8,9 +8,10 @@ reason, which the editor shows. A ready embedding is never computed again,
 so a redelivered task (acks_late) only redoes what was not finished.
 
 `embeddings_compute` takes several ids: those of one engine key go through
-the engine `BATCH_SIZE` images at a time (SamEngine.embed_batch runs them
-through the image encoder together). When a batch fails, its images are
-embedded again one by one, so that one bad image fails alone.
+the engine's `embed_batch` a batch at a time (BATCH_SIZE images, fewer when
+they are large); SamEngine runs a batch through the image encoder together.
+When a batch fails, its images are embedded again one by one, so that one
+bad image fails alone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from worker.engines.tiling import TilingConfig
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 4  # images decoded, held in memory and embedded together
+# Images decoded, held in memory and embedded together: up to BATCH_SIZE, and
+# fewer when they are large (an image is never split: one may exceed the budget).
+BATCH_SIZE = 8
+BATCH_PIXELS = 64 * 2**20
 
 
 def _claim(embedding_id: int) -> Embedding | None:
@@ -70,19 +74,23 @@ def embedding_compute(*, embedding_id: int) -> None:
 def embeddings_compute(*, embedding_ids: Sequence[int]) -> None:
     """Compute several embeddings, batching those of one engine key; ids that
     are gone or already ready are skipped."""
-    keys = dict(Embedding.objects.filter(pk__in=embedding_ids).values_list("pk", "engine_key"))
-    groups: dict[str, list[int]] = {}
+    rows = Embedding.objects.filter(pk__in=embedding_ids).values_list(
+        "pk", "engine_key", "image__width", "image__height"
+    )
+    found = {pk: (key, width * height) for pk, key, width, height in rows}
+    groups: dict[str, list[tuple[int, int]]] = {}
     for embedding_id in dict.fromkeys(embedding_ids):  # in order, once each
-        if embedding_id in keys:
-            groups.setdefault(keys[embedding_id], []).append(embedding_id)
-    for engine_key, ids in groups.items():
-        _compute_group(engine_key, ids)
+        if embedding_id in found:
+            key, pixels = found[embedding_id]
+            groups.setdefault(key, []).append((embedding_id, pixels))
+    for engine_key, sized_ids in groups.items():
+        _compute_group(engine_key, sized_ids)
 
 
-def _compute_group(engine_key: str, embedding_ids: list[int]) -> None:
+def _compute_group(engine_key: str, sized_ids: list[tuple[int, int]]) -> None:
     spec = engine_spec_for_key(engine_key)
     engine: Engine | None = None
-    for chunk in _chunks(embedding_ids, BATCH_SIZE):
+    for chunk in _batches(sized_ids):
         claimed = [e for e in map(_claim, chunk) if e is not None]
         if not claimed:
             continue
@@ -168,6 +176,16 @@ def embed_many(engine: Engine, images_rgb: list[np.ndarray]) -> list[EmbeddingSe
     return results
 
 
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(sized_ids: list[tuple[int, int]]) -> Iterator[list[int]]:
+    """(id, pixels) pairs cut into runs of at most BATCH_SIZE ids and
+    BATCH_PIXELS pixels (one larger image makes a batch alone)."""
+    batch: list[int] = []
+    pixels = 0
+    for embedding_id, size in sized_ids:
+        if batch and (len(batch) == BATCH_SIZE or pixels + size > BATCH_PIXELS):
+            yield batch
+            batch, pixels = [], 0
+        batch.append(embedding_id)
+        pixels += size
+    if batch:
+        yield batch

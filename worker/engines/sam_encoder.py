@@ -132,7 +132,7 @@ def cpu_computes_bf16() -> bool:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """ "auto": CUDA when there is one, else the CPU; otherwise torch's name."""
+    """The device `name` names; for "auto", CUDA when there is one, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
