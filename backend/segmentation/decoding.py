@@ -28,7 +28,6 @@ from worker.engines.spec import EngineSpec
 from worker.engines.tiling import TilingConfig
 
 MIB = 1024 * 1024
-DEFAULT_CACHE_MB = 512  # until settings.py has EMBEDDING_CACHE_MB
 
 
 def embedding_nbytes(embedding: EmbeddingSet) -> int:
@@ -107,8 +106,9 @@ def embedding_cache() -> EmbeddingCache:
     global _cache
     with _init_lock:
         if _cache is None:
-            megabytes = getattr(settings, "EMBEDDING_CACHE_MB", DEFAULT_CACHE_MB)
-            _cache = EmbeddingCache(settings.EMBEDDING_CACHE_ITEMS, int(megabytes) * MIB)
+            _cache = EmbeddingCache(
+                settings.EMBEDDING_CACHE_ITEMS, settings.EMBEDDING_CACHE_MB * MIB
+            )
         return _cache
 
 
