@@ -8,6 +8,7 @@
 import { Edits } from "./edits.js";
 import { el } from "./dom.js";
 import { History } from "./history.js";
+import { installProposalReview } from "./proposal_review.js";
 import { HelpOverlay, Shortcuts, TOOLS } from "./shortcuts.js";
 import { BrushSize, createBrushTool } from "./tools/brush.js";
 import { createEraserTool } from "./tools/eraser.js";
@@ -96,9 +97,20 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
     help: () => help.toggle(),
   };
 
+  const review = installProposalReview({
+    imageId: store.imageId,
+    store,
+    instances,
+    edits,
+    selection,
+    labelId: context.labelId,
+    showError,
+  });
+
   const handlers = {
     ...Object.fromEntries(TOOLS.map((tool) => [`tool:${tool.name}`, () => tools.use(tool.name)])),
     ...actions,
+    ...review.handlers,
     accept: () => {
       if (!editor.hasProposal()) return false;
       editor.accept();
@@ -128,11 +140,11 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
 
   const help = new HelpOverlay(nodes.help, { onClose: () => viewer.canvas.focus({ preventScroll: true }) });
   const shortcuts = new Shortcuts({ tools, handlers, help });
-  buildToolbar({ node: nodes.toolbar, tools, history, size, actions, viewer });
+  buildToolbar({ node: nodes.toolbar, tools, history, size, actions, viewer, extra: review.controls });
   return { history, edits, size, shortcuts, help, selection };
 }
 
-function buildToolbar({ node, tools, history, size, actions, viewer }) {
+function buildToolbar({ node, tools, history, size, actions, viewer, extra }) {
   const refocus = (action) => () => {
     action(); // no argument: a button, not a key
     viewer.canvas.focus({ preventScroll: true });
@@ -167,6 +179,7 @@ function buildToolbar({ node, tools, history, size, actions, viewer }) {
       button("delete-selected", "Delete", "Del", "Delete the selected instances", actions.delete),
     ),
     el("div", { class: "tool-group" }, undo, redo),
+    el("div", { class: "tool-group proposals" }, extra),
     el("div", { class: "tool-group" }, sizeNode, button("help-button", "Help", "?", "Keys and mouse", actions.help)),
   );
   const showTool = () => {

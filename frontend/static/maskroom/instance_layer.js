@@ -43,10 +43,13 @@ export function decodeInstanceCrop(rle) {
   return crop;
 }
 
-function packColor(hex) {
+// Proposals awaiting review are drawn faint.
+const PROPOSAL_ALPHA = 110;
+
+function packColor(hex, alpha = 255) {
   const [r, g, b] = parseColor(hex);
   // ImageData is RGBA bytes; a little-endian Uint32 view reads them as ABGR.
-  return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
+  return ((alpha << 24) | (b << 16) | (g << 8) | r) >>> 0;
 }
 
 function cropRect(crop) {
@@ -161,7 +164,8 @@ export class InstanceLayer extends EventTarget {
     const sameMask = previous && previous.counts === counts;
     const crop = sameMask ? previous.crop : decodeInstanceCrop(instance.rle);
     const color = this.colorOf(instance);
-    return { instance, counts, crop, color, packed: packColor(color), rect: cropRect(crop) };
+    const packed = packColor(color, instance.state === "proposed" ? PROPOSAL_ALPHA : 255);
+    return { instance, counts, crop, color, packed, rect: cropRect(crop) };
   }
 
   colorOf(instance) {

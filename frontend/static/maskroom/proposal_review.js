@@ -1,0 +1,105 @@
+// Reviewing automatic proposals in the editor: a "Propose" button asks the
+// worker for proposals on this image and shows the job's progress; with a
+// proposal selected, A accepts it, R rejects it (an undoable delete) and N
+// selects and centres the next one. Proposed instances are instances with
+// state "proposed" (see docs/api.md, "Automatic proposals").
+
+import { api } from "./api.js";
+import { el } from "./dom.js";
+
+const JOB_POLL_MS = 1000;
+
+const isProposal = (instance) => instance?.state === "proposed";
+
+// Returns {handlers, controls}: shortcut handlers and the toolbar's nodes.
+export function installProposalReview({ imageId, store, instances, edits, selection, labelId, showError }) {
+  const status = el("span", { id: "propose-status", class: "hint", "aria-live": "polite" });
+  const progress = el("progress", { id: "propose-progress", hidden: true, max: 1, value: 0 });
+
+  const proposals = () => store.all().filter(isProposal);
+  const selectedProposals = () => selection.ids().map((id) => store.get(id)).filter(isProposal);
+
+  function showCount() {
+    const count = proposals().length;
+    status.textContent = count ? `${count} proposal${count === 1 ? "" : "s"} to review (N, A, R)` : "";
+    document.body.dataset.proposals = String(count);
+  }
+
+  async function accept() {
+    const chosen = selectedProposals();
+    if (!chosen.length) return false;
+    showError("");
+    for (const proposal of chosen) {
+      try {
+        const accepted = await api(`/api/instances/${proposal.id}/accept/`, { method: "POST" });
+        store.show(proposal.id, accepted);
+      } catch (err) {
+        showError(`Could not accept the proposal: ${err.message}`);
+        if (err.status === 404) await store.load(); // a newer run replaced it
+      }
+    }
+    next();
+    return true;
+  }
+
+  function reject() {
+    const chosen = selectedProposals();
+    if (!chosen.length) return false;
+    edits.remove(chosen.map((p) => p.id));
+    next();
+    return true;
+  }
+
+  // Select the next proposal (after the selected one, by id) and centre it.
+  function next() {
+    const list = proposals().sort((a, b) => a.id - b.id);
+    if (!list.length) {
+      selection.set([]);
+      return true;
+    }
+    const current = selection.ids()[0];
+    const found = list.find((p) => typeof current !== "number" || p.id > current) ?? list[0];
+    selection.set([found.id]);
+    instances.show?.(found.id);
+    return true;
+  }
+
+  async function propose() {
+    button.disabled = true;
+    showError("");
+    try {
+      const body = labelId() ? { label: labelId() } : {};
+      let { job } = await api(`/api/images/${imageId}/proposals/`, { method: "POST", json: body });
+      progress.hidden = false;
+      while (job.status === "pending" || job.status === "running") {
+        status.textContent = job.status === "pending" ? "Proposals queued…" : "Proposing…";
+        await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+        job = await api(`/api/proposal-jobs/${job.id}/`);
+        progress.max = Math.max(job.total_images, 1);
+        progress.value = job.done_images;
+      }
+      if (job.status === "failed") showError(`Proposals failed: ${job.error}`);
+      await store.load();
+    } catch (err) {
+      showError(`Could not propose: ${err.message}`);
+    } finally {
+      progress.hidden = true;
+      button.disabled = false;
+      showCount();
+    }
+  }
+
+  const button = el(
+    "button",
+    { type: "button", id: "propose", title: "Ask the worker to propose instances on this image", onclick: propose },
+    "Propose",
+  );
+  store.addEventListener("load", showCount);
+  store.addEventListener("change", showCount);
+  showCount();
+
+  return {
+    handlers: { "proposal:accept": accept, "proposal:reject": reject, "proposal:next": next },
+    controls: [button, progress, status],
+  };
+}
