@@ -262,12 +262,8 @@ def celery_producer_point_at(broker_url: str) -> str:
     from worker.celery_app import app
 
     previous = str(app.conf.broker_url)
-    # Close the old pools' connections first: dropped unclosed, they would
-    # stay connected to the previous database until the process ends.
-    if app.amqp._producer_pool is not None:
-        app.amqp._producer_pool.force_close_all()
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # The dropped pools' idle connections stay open until the process ends;
+    # redis_database_claim ignores idle clients, so they block nothing.
     app.conf.broker_url = broker_url
     app._pool = None
     app.amqp._producer_pool = None

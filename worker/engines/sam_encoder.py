@@ -99,13 +99,12 @@ class SdpaAttention(nn.Module):
     ) -> torch.Tensor:
         batch, heads, tokens, dim = q.shape
         grid_q = q.reshape(batch, heads, rel_h.shape[0], rel_w.shape[0], dim)
-        bias_h = torch.einsum("bnhwc,hkc->bnhwk", grid_q, rel_h)
-        bias_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, rel_w)
-        # Summed straight into a contiguous (.., H, W, H, W) tensor: a plain `+`
-        # follows the einsums' permuted layout and the reshape would copy it.
-        bias = bias_h.new_empty((*bias_h.shape, bias_w.shape[-1]))
-        torch.add(bias_h[..., :, None], bias_w[..., None, :], out=bias)
-        bias = bias.view(batch, heads, tokens, tokens)
+        # Contiguous terms (small) make their broadcast sum contiguous, so that
+        # the (heads, N, N) view of it is free; the einsums' own layouts would
+        # make the sum permuted and the reshape copy all of it.
+        bias_h = torch.einsum("bnhwc,hkc->bnhwk", grid_q, rel_h).contiguous()
+        bias_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, rel_w).contiguous()
+        bias = (bias_h[..., :, None] + bias_w[..., None, :]).reshape(batch, heads, tokens, tokens)
         # The default scale, head_dim ** -0.5, is SAM's.
         return functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
