@@ -62,6 +62,8 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
   // From the button: says what to do without a single selection. From the
   // R key: silent then, as R is also held down to refine by a click.
   function refineSelected(event) {
+    // With a proposal selected, R rejects it (proposal_review.js) instead.
+    if (event && review.hasSelectedProposal()) return false;
     const ids = selection.ids();
     if (ids.length !== 1) {
       if (!event) showError("Select one instance to refine, or hold R and click it.");

@@ -99,6 +99,7 @@ export function installProposalReview({ imageId, store, instances, edits, select
   showCount();
 
   return {
+    hasSelectedProposal: () => selectedProposals().length > 0,
     handlers: { "proposal:accept": accept, "proposal:reject": reject, "proposal:next": next },
     controls: [button, progress, status],
   };

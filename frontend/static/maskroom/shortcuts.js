@@ -39,12 +39,13 @@ export const SHORTCUTS = [
   { group: "Prompt", keys: ["Right-click", "Alt+click"], does: "negative point" },
   { group: "Prompt", keys: ["Drag"], does: "box" },
   { group: "Prompt", keys: ["R+click"], does: "refine: reopen the instance under the pointer as the current mask" },
-  { group: "Proposals", keys: ["A"], does: "accept the selected proposal", action: "proposal:accept", match: plain("a") },
-  { group: "Proposals", keys: ["R"], does: "reject the selected proposal (with a proposal selected)", action: "proposal:reject", match: plain("r") },
-  { group: "Proposals", keys: ["N"], does: "select and centre the next proposal", action: "proposal:next", match: plain("n") },
   { group: "Prompt", keys: ["R"], does: "refine the selected instance", action: "refine", match: plain("r") },
   { group: "Prompt", keys: ["Enter"], does: "accept: save the mask (a refined instance is updated)", action: "accept", match: plain("enter") },
   { group: "Prompt", keys: ["Esc"], does: "discard the mask, cancel a polygon, or clear the selection", action: "escape", match: plain("escape") },
+
+  { group: "Proposals", keys: ["A"], does: "accept the selected proposal", action: "proposal:accept", match: plain("a") },
+  { group: "Proposals", keys: ["R"], does: "reject the selected proposal (with a proposal selected)", action: "proposal:reject", match: plain("r") },
+  { group: "Proposals", keys: ["N"], does: "select and centre the next proposal", action: "proposal:next", match: plain("n") },
 
   { group: "Brush and eraser", keys: ["["], does: "smaller brush", action: "brush:smaller", match: plain("[") },
   { group: "Brush and eraser", keys: ["]"], does: "bigger brush", action: "brush:bigger", match: plain("]") },
