@@ -145,7 +145,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 EMBEDDING_CACHE_ITEMS = env_int("EMBEDDING_CACHE_ITEMS", 32)
 # Bound in memory too: a tiled 4096 px image holds 26 tiles of 2 MiB.
 EMBEDDING_CACHE_MB = env_int("EMBEDDING_CACHE_MB", 512)
-DECODE_THREADS = env_int("DECODE_THREADS", 2)
+# One decode at a time with every core on it (ONNX intra-op threads = cores //
+# DECODE_THREADS): 30 ms instead of 45 ms a click on 2 cores (docs/benchmarks.md).
+DECODE_THREADS = env_int("DECODE_THREADS", 1)
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: torch's own default
 DEFAULT_MODEL = env_str("DEFAULT_MODEL")  # empty: newest installed SAM, else classical
 
