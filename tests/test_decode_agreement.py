@@ -20,23 +20,24 @@ from pycocotools import mask as coco_mask
 from segment_anything import SamPredictor
 from torch.nn import functional
 
-from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells
+from tests.tiny_sam import (
+    build_tiny_sam,
+    synthetic_cells,
+    tiny_spec,
+    torch_threads,
+)
 from worker import rle
 from worker.engines import sam_masks
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.sam import SamEngine
-from worker.engines.spec import EngineSpec
 
 IMAGE_SIZE = (300, 420)  # (H, W): not square, so the padding matters
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    """On a shared 2-core machine one intra-op thread is much faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,7 @@ def predictor() -> SamPredictor:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> SamEngine:
-    checkpoint = save_tiny_checkpoint(tmp_path_factory.mktemp("models") / "tiny.pth")
-    spec = EngineSpec(name="tiny", arch="custom", checkpoint_path=str(checkpoint), sha256="cd" * 32)
+    spec = tiny_spec(tmp_path_factory.mktemp("models"))
     models = tmp_path_factory.mktemp("onnx")
     return SamEngine(spec, load_image_encoder=False, backend="onnx", models_dir=models, threads=1)
 

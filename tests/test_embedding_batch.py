@@ -28,7 +28,13 @@ from backend.segmentation.model_services import segmentation_model_install
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
 from tests.test_engine_sam import full_frame, iou, random_prompts
-from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells
+from tests.tiny_sam import (
+    build_tiny_sam,
+    save_tiny_checkpoint,
+    synthetic_cells,
+    tiny_spec,
+    torch_threads,
+)
 from worker import embedding_store
 from worker.engines import registry, sam_encoder
 from worker.engines.base import EmbeddingSet, Engine
@@ -43,17 +49,13 @@ PROMPT_IMAGE_SIZE = (300, 420)  # the frame tests.test_engine_sam.random_prompts
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    """On a shared 2-core machine one intra-op thread is much faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> EngineSpec:
-    checkpoint = save_tiny_checkpoint(tmp_path_factory.mktemp("models") / "tiny.pth")
-    return EngineSpec(name="tiny", arch="custom", checkpoint_path=str(checkpoint), sha256="cd" * 32)
+    return tiny_spec(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

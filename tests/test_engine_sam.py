@@ -16,7 +16,7 @@ import torch
 from segment_anything import SamPredictor, sam_model_registry
 from torch.nn import functional
 
-from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells
+from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells, torch_threads
 from worker.engines import registry, sam_loading, sam_masks
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt
 from worker.engines.classical import ClassicalEngine
@@ -29,11 +29,8 @@ IMAGE_SIZE = (300, 420)  # (H, W): not square, so the padding matters
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    """On a shared 2-core machine one intra-op thread is much faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from tests.tiny_sam import save_tiny_checkpoint, synthetic_cells
+from tests.tiny_sam import synthetic_cells, tiny_spec, torch_threads
 from worker.engines import sam_grid
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.sam import SamEngine
@@ -45,16 +44,13 @@ IMAGE_SIZE = (300, 420)  # (H, W)
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> EngineSpec:
-    checkpoint = save_tiny_checkpoint(tmp_path_factory.mktemp("models") / "tiny.pth")
-    return EngineSpec(name="tiny", arch="custom", checkpoint_path=str(checkpoint), sha256="cd" * 32)
+    return tiny_spec(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

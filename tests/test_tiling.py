@@ -14,7 +14,6 @@ from typing import Any, cast
 import numpy as np
 import pytest
 import tifffile
-import torch
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from scipy import ndimage as ndi
@@ -26,7 +25,8 @@ from backend.segmentation.embedding_compute import embedding_compute
 from backend.segmentation.model_services import segmentation_model_install
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import spec_for_model
-from tests.tiny_sam import save_tiny_checkpoint, synthetic_cells
+from tests.tiny_sam import save_tiny_checkpoint, synthetic_cells, torch_threads
+from tests.tiny_sam import tiny_spec as make_tiny_spec
 from worker import embedding_store, rle
 from worker.engines import registry
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
@@ -416,16 +416,13 @@ SAM_CONFIG = TilingConfig(threshold=1024, tile_size=1024, overlap=256)
 
 @pytest.fixture(scope="module")
 def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def tiny_spec(tmp_path_factory: pytest.TempPathFactory) -> EngineSpec:
-    path = save_tiny_checkpoint(tmp_path_factory.mktemp("models") / "tiny.pth")
-    return EngineSpec(name="tiny", arch="custom", checkpoint_path=str(path), sha256="cd" * 32)
+    return make_tiny_spec(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

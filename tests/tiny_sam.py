@@ -9,6 +9,8 @@ fixed seed and saved as an official-format state dict (arch "custom").
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from segment_anything.modeling import (
     Sam,
     TwoWayTransformer,
 )
+
+from worker.engines.spec import EngineSpec
 
 
 def build_tiny_sam(
@@ -93,3 +97,21 @@ def synthetic_cells(size: tuple[int, int] = (384, 512), seed: int = 0) -> np.nda
     image += rng.normal(0, 8, size)
     gray = np.clip(image, 0, 255).astype(np.uint8)
     return np.repeat(gray[..., None], 3, axis=2)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with `count` intra-op threads (one is much faster than two on a
+    shared 2-core machine), restoring the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def tiny_spec(directory: Path) -> EngineSpec:
+    """An EngineSpec for a tiny checkpoint saved in `directory` (not installed)."""
+    checkpoint = save_tiny_checkpoint(directory / "tiny.pth")
+    return EngineSpec(name="tiny", arch="custom", checkpoint_path=str(checkpoint), sha256="cd" * 32)
