@@ -6,9 +6,7 @@ the zoom and pan, and what is accepted there is saved on that plane only.
 from __future__ import annotations
 
 import io
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,27 +19,12 @@ from scipy import ndimage
 from backend.images.models import Image, ImageStack
 from tests.conftest import shared_data
 from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.test_browser_loop import PASSWORD, log_in, snap
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
-PASSWORD = "annotator-password-1"
-SCREENSHOTS = os.environ.get("MASKROOM_SCREENSHOTS", "")
 EMBEDDING_TIMEOUT_MS = 90_000
 TIMELAPSE = "nuclei_timelapse/images.tif"
-
-
-def snap(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
-
-
-def log_in(page: Page, app: LiveApp, username: str) -> None:
-    page.goto(f"{app.url}accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(app.url)
 
 
 def upload(page: Page, relative: str) -> None:

@@ -22,6 +22,8 @@ from torch.nn import functional
 
 from tests.tiny_sam import (
     build_tiny_sam,
+    iou,
+    result_mask,
     synthetic_cells,
     tiny_spec,
     torch_threads,
@@ -71,15 +73,7 @@ def embedding(engine: SamEngine, predictor: SamPredictor) -> EmbeddingSet:
 
 
 def full_frame(result: MaskResult) -> np.ndarray:
-    mask = np.zeros(IMAGE_SIZE, dtype=bool)
-    h, w = result.mask_crop.shape
-    mask[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
-    return mask
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+    return result_mask(result, IMAGE_SIZE)
 
 
 def reference(

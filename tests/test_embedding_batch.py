@@ -27,9 +27,11 @@ from backend.segmentation import services
 from backend.segmentation.model_services import segmentation_model_install
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
-from tests.test_engine_sam import full_frame, iou, random_prompts
+from tests.test_engine_sam import random_prompts
 from tests.tiny_sam import (
     build_tiny_sam,
+    iou,
+    result_mask,
     save_tiny_checkpoint,
     synthetic_cells,
     tiny_spec,
@@ -155,8 +157,8 @@ def test_bfloat16_masks_agree_with_float32(spec: EngineSpec, engine: SamEngine) 
     want_set, got_set = engine.embed(image), reduced.embed(image)
     ious = []
     for prompt in random_prompts(24, seed=3):
-        want = full_frame(engine.decode(want_set, prompt, None), PROMPT_IMAGE_SIZE)
-        got = full_frame(engine.decode(got_set, prompt, None), PROMPT_IMAGE_SIZE)
+        want = result_mask(engine.decode(want_set, prompt, None), PROMPT_IMAGE_SIZE)
+        got = result_mask(engine.decode(got_set, prompt, None), PROMPT_IMAGE_SIZE)
         ious.append(iou(got, want))
     assert np.mean(ious) >= 0.98, ious
 

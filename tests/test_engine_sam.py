@@ -16,9 +16,16 @@ import torch
 from segment_anything import SamPredictor, sam_model_registry
 from torch.nn import functional
 
-from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells, torch_threads
+from tests.tiny_sam import (
+    build_tiny_sam,
+    iou,
+    result_mask,
+    save_tiny_checkpoint,
+    synthetic_cells,
+    torch_threads,
+)
 from worker.engines import registry, sam_loading, sam_masks
-from worker.engines.base import EmbeddingSet, MaskResult, Prompt
+from worker.engines.base import EmbeddingSet, Prompt
 from worker.engines.classical import ClassicalEngine
 from worker.engines.sam import SamEngine
 from worker.engines.sam_onnx import onnx_path_for
@@ -69,18 +76,6 @@ def predictor(image: np.ndarray) -> SamPredictor:
     reference = SamPredictor(build_tiny_sam())  # the same seed as the checkpoint
     reference.set_image(image)
     return reference
-
-
-def full_frame(result: MaskResult, shape: tuple[int, int]) -> np.ndarray:
-    mask = np.zeros(shape, dtype=bool)
-    h, w = result.mask_crop.shape
-    mask[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
-    return mask
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 def reference_mask(
@@ -149,7 +144,7 @@ def test_masks_match_sam_predictor(
     for prompt in random_prompts(16, seed=1):
         result = engine.decode(embedding, prompt, None)
         want, _ = reference_mask(predictor, prompt)
-        ious.append(iou(full_frame(result, IMAGE_SIZE), want))
+        ious.append(iou(result_mask(result, IMAGE_SIZE), want))
         areas.append(want.sum())
     assert min(ious) >= 0.98, ious
     # The random model's masks are neither empty nor everything.
@@ -174,7 +169,7 @@ def test_refinement_feeds_back_the_previous_logits(
     for prompt in (second, third):
         result = engine.decode(embedding, prompt, result)
         want, logits = reference_mask(predictor, prompt, mask_input=logits)
-        assert iou(full_frame(result, IMAGE_SIZE), want) >= 0.98
+        assert iou(result_mask(result, IMAGE_SIZE), want) >= 0.98
 
 
 def test_onnx_agrees_with_torch_on_random_prompts(
@@ -188,7 +183,7 @@ def test_onnx_agrees_with_torch_on_random_prompts(
             previous_t = previous_o = None
         got_t = torch_engine.decode(embedding, prompt, previous_t)
         got_o = onnx_engine.decode(embedding, prompt, previous_o)
-        ious.append(iou(full_frame(got_t, IMAGE_SIZE), full_frame(got_o, IMAGE_SIZE)))
+        ious.append(iou(result_mask(got_t, IMAGE_SIZE), result_mask(got_o, IMAGE_SIZE)))
         assert abs(got_t.score - got_o.score) < 1e-2
         previous_t, previous_o = got_t, got_o
     assert np.mean(ious) >= 0.98 and min(ious) >= 0.9

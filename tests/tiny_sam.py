@@ -24,6 +24,7 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
+from worker.engines.base import MaskResult
 from worker.engines.spec import EngineSpec
 
 
@@ -115,3 +116,17 @@ def tiny_spec(directory: Path) -> EngineSpec:
     """An EngineSpec for a tiny checkpoint saved in `directory` (not installed)."""
     checkpoint = save_tiny_checkpoint(directory / "tiny.pth")
     return EngineSpec(name="tiny", arch="custom", checkpoint_path=str(checkpoint), sha256="cd" * 32)
+
+
+def result_mask(result: MaskResult, shape: tuple[int, int]) -> np.ndarray:
+    """A decoded MaskResult placed in an all-False (H, W) image frame."""
+    mask = np.zeros(shape, dtype=bool)
+    h, w = result.mask_crop.shape
+    mask[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
+    return mask
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two bool masks (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
