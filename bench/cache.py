@@ -60,7 +60,7 @@ def run() -> list[Table]:
     features = loaded.arrays[0]
     table.add(
         "decoder image state, computed (first click on an image)",
-        *timed(lambda: decoder._image_run(features, None), max(5, repeats // 10)).cells(),
+        *timed(lambda: decoder._image_run(features), max(5, repeats // 10)).cells(),
     )
     table.add("decoder image state, kept (later clicks)",
               *timed(lambda: decoder.image_state(features), repeats).cells())  # fmt: skip

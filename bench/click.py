@@ -12,6 +12,10 @@ Scenarios:
 - refine: a second point on that object (previous logits fed back),
 - box: a box on a fresh object.
 
+Each timed prompt follows a pause of THINK_MS, as an annotator's clicks are
+apart: without it the reference's torch threads, still spinning after
+predict returns, run on the cores the server's decode needs.
+
 BENCH_COMPARE="before=/path/to/other/tree" adds servers started from other
 checkouts or with other options (same home, same model), interleaved with
 this one: `label=tree[|uvicorn options[|NAME=value ...]]`, `;` between
@@ -49,6 +53,7 @@ from bench.common import (
 
 SCENARIOS = ("click", "refine", "box")
 WARMUP = 5
+THINK_MS = 100
 TARGET_P50_MS, TARGET_P99_MS = 25.0, 50.0
 
 
@@ -101,6 +106,7 @@ async def server_trial(
     await client.reset()
     if trial.first is not None:
         await client.prompt([trial.first])
+    await asyncio.sleep(THINK_MS / 1000)
     cpu = server.cpu_ms()
     ms, reply = await client.prompt(trial.points, trial.box)
     return ms, rle_mask(reply["rle"]), server.cpu_ms() - cpu

@@ -168,13 +168,16 @@ def run() -> list[Table]:
         coords = np.random.default_rng(points).uniform(0, 1024, (1, points + 1, 2))
         labels = np.array([[1.0] * points + [-1.0]], dtype=np.float32)
         feeds = {**dict(zip(names, state, strict=True)), "point_coords": coords.astype("f4"),
-                 "point_labels": labels}  # fmt: skip
+                 "point_labels": labels, "multimask": np.ones(1, "f4")}  # fmt: skip
         return lambda: session.run(None, feeds)  # type: ignore[attr-defined]
 
     graphs = Table("ONNX decoder graphs (1 intra-op thread)", ["what", "CPU ms p50", "wall ms p50"])
+    previous = np.random.default_rng(0).standard_normal((1, 1, 256, 256), "f4")
+    mask_feeds = {**dict(zip(names, state, strict=True)), "mask_input": previous}
     actions: dict[str, Callable[[], object]] = {
-        "image state: computed (first click on an image)": lambda: decoder._image_run(
-            features, None
+        "image state: computed (first click on an image)": lambda: decoder._image_run(features),
+        "mask state: a refinement's, from the kept image state": lambda: decoder.mask_session.run(
+            None, mask_feeds
         ),
     }
     folder = Path(tempfile.mkdtemp(prefix="baseline-", dir=made.checkpoint.parent))
@@ -199,8 +202,10 @@ def run() -> list[Table]:
     for _ in range(4):
         xy = rng.uniform(0, 1024, 2)
         coords = np.array([xy, [0.0, 0.0]], dtype=np.float32)
-        masks, ious = decoder.run(features, coords, np.array([1.0, -1.0], "f4"), None)
-        random_logits.append(masks[1 + int(np.argmax(ious[1:]))])
+        logits, _, _ = decoder.run(
+            features, coords, np.array([1.0, -1.0], "f4"), None, multimask=True
+        )
+        random_logits.append(logits)
     for kind, logits_list in (
         ("random weights", random_logits),
         ("nucleus-shaped", nucleus_logits(4)),

@@ -145,11 +145,34 @@ def test_a_kept_image_state_gives_the_same_masks(
     assert np.array_equal(first.mask_crop, fresh.mask_crop)
 
 
+@pytest.mark.parametrize("multimask", [True, False])
+def test_the_onnx_graphs_give_torchs_logits_with_and_without_a_mask_input(
+    engine: SamEngine, embedding: EmbeddingSet, multimask: bool
+) -> None:
+    """The chosen output, and a refinement's state made from the kept image
+    state by the rank-16 update, to float rounding."""
+    assert engine.onnx is not None
+    features = embedding.arrays[0]
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        coords = np.concatenate([rng.uniform(0, 1024, (2, 2)), [[0.0, 0.0]]]).astype(np.float32)
+        labels = np.array([1.0, 0.0, -1.0], dtype=np.float32)
+        for mask_input in (None, rng.normal(0, 8, (1, 256, 256)).astype(np.float32)):
+            want, want_ious = engine.decode_torch(features, coords, labels, mask_input)
+            got, ious, index = engine.onnx.run(
+                features, coords, labels, mask_input, multimask=multimask
+            )
+            assert index == (1 + int(np.argmax(want_ious[1:])) if multimask else 0)
+            np.testing.assert_allclose(ious, want_ious, atol=1e-4)
+            np.testing.assert_allclose(got, want[index], atol=1e-3 * np.abs(want).max())
+
+
 def test_an_image_state_lives_no_longer_than_its_embedding(engine: SamEngine) -> None:
     assert engine.onnx is not None
     features = np.random.default_rng(0).standard_normal((256, 64, 64)).astype(np.float16)
     coords = np.array([[100.0, 100.0], [0.0, 0.0]], dtype=np.float32)
-    engine.onnx.run(features, coords, np.array([1.0, -1.0], dtype=np.float32), None)
+    labels = np.array([1.0, -1.0], dtype=np.float32)
+    engine.onnx.run(features, coords, labels, None, multimask=True)
     assert id(features) in engine.onnx._states
     key = id(features)
     del features

@@ -60,7 +60,7 @@ def test_it_installs_a_checkpoint(tiny: Path) -> None:
     spec = spec_for_model(model)
     assert spec.key == f"tiny-{digest[:12]}"
     # The ONNX decoder is exported at install time, beside the checkpoint.
-    # The checkpoint and the three exported decoder graphs (prompt, per-image, folded).
+    # The checkpoint and the exported decoder graphs (prompt, image, folded, grid, mask).
     prompt_graph = onnx_path_for(Path(settings.MODELS_ROOT), spec.key)
     expected = sorted([*(p.name for p in graph_paths(prompt_graph)), f"{spec.key}.pth"])
     assert models_root_files() == expected
@@ -104,7 +104,7 @@ def test_installing_a_name_again_replaces_its_checkpoint(
     tiny: Path, other_tiny: Path, django_capture_on_commit_callbacks: Any
 ) -> None:
     first = segmentation_model_install(name="tiny", arch="custom", checkpoint_path=tiny)
-    assert len(models_root_files()) == 4  # checkpoint and the three ONNX decoder graphs
+    assert len(models_root_files()) == 6  # the checkpoint and five ONNX decoder graphs
     old_key, old_path = spec_for_model(first).key, Path(first.checkpoint_path)
     with django_capture_on_commit_callbacks(execute=True):
         second = segmentation_model_install(

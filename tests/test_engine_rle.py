@@ -20,6 +20,14 @@ def placed(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> np.nd
     return full
 
 
+@pytest.fixture(params=["crop runs", "whole frame"], autouse=True)
+def encoder_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both of encode_crop's paths: runs counted on the
+    crop in numpy (small crops), and pycocotools on the frame (large ones)."""
+    monkeypatch.setattr(rle, "FRAME_ENCODE_SHARE", 0 if request.param == "crop runs" else 10**9)
+    return str(request.param)
+
+
 CROPS = [
     # (height, width, crop h, crop w, x0, y0)
     (40, 30, 10, 8, 5, 7),

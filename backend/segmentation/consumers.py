@@ -190,9 +190,7 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
         status, error = await _embedding_state(self.session.image_id, self.session.spec)
         if status != self.status:
             self.status = status
-            await self.send_json(
-                protocol.status_message(status, self.session.spec.key, error)
-            )
+            await self.send_json(protocol.status_message(status, self.session.spec.key, error))
 
     async def _watch_status(self) -> None:
         while self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):

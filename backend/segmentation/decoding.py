@@ -20,12 +20,11 @@ from typing import Any
 
 from django.conf import settings
 
+from backend.segmentation.engines import engine_for
 from worker import embedding_store, rle
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt
 from worker.engines.mask_input import decode_refining, mask_to_previous
-from worker.engines.registry import load_engine
 from worker.engines.spec import EngineSpec
-from worker.engines.tiling import TilingConfig
 
 MIB = 1024 * 1024
 
@@ -155,10 +154,7 @@ def session_decode(
     box: tuple[float, float, float, float] | None,
 ) -> tuple[float, dict[str, Any]]:
     """Add prompts to the session, decode, and return (score, COCO RLE)."""
-    tiling = TilingConfig.from_settings(settings)
-    engine = load_engine(
-        session.spec, for_decoding_only=True, tiling=tiling, threads=decode_engine_threads()
-    )
+    engine = engine_for(session.spec, decoding_only=True, threads=decode_engine_threads())
     embedding = embedding_cache().get(session.spec.key, session.image_id)
     new_points = session.points + points
     new_box = box if box is not None else session.box

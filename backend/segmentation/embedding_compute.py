@@ -24,13 +24,12 @@ from django.conf import settings
 from django.db import transaction
 
 from backend.images.rendering import image_model_rgb
+from backend.segmentation.engines import engine_for
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_key
 from worker import embedding_store
 from worker.engines.base import EmbeddingSet, Engine
-from worker.engines.registry import load_engine
 from worker.engines.spec import EngineSpec
-from worker.engines.tiling import TilingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +111,7 @@ def _compute_group(engine_key: str, sized_ids: list[tuple[int, int]]) -> None:
 
 
 def _load(spec: EngineSpec) -> Engine:
-    return load_engine(
-        spec,
-        for_decoding_only=False,
-        threads=settings.TORCH_THREADS,
-        tiling=TilingConfig.from_settings(settings),
-    )
+    return engine_for(spec, decoding_only=False)
 
 
 def _compute_batch(engine: Engine, embeddings: list[Embedding]) -> None:

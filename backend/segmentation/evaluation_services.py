@@ -23,12 +23,11 @@ from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Project
 from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.engines import engine_for
 from backend.segmentation.models import Embedding, EngineEvaluation
 from worker import embedding_store, rle
 from worker.engines.base import EmbeddingSet
-from worker.engines.registry import load_engine
 from worker.engines.spec import EngineSpec
-from worker.engines.tiling import TilingConfig
 from worker.evaluation import MAX_CLICKS, NOC_THRESHOLDS, ObjectTrace, simulate_object, summarize
 
 Progress = Callable[[str], None]
@@ -67,9 +66,7 @@ def engine_evaluate(
         images, computed = images + 1, computed + int(was_computed)
         # After an embedding was computed here the registry holds the full
         # engine; asking after it reuses that rather than loading a decoder.
-        engine = load_engine(
-            spec, for_decoding_only=True, tiling=TilingConfig.from_settings(settings)
-        )
+        engine = engine_for(spec, decoding_only=True, threads=0)
         for instance in objects:
             # Stopping at the highest NoC threshold changes no metric (see simulate_object).
             traces.append(

@@ -34,13 +34,12 @@ from backend.images.models import Image
 from backend.projects.access import visible_projects
 from backend.projects.models import Label, Project
 from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.engines import engine_for
 from backend.segmentation.models import Embedding, ProposalJob
 from backend.segmentation.selectors import engine_spec_for_project
 from worker import embedding_store, rle
 from worker.engines.base import EmbeddingSet, MaskResult
-from worker.engines.registry import load_engine
 from worker.engines.spec import EngineSpec
-from worker.engines.tiling import TilingConfig
 from worker.proposals import ProposalSettings, exclude_curated, propose
 
 logger = logging.getLogger(__name__)
@@ -186,12 +185,7 @@ def image_propose(
     """Replace the image's proposals with what the engine proposes now;
     returns how many were stored. Computes the embedding if needed."""
     embedding = _embedding_ready(image=image, spec=spec)
-    engine = load_engine(
-        spec,
-        for_decoding_only=True,
-        threads=settings.TORCH_THREADS,
-        tiling=TilingConfig.from_settings(settings),
-    )
+    engine = engine_for(spec, decoding_only=True)
     masks = propose(engine, embedding, proposal_settings)
     return image_proposals_replace(
         image=image, label=label, masks=masks, min_area=proposal_settings.min_area

@@ -20,6 +20,21 @@ from worker.engines.spec import CLASSICAL, EngineSpec
 from worker.engines.tiling import TiledEngine, TilingConfig
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a SAM engine computes, from the deployment's settings.
+
+    `embed_device` ("auto", "cpu", "cuda",
+    "cuda:1"), `embed_precision` ("auto": bfloat16 where the device computes
+    it natively, "float32", "bfloat16") and `embed_batch` (images per encoder
+    pass, 0: the device's default) concern the image encoder.
+    """
+
+    embed_device: str = "auto"
+    embed_precision: str = "float32"
+    embed_batch: int = 0
+
+
 @dataclass
 class _Loaded:
     engine: Engine
@@ -37,6 +52,7 @@ def load_engine(
     for_decoding_only: bool,
     threads: int = 0,
     tiling: TilingConfig | None = None,
+    options: EngineOptions | None = None,
 ) -> Engine:
     """The process's engine for `spec`, loading it on first use.
 
@@ -47,24 +63,32 @@ def load_engine(
     `threads` > 0 sets the engine's intra-op threads (torch, process-wide,
     and the ONNX decoder's); 0 keeps torch's default and 2 for ONNX.
     Concurrent first calls for one key load it once; other keys' engines
-    stay usable meanwhile.
+    stay usable meanwhile. `options` apply when the engine is loaded (the
+    first call that loads it decides).
     """
     engine = _usable(spec.key, for_decoding_only)
     if engine is None:
-        engine = _load(spec, for_decoding_only=for_decoding_only, threads=threads)
+        engine = _load(
+            spec,
+            for_decoding_only=for_decoding_only,
+            threads=threads,
+            options=options or EngineOptions(),
+        )
     if tiling is None or not spec.is_sam:
         return engine
     return TiledEngine(engine, tiling)
 
 
-def _load(spec: EngineSpec, *, for_decoding_only: bool, threads: int) -> Engine:
+def _load(
+    spec: EngineSpec, *, for_decoding_only: bool, threads: int, options: EngineOptions
+) -> Engine:
     with _lock:
         key_lock = _key_locks.setdefault(spec.key, threading.Lock())
     with key_lock:
         found = _usable(spec.key, for_decoding_only)
         if found is not None:
             return found
-        engine = _build(spec, for_decoding_only=for_decoding_only, threads=threads)
+        engine = _build(spec, for_decoding_only=for_decoding_only, threads=threads, options=options)
         with _lock:
             _engines[spec.key] = _Loaded(engine, for_decoding_only)
         return engine
@@ -79,14 +103,23 @@ def _usable(key: str, for_decoding_only: bool) -> Engine | None:
     return loaded.engine
 
 
-def _build(spec: EngineSpec, *, for_decoding_only: bool, threads: int) -> Engine:
+def _build(
+    spec: EngineSpec, *, for_decoding_only: bool, threads: int, options: EngineOptions
+) -> Engine:
     if spec.arch == CLASSICAL:
         from worker.engines.classical import ClassicalEngine
 
         return ClassicalEngine()
     from worker.engines.sam import SamEngine
 
-    return SamEngine(spec, load_image_encoder=not for_decoding_only, threads=threads)
+    return SamEngine(
+        spec,
+        load_image_encoder=not for_decoding_only,
+        threads=threads,
+        device=options.embed_device,
+        precision=options.embed_precision,  # type: ignore[arg-type]
+        max_batch=options.embed_batch,
+    )
 
 
 def loaded_keys() -> list[str]:

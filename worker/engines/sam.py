@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 Backend = Literal["auto", "torch", "onnx"]
 MASK_THRESHOLD = 0.0
 EMBEDDING_SHAPE = (256, 64, 64)
-_ONNX_CHECK_TOLERANCE = 1e-2  # max |logit| difference accepted at load time
+_ONNX_CHECK_TOLERANCE = 1e-2  # max |logit| or IoU prediction difference at load
 
 
 class SamEngine:
@@ -150,11 +150,13 @@ class SamEngine:
             and len(prompt.points_xy_image) == 1
         )
         if self.onnx is not None:
-            masks, ious = self.onnx.run(features, coords, labels, mask_input)
+            logits, ious, index = self.onnx.run(
+                features, coords, labels, mask_input, multimask=multimask
+            )
         else:
             masks, ious = self.decode_torch(features, coords, labels, mask_input)
-        index = 1 + int(np.argmax(ious[1:])) if multimask else 0
-        logits = masks[index]
+            index = 1 + int(np.argmax(ious[1:])) if multimask else 0
+            logits = masks[index]
         crop, x0, y0 = sam_masks.upsample_region(
             logits, input_size, original_size, threshold=MASK_THRESHOLD
         )
@@ -244,16 +246,33 @@ class SamEngine:
         return None
 
     def _check_onnx(self, decoder: OnnxDecoder) -> None:
-        """Refuse an ONNX decoder (e.g. a stale cached file) that disagrees with torch."""
+        """Refuse an ONNX decoder (e.g. a stale cached file) that disagrees with
+        torch, on a random embedding: a lone click (multimask), a click with a
+        box, and a refinement (a mask input)."""
         rng = np.random.default_rng(0)
         features = rng.standard_normal(EMBEDDING_SHAPE).astype(np.float16)
-        coords = np.array([[300.0, 400.0], [0.0, 0.0]], dtype=np.float32)
-        labels = np.array([1.0, -1.0], dtype=np.float32)
-        want, _ = self.decode_torch(features, coords, labels, None)
-        got, _ = decoder.run(features, coords, labels, None)
-        error = float(np.abs(want - got).max())
-        if error > _ONNX_CHECK_TOLERANCE * max(1.0, float(np.abs(want).max())):
-            raise ValueError(f"the ONNX decoder disagrees with torch (max error {error:.3g})")
+        previous = rng.standard_normal((1, 256, 256)).astype(np.float32)
+        prompts = [
+            ([[300.0, 400.0], [0.0, 0.0]], [1.0, -1.0], None),
+            ([[500.0, 600.0], [420.0, 380.0], [700.0, 800.0]], [1.0, 2.0, 3.0], None),
+            ([[300.0, 400.0], [350.0, 420.0], [0.0, 0.0]], [1.0, 0.0, -1.0], previous),
+        ]
+        for position, (points, point_labels, mask_input) in enumerate(prompts):
+            multimask = position == 0  # the lone click
+            coords = np.array(points, dtype=np.float32)
+            labels = np.array(point_labels, dtype=np.float32)
+            masks, want_ious = self.decode_torch(features, coords, labels, mask_input)
+            got, ious, index = decoder.run(
+                features, coords, labels, mask_input, multimask=multimask
+            )
+            want_index = 1 + int(np.argmax(want_ious[1:])) if multimask else 0
+            iou_error = float(np.abs(want_ious - ious).max())
+            if iou_error > _ONNX_CHECK_TOLERANCE or index != want_index:
+                raise ValueError(f"the ONNX decoder's IoU predictions disagree ({iou_error:.3g})")
+            want = masks[index]
+            error = float(np.abs(want - got).max())
+            if error > _ONNX_CHECK_TOLERANCE * max(1.0, float(np.abs(want).max())):
+                raise ValueError(f"the ONNX decoder disagrees with torch (max error {error:.3g})")
 
 
 def _split_prompt_tensors(

@@ -91,7 +91,7 @@ def decode_clicks(
         prompt = Prompt(points_xy_image=((float(x), float(y), 1),))
         coords, labels = engine.prompt_arrays(prompt, tile_size)
         # The same `features` object each time: the decoder keeps its image state.
-        masks, scores = engine.onnx.run(features, coords, labels, None)
+        masks, scores = engine.onnx.run_all(features, coords, labels)
         logits.append(masks[1:])  # output 0 is the single-mask one
         ious.append(scores[1:])
     return np.concatenate(logits), np.concatenate(ious)

@@ -8,11 +8,13 @@ up to FOLD_MAX_TOKENS tokens). `OnnxDecoder` keeps the image side of the
 embeddings it has seen (weakly keyed on the embedding array, so an entry
 lives no longer than the embedding cache holds that array) and runs only a
 prompt graph for the next click on the same image. The graphs take prompts
-already in the 1024 model frame and return all four low-resolution masks
-with their predicted IoU; choosing a mask and upsampling it stay in numpy
-(sam_masks.py), so no graph has image-size dependent parts. Exported once
-per engine key with the TorchScript-based exporter (no onnxscript needed)
-and cached on disk.
+already in the 1024 model frame; a click's graphs choose the mask in the
+graph and return only it (ChoiceGraph), the proposal grid's returns all
+four. Upsampling stays in numpy (sam_masks.py), so no graph has image-size
+dependent parts. Exported once per engine key with the TorchScript-based
+exporter (no onnxscript needed) and cached on disk. (An int8 upscaling was
+measured and dropped: 3 ms less a click, but box masks at IoU 0.974 to
+float32 on random weights; docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -32,16 +34,21 @@ import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder
 from torch import nn
 
-from worker.engines.sam_graphs import ImageGraph, PromptGraph
+from worker.engines.sam_graphs import ChoiceGraph, ImageGraph, MaskGraph, PromptGraph
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 OPSET = 17
-IMAGE_INPUTS = ["image_embeddings", "mask_input", "has_mask_input"]
+IMAGE_INPUTS = ["image_embeddings"]
+
 STATE_NAMES = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries"]
+MASK_INPUTS = [*STATE_NAMES, "mask_input"]
+MASK_OUTPUTS = [f"{name}_with_mask" for name in STATE_NAMES]  # ONNX names must differ
 PROMPT_INPUTS = [*STATE_NAMES, "point_coords", "point_labels"]
+CHOICE_INPUTS = [*PROMPT_INPUTS, "multimask"]
 OUTPUT_NAMES = ["low_res_masks", "iou_predictions"]
+CHOICE_OUTPUTS = [*OUTPUT_NAMES, "mask_index"]
 IMAGE_STATES = 32  # image-side tensors kept per decoder (10 MiB each)
 OUTPUT_TOKENS = 5  # the IoU token and four mask tokens go before the prompt's
 # Up to this many tokens (8 points and the padding, or 7 points and a box)
@@ -52,50 +59,70 @@ ImageState = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class DecoderGraph(nn.Module):
-    """The two exportable halves of SAM's decoder, sharing the checkpoint's modules."""
+    """The exportable parts of SAM's decoder, sharing the checkpoint's modules:
+    the image side, a click's prompt graphs (plain and folded) and the
+    proposal grid's (folded, all four masks)."""
 
     def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
         super().__init__()
         self.image = ImageGraph(prompt_encoder, mask_decoder)
-        self.prompt = PromptGraph(prompt_encoder, mask_decoder)
-        self.folded = PromptGraph(prompt_encoder, mask_decoder, fold=True)
+        self.mask = MaskGraph(prompt_encoder, mask_decoder)
+        self.prompt = ChoiceGraph(prompt_encoder, mask_decoder)
+        self.folded = ChoiceGraph(prompt_encoder, mask_decoder, fold=True)
+        self.grid = PromptGraph(prompt_encoder, mask_decoder, fold=True)
 
 
 def onnx_path_for(models_dir: Path, engine_key: str) -> Path:
-    """The cached prompt graph of `engine_key`; the image graph lies beside it."""
+    """The cached prompt graph of `engine_key`; the other graphs lie beside it."""
     return models_dir / f"{engine_key}.decoder-v{EXPORT_VERSION}.onnx"
 
 
+def _beside(prompt_path: Path, suffix: str) -> Path:
+    return prompt_path.with_name(prompt_path.name.removesuffix(".onnx") + f"-{suffix}.onnx")
+
+
 def image_graph_path(prompt_path: Path) -> Path:
-    return prompt_path.with_name(prompt_path.name.removesuffix(".onnx") + "-image.onnx")
+    return _beside(prompt_path, "image")
 
 
 def folded_graph_path(prompt_path: Path) -> Path:
-    return prompt_path.with_name(prompt_path.name.removesuffix(".onnx") + "-folded.onnx")
+    return _beside(prompt_path, "folded")
+
+
+def grid_graph_path(prompt_path: Path) -> Path:
+    return _beside(prompt_path, "grid")
+
+
+def mask_graph_path(prompt_path: Path) -> Path:
+    return _beside(prompt_path, "mask")
 
 
 def graph_paths(prompt_path: Path) -> list[Path]:
-    return [prompt_path, image_graph_path(prompt_path), folded_graph_path(prompt_path)]
+    return [
+        prompt_path,
+        image_graph_path(prompt_path),
+        folded_graph_path(prompt_path),
+        grid_graph_path(prompt_path),
+        mask_graph_path(prompt_path),
+    ]
 
 
 def export_decoder(graph: DecoderGraph, path: Path) -> None:
-    """Export the prompt graph to `path`, and the image graph and the folded
-    prompt graph beside it, each atomically."""
-    image_args = (
-        torch.zeros(1, 256, 64, 64, dtype=torch.float16),
-        torch.zeros(1, 1, 256, 256),
-        torch.zeros(1),
-    )
+    """Export the click's prompt graph to `path`, and the other graphs beside
+    it, each atomically."""
+    image_args = (torch.zeros(1, 256, 64, 64, dtype=torch.float16),)
     with torch.inference_mode(False), torch.no_grad():
         state = graph.image(*image_args)
+    mask_args = (*state, torch.zeros(1, 1, 256, 256))
     prompt_args = (*state, torch.zeros(1, 2, 2), torch.tensor([[1.0, -1.0]]))
+    choice_args = (*prompt_args, torch.ones(1))
     points = {1: "num_points"}
+    dynamic = {"point_coords": points, "point_labels": points}
     _export(graph.image, image_args, image_graph_path(path), IMAGE_INPUTS, STATE_NAMES, {})
+    _export(graph.mask, mask_args, mask_graph_path(path), MASK_INPUTS, MASK_OUTPUTS, {})
     for module, target in ((graph.prompt, path), (graph.folded, folded_graph_path(path))):
-        _export(
-            module, prompt_args, target, PROMPT_INPUTS, OUTPUT_NAMES,
-            {"point_coords": points, "point_labels": points},
-        )  # fmt: skip
+        _export(module, choice_args, target, CHOICE_INPUTS, CHOICE_OUTPUTS, dynamic)
+    _export(graph.grid, prompt_args, grid_graph_path(path), PROMPT_INPUTS, OUTPUT_NAMES, dynamic)
 
 
 def _export(
@@ -137,8 +164,11 @@ def _session(path: Path, threads: int) -> object:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning threads would keep the web process's cores busy between clicks.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Threads spin while a run lasts (waking a sleeping thread for each of the
+    # graph's ~200 parallel sections costs 10 ms a click in a VM) and stop
+    # when it returns, so no core stays busy between clicks.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
@@ -146,13 +176,18 @@ class OnnxDecoder:
     """The sessions of a DecoderGraph and the kept image states; thread-safe.
 
     `threads` is each session's intra-op thread count; `image_states` bounds
-    how many images' image-side tensors are kept.
+    how many images' image-side tensors are kept. The proposal grid's
+    session is made on first use.
     """
 
     def __init__(self, path: Path, *, threads: int, image_states: int = IMAGE_STATES) -> None:
+        self.path = path
+        self.threads = threads
         self.prompt_session: Any = _session(path, threads)
         self.folded_session: Any = _session(folded_graph_path(path), threads)
         self.image_session: Any = _session(image_graph_path(path), threads)
+        self.mask_session: Any = _session(mask_graph_path(path), threads)
+        self._grid_session: Any = None
         self.image_states = image_states
         self._states: OrderedDict[int, tuple[weakref.ref[np.ndarray], ImageState]] = OrderedDict()
         # Reentrant: a collected embedding's callback may run in a thread that holds it.
@@ -164,23 +199,53 @@ class OnnxDecoder:
         coords: np.ndarray,
         labels: np.ndarray,
         mask_input: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """All four low-res masks (4x256x256) and their IoU predictions (4,).
+        *,
+        multimask: bool,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The mask a click keeps: its low-res logits (256x256), the four IoU
+        predictions (4,) and which output it is (`multimask`: the best of
+        1..3, else 0).
 
         `embedding` is the (256, 64, 64) feature map, `coords` Nx2 (x, y) in
         the 1024 model frame, `labels` N, `mask_input` 1x256x256 logits or None.
         """
-        if mask_input is None:
-            state = self.image_state(embedding)
-        else:
-            state = self._image_run(embedding, mask_input)
+        feeds = self._prompt_feeds(embedding, coords, labels, mask_input)
+        feeds["multimask"] = np.array([1.0 if multimask else 0.0], dtype=np.float32)
+        folded = len(coords) + OUTPUT_TOKENS <= FOLD_MAX_TOKENS
+        session = self.folded_session if folded else self.prompt_session
+        masks, ious, index = session.run(CHOICE_OUTPUTS, feeds)
+        return masks[0, 0], ious[0], int(index[0])
+
+    def run_all(
+        self, embedding: np.ndarray, coords: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All four low-res masks (4x256x256) and their IoU predictions (4,)
+        of a prompt of at most FOLD_MAX_TOKENS - 5 points, without mask input."""
+        if len(coords) + OUTPUT_TOKENS > FOLD_MAX_TOKENS:
+            raise ValueError(f"run_all takes at most {FOLD_MAX_TOKENS - OUTPUT_TOKENS} points")
+        with self._lock:
+            if self._grid_session is None:
+                self._grid_session = _session(grid_graph_path(self.path), self.threads)
+        feeds = self._prompt_feeds(embedding, coords, labels, None)
+        masks, ious = self._grid_session.run(OUTPUT_NAMES, feeds)
+        return masks[0], ious[0]
+
+    def _prompt_feeds(
+        self,
+        embedding: np.ndarray,
+        coords: np.ndarray,
+        labels: np.ndarray,
+        mask_input: np.ndarray | None,
+    ) -> dict[str, np.ndarray]:
+        state = self.image_state(embedding)
+        if mask_input is not None:
+            feeds = dict(zip(STATE_NAMES, state, strict=True))
+            feeds["mask_input"] = np.asarray(mask_input, dtype=np.float32).reshape(1, 1, 256, 256)
+            state = tuple(self.mask_session.run(MASK_OUTPUTS, feeds))
         feeds = dict(zip(STATE_NAMES, state, strict=True))
         feeds["point_coords"] = coords.astype(np.float32)[None]
         feeds["point_labels"] = labels.astype(np.float32)[None]
-        folded = len(coords) + OUTPUT_TOKENS <= FOLD_MAX_TOKENS
-        session = self.folded_session if folded else self.prompt_session
-        masks, ious = session.run(OUTPUT_NAMES, feeds)
-        return masks[0], ious[0]
+        return feeds
 
     def image_state(self, embedding: np.ndarray) -> ImageState:
         """The image-side tensors of `embedding` without a mask input, kept
@@ -191,7 +256,7 @@ class OnnxDecoder:
             if found is not None and found[0]() is embedding:
                 self._states.move_to_end(key)
                 return found[1]
-        state = self._image_run(embedding, None)
+        state = self._image_run(embedding)
         forget = self._forget_callback(key)
         with self._lock:
             self._states[key] = (weakref.ref(embedding, forget), state)
@@ -211,28 +276,23 @@ class OnnxDecoder:
 
         return forget
 
-    def _image_run(self, embedding: np.ndarray, mask_input: np.ndarray | None) -> ImageState:
-        has_mask = mask_input is not None
-        feeds = {
-            "image_embeddings": np.ascontiguousarray(embedding, dtype=np.float16)[None],
-            "mask_input": (
-                np.asarray(mask_input, dtype=np.float32).reshape(1, 1, 256, 256)
-                if has_mask
-                else np.zeros((1, 1, 256, 256), dtype=np.float32)
-            ),
-            "has_mask_input": np.array([1.0 if has_mask else 0.0], dtype=np.float32),
-        }
+    def _image_run(self, embedding: np.ndarray) -> ImageState:
+        feeds = {"image_embeddings": np.ascontiguousarray(embedding, dtype=np.float16)[None]}
         tokens, keys, values, queries = self.image_session.run(STATE_NAMES, feeds)
         return tokens, keys, values, queries
 
 
 def load_or_export(
-    graph: DecoderGraph, models_dir: Path | None, engine_key: str, *, threads: int
+    graph: DecoderGraph,
+    models_dir: Path | None,
+    engine_key: str,
+    *,
+    threads: int,
 ) -> OnnxDecoder:
     """The cached decoder sessions of `engine_key`, exporting them on first use.
 
     Without a writable `models_dir` the graphs are exported to a temporary
-    folder and used from there.
+    folder and used from there (the grid's session is then made at once).
     """
     if models_dir is not None:
         path = onnx_path_for(models_dir, engine_key)
@@ -246,4 +306,6 @@ def load_or_export(
     with tempfile.TemporaryDirectory() as temp:
         path = Path(temp) / "decoder.onnx"
         export_decoder(graph, path)
-        return OnnxDecoder(path, threads=threads)
+        decoder = OnnxDecoder(path, threads=threads)
+        decoder._grid_session = _session(grid_graph_path(path), threads)
+        return decoder
