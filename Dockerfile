@@ -24,4 +24,5 @@ RUN python manage.py collectstatic --noinput \
 USER maskroom
 EXPOSE 8000
 CMD ["python", "-m", "uvicorn", "backend.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--proxy-headers", "--ws-max-size", "1048576", "--lifespan", "off"]
+     "--proxy-headers", "--ws-max-size", "1048576", "--ws-per-message-deflate", "false", \
+     "--lifespan", "off"]

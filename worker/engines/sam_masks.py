@@ -61,6 +61,7 @@ class AxisTaps:
     group_stop: np.ndarray
     first: np.ndarray
     last: np.ndarray
+    span: int  # the most logits any pixel draws on (2 when only upsampling)
 
 
 TAPS = 3  # bilinear twice: two taps of two adjacent taps
@@ -90,8 +91,9 @@ def axis_taps(input_len: int, original_len: int) -> AxisTaps:
     group = np.cumsum(new_window) - 1
     for array in (folded, start, stop, weights, group, first, last):
         array.setflags(write=False)
+    span = int((stop - start).max()) + 1
     return AxisTaps(
-        folded, start, stop, weights, group, start[new_window], stop[new_window], first, last
+        folded, start, stop, weights, group, start[new_window], stop[new_window], first, last, span
     )
 
 
@@ -178,7 +180,7 @@ def _taps_apply(values: np.ndarray, taps: AxisTaps, pixel_range: tuple[int, int]
     """Rows of `values` (one per logit) interpolated to pixels [p0, p1) of an axis."""
     start, weights = taps.start[slice(*pixel_range)], taps.weights[slice(*pixel_range)]
     out = values[start] * weights[:, :1]
-    for k in range(1, TAPS):
+    for k in range(1, taps.span):
         out += values[np.minimum(start + k, LOW_RES - 1)] * weights[:, k : k + 1]
     return out
 
