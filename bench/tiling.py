@@ -84,7 +84,8 @@ def _engine() -> SamEngine:
     spec = EngineSpec(
         name="bench-vit-b", arch="vit_b", checkpoint_path=str(checkpoint), sha256=digest
     )
-    return SamEngine(spec, models_dir=bench_home())
+    # As the worker runs it by default (EMBED_PRECISION "auto": bfloat16 where native).
+    return SamEngine(spec, models_dir=bench_home(), precision="auto")
 
 
 def _large_image(side: int) -> np.ndarray:

@@ -55,3 +55,13 @@ def test_it_refuses_to_start_without_secret_key_when_debug_is_off() -> None:
 
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is false" in result.stderr
+
+
+def test_it_refuses_an_unknown_encoder_precision_or_batch() -> None:
+    for name, value, message in (
+        ("EMBED_PRECISION", "fp8", "EMBED_PRECISION must be auto, float32 or bfloat16"),
+        ("EMBED_BATCH", "-1", "EMBED_BATCH >= 0"),
+    ):
+        result = _manage("check", env=_production_env(**{name: value}))
+        assert result.returncode != 0
+        assert message in result.stderr, result.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from backend.images.services import image_upload
 from backend.projects.models import Project
 from backend.segmentation import embedding_compute as compute
 from backend.segmentation import services
+from backend.segmentation.engines import engine_for
 from backend.segmentation.model_services import segmentation_model_install
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
@@ -43,6 +45,7 @@ from worker.engines.base import EmbeddingSet, Engine
 from worker.engines.sam import SamEngine
 from worker.engines.sam_encoder import BatchEncoder, SdpaAttention, use_sdpa_attention
 from worker.engines.spec import EngineSpec
+from worker.engines.tiling import TiledEngine
 
 # Not square, a grayscale one, one that is shrunk and one that is enlarged.
 SIZES = [(300, 420), (1500, 1100), (1024, 1024), (200, 150)]
@@ -319,3 +322,22 @@ def test_batches_hold_fewer_images_when_they_are_large(monkeypatch: pytest.Monke
     monkeypatch.setattr(compute, "BATCH_PIXELS", 100)
     sized = [(1, 10), (2, 10), (3, 10), (4, 10), (5, 95), (6, 200), (7, 5)]
     assert list(compute._batches(sized)) == [[1, 2, 3], [4], [5], [6], [7]]
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("float32", torch.float32), ("bfloat16", torch.bfloat16)]
+)
+def test_the_worker_embeds_in_the_settings_precision_and_batch(
+    tmp_path: Path, settings: Any, precision: str, dtype: torch.dtype
+) -> None:
+    settings.EMBED_DEVICE, settings.EMBED_PRECISION, settings.EMBED_BATCH = "cpu", precision, 3
+    spec = tiny_spec(tmp_path)
+    registry.forget()
+    try:
+        engine = engine_for(spec, decoding_only=False)
+        inner = engine.inner if isinstance(engine, TiledEngine) else engine
+        assert isinstance(inner, SamEngine) and inner.encoder is not None
+        assert (inner.encoder.dtype, inner.encoder.max_batch) == (dtype, 3)
+        assert inner.encoder.device.type == "cpu"
+    finally:
+        registry.forget()
