@@ -313,3 +313,33 @@ def test_the_loop_runs_on_an_installed_sam_checkpoint(
     assert status["engine"] == embedding.engine_key
     assert reply["request_id"] == 3
     assert rle.decode(reply["rle"]).shape == (image.height, image.width)
+
+
+def test_after_a_new_channel_mapping_clicks_wait_for_the_new_embedding(
+    ready_image: Image, owner: User, labels: np.ndarray
+) -> None:
+    """The connection saw the embedding ready; the owner changes what the model
+    sees (any web process may do it): no mask comes from the old features."""
+    from backend.images.display import channel_mapping_set
+
+    x, y = nucleus_centre(labels, int(labels[labels > 0][0]))
+    headers = session_headers(owner)
+    prompt = {"type": "prompt", "points": [[x, y, 1]], "box": None}
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        communicator = await connect(ready_image.pk, headers)
+        assert (await receive_until(communicator, "status"))["embedding_status"] == "ready"
+        await communicator.send_json_to({**prompt, "request_id": 1})
+        assert (await receive_until(communicator, "mask"))["request_id"] == 1
+        await asyncio.to_thread(
+            channel_mapping_set, project=ready_image.project, user=owner, mapping=[0, None, None]
+        )
+        await communicator.send_json_to({**prompt, "request_id": 2})
+        status = await receive_until(communicator, "status")
+        error = await receive_until(communicator, "error")
+        await communicator.disconnect()
+        return status, error
+
+    status, error = asyncio.run(run())
+    assert status["embedding_status"] == "pending"
+    assert error["request_id"] == 2 and "not ready yet (pending)" in error["message"]

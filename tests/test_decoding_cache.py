@@ -90,3 +90,21 @@ def test_decode_threads_share_the_cores(settings: Any) -> None:
     alone = decode_engine_threads()
     settings.DECODE_THREADS = 1000
     assert decode_engine_threads() == 1 <= alone
+
+
+def test_an_embedding_saved_again_is_read_afresh(root: Path) -> None:
+    """As when another process recomputes it (a new channel mapping): no
+    stale features are decoded once the new ones are stored."""
+    store(root, 1)
+    cache = EmbeddingCache(max_items=4)
+    first = cache.get(KEY, 1)
+    assert cache.get(KEY, 1) is first
+    replaced = EmbeddingSet(KEY, 1024, 1024, [Tile(0, 0, 1024, 1024)],
+                            [np.full((256, 64, 64), 7, dtype=np.float16)])  # fmt: skip
+    embedding_store.save(root, KEY, 1, replaced)
+    again = cache.get(KEY, 1)
+    assert again is not first and float(again.arrays[0][0, 0, 0]) == 7.0
+    assert len(cache) == 1 and cache.nbytes == 2 * MIB
+    embedding_store.delete(root, KEY, 1)
+    with pytest.raises(FileNotFoundError):
+        cache.get(KEY, 1)

@@ -139,6 +139,14 @@ def load(root: Path | str, engine_key: str, image_id: int, *, mmap: bool = False
     )
 
 
+def version(root: Path | str, engine_key: str, image_id: int) -> tuple[int, int]:
+    """What changes whenever the embedding is saved again (each save renames
+    a new folder into place): the folder's inode and modification time.
+    FileNotFoundError if there is none."""
+    found = os.stat(path_for(root, engine_key, image_id))
+    return found.st_ino, found.st_mtime_ns
+
+
 def exists(root: Path | str, engine_key: str, image_id: int) -> bool:
     return (path_for(root, engine_key, image_id) / META_FILE).is_file()
 

@@ -200,7 +200,6 @@ def _embeddings_discard(*, project: Project) -> None:
 def _embedding_files_delete(stored: Sequence[tuple[str, int]]) -> None:
     from django.conf import settings
 
-    from backend.segmentation.decoding import embedding_cache
     from worker import embedding_store
 
     for engine_key, image_id in stored:
@@ -208,8 +207,8 @@ def _embedding_files_delete(stored: Sequence[tuple[str, int]]) -> None:
             embedding_store.delete(settings.EMBEDDINGS_ROOT, engine_key, image_id)
         except (OSError, ValueError):
             logger.exception("could not delete embedding %s of image %s", engine_key, image_id)
-    # This process's decoder must not answer from an embedding of the old mapping.
-    embedding_cache().clear()
+    # Every web process's decode cache sees the files go (EmbeddingCache checks
+    # the stored version on each hit), so none answers from the old mapping.
 
 
 def _displays_render_later(image_ids: list[int]) -> None:

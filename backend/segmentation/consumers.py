@@ -137,6 +137,11 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
                     box=message.box_xyxy_image,
                 ),
             )
+        except FileNotFoundError:
+            # The stored embedding went (a new channel mapping, another model)
+            # since this connection saw it ready: say so, and follow the new one.
+            await self._embedding_gone(message.request_id)
+            return
         except Exception:
             logger.exception("decoding a prompt on image %s failed", self.session.image_id)
             await self.send_json(
@@ -144,6 +149,17 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
             )
             return
         await self.send_json(protocol.mask_message(message.request_id, score, rle))
+
+    async def _embedding_gone(self, request_id: Any) -> None:
+        self.status = ""
+        await self._refresh_status()
+        await self.send_json(
+            protocol.error_message(
+                request_id, f"the image embedding is not ready yet ({self.status})"
+            )
+        )
+        if self.watcher is None or self.watcher.done():
+            self.watcher = asyncio.create_task(self._watch_status())
 
     async def handle_reset(self, content: dict[str, Any]) -> None:
         self.session.reset()

@@ -38,7 +38,10 @@ class EmbeddingCache:
     bytes (a tiled image is many tiles of 2 MiB each; 0: no byte bound).
 
     The most recent embedding is kept even when it alone is over the byte
-    bound. Concurrent misses on one key read the file once.
+    bound. Concurrent misses on one key read the file once. A hit is checked
+    against the stored folder's version (one stat): an embedding computed
+    again (another model channel mapping, say) is read afresh in every web
+    process, not only the one that asked for it.
     """
 
     def __init__(self, max_items: int, max_bytes: int = 0) -> None:
@@ -46,44 +49,49 @@ class EmbeddingCache:
         self.max_bytes = max_bytes
         self.nbytes = 0
         self._items: OrderedDict[tuple[str, int], EmbeddingSet] = OrderedDict()
+        self._versions: dict[tuple[str, int], tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
 
     def get(self, engine_key: str, image_id: int) -> EmbeddingSet:
         key = (engine_key, image_id)
-        found = self._hit(key)
+        current = embedding_store.version(settings.EMBEDDINGS_ROOT, engine_key, image_id)
+        found = self._hit(key, current)
         if found is not None:
             return found
         with self._lock:
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:
-            found = self._hit(key)
+            found = self._hit(key, current)
             if found is None:
                 found = embedding_store.load(settings.EMBEDDINGS_ROOT, engine_key, image_id)
-                self._put(key, found)
+                self._put(key, found, current)
         with self._lock:
             self._loading.pop(key, None)
         return found
 
-    def _hit(self, key: tuple[str, int]) -> EmbeddingSet | None:
+    def _hit(self, key: tuple[str, int], current: tuple[int, int]) -> EmbeddingSet | None:
         with self._lock:
             found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
+            if found is None or self._versions.get(key) != current:
+                return None
+            self._items.move_to_end(key)
             return found
 
-    def _put(self, key: tuple[str, int], embedding: EmbeddingSet) -> None:
+    def _put(self, key: tuple[str, int], embedding: EmbeddingSet, current: tuple[int, int]) -> None:
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
                 self.nbytes -= embedding_nbytes(old)
             self._items[key] = embedding
+            self._versions[key] = current
             self.nbytes += embedding_nbytes(embedding)
             while len(self._items) > 1 and (
                 len(self._items) > self.max_items
                 or (self.max_bytes and self.nbytes > self.max_bytes)
             ):
-                _, dropped = self._items.popitem(last=False)
+                gone, dropped = self._items.popitem(last=False)
+                self._versions.pop(gone, None)
                 self.nbytes -= embedding_nbytes(dropped)
 
     def __len__(self) -> int:
@@ -93,6 +101,7 @@ class EmbeddingCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._versions.clear()
             self.nbytes = 0
 
 
