@@ -146,7 +146,7 @@ EMBEDDING_CACHE_ITEMS = env_int("EMBEDDING_CACHE_ITEMS", 32)
 # Bound in memory too: a tiled 4096 px image holds 26 tiles of 2 MiB.
 EMBEDDING_CACHE_MB = env_int("EMBEDDING_CACHE_MB", 512)
 # One decode at a time with every core on it (ONNX intra-op threads = cores //
-# DECODE_THREADS): 30 ms instead of 45 ms a click on 2 cores (docs/benchmarks.md).
+# DECODE_THREADS): 24 to 29 ms instead of 33 a click on 2 cores (docs/benchmarks.md).
 DECODE_THREADS = env_int("DECODE_THREADS", 1)
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: torch's own default
 # The worker's image encoder: EMBED_DEVICE "auto" (CUDA if present), "cpu",
