@@ -195,6 +195,23 @@ def test_accepting_a_proposal_is_in_its_history(image: Image, owner: User, membe
 # --- soft delete and restore ----------------------------------------------
 
 
+def test_a_rejected_proposal_stays_out_of_recently_deleted_but_undo_restores_it(
+    image: Image, instance: dict[str, Any], owner: User, member: User
+) -> None:
+    client = client_for(member)
+    proposal = client_for(owner).post(
+        f"/api/images/{image.pk}/instances/",
+        {"label": "cell", "rle": square(0, 0, 3, 3), "state": "proposed"},
+        format="json",
+    ).json()
+    assert client.delete(url(proposal) + "?version=1").status_code == 204  # R
+    assert client.delete(url(instance) + "?version=1").status_code == 204
+    deleted = client.get(f"/api/images/{image.pk}/instances/?deleted=1").json()
+    assert [i["id"] for i in deleted] == [instance["id"]]
+    restored = client.post(url(proposal, "restore/"))  # undo of the reject
+    assert restored.status_code == 200 and restored.json()["state"] == "proposed"
+
+
 def test_a_deleted_instance_leaves_the_list_and_export_and_comes_back(
     image: Image, instance: dict[str, Any], project: Project, member: User
 ) -> None:

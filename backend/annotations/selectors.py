@@ -32,9 +32,14 @@ def instance_list_rows(*, image: Image) -> QuerySet[Any]:
 
 
 def deleted_instance_list(*, image: Image) -> QuerySet[Instance]:
-    """The image's deleted instances, the most recently deleted first."""
+    """The image's deleted annotations, the most recently deleted first.
+
+    Rejected or replaced proposals are left out: they were the model's
+    suggestions, not anyone's work, and would push real deletions out of
+    the list (they can still be restored by id, which is how undo works)."""
     return (
         Instance.all_objects.filter(image=image, deleted_at__isnull=False)
+        .exclude(state=Instance.State.PROPOSED)
         .select_related("label", "author")
         .order_by("-deleted_at", "-id")[:RECENTLY_DELETED]
     )
