@@ -241,13 +241,23 @@ class PromptGraph(nn.Module):
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        state = (image_tokens, t2i_keys, t2i_values, i2t_queries)
+        queries, keys = self._transformer(state, point_coords, point_labels)
+        masks = self._masks(keys, self._hyper_in(queries))
+        iou = self.decoder.iou_prediction_head(queries[0:1])
+        return masks[None], iou
+
+    def _transformer(
+        self,
+        state: tuple[torch.Tensor, ...],
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output and prompt tokens through the two-way transformer: (queries, keys)."""
         decoder = self.decoder
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens, self.sparse_embeddings(point_coords, point_labels)])
-        queries, keys = self._two_way(tokens, image_tokens, t2i_keys, t2i_values, i2t_queries)
-        masks = self._masks(keys, self._hyper_in(queries))
-        iou = decoder.iou_prediction_head(queries[0:1])
-        return masks[None], iou
+        return self._two_way(tokens, *state)
 
     def _hyper_in(self, queries: torch.Tensor) -> torch.Tensor:
         """(4, 32): each mask token through its hypernetwork MLP."""
@@ -337,11 +347,9 @@ class ChoiceGraph(PromptGraph):
         point_labels: torch.Tensor,
         multimask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        decoder = self.decoder
-        output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-        tokens = torch.cat([output_tokens, self.sparse_embeddings(point_coords, point_labels)])
-        queries, keys = self._two_way(tokens, image_tokens, t2i_keys, t2i_values, i2t_queries)
-        iou = decoder.iou_prediction_head(queries[0:1])
+        state = (image_tokens, t2i_keys, t2i_values, i2t_queries)
+        queries, keys = self._transformer(state, point_coords, point_labels)
+        iou = self.decoder.iou_prediction_head(queries[0:1])
         best = torch.argmax(iou[0, 1:]).reshape(1) + 1
         index = torch.where(multimask > 0.5, best, torch.zeros_like(best))
         hyper_in = self._hyper_in(queries).index_select(0, index)
