@@ -30,7 +30,9 @@ def queued_embedding_ids(client: redis.Redis) -> list[int]:
     return ids
 
 
-def test_it_requeues_pending_and_running_but_not_finished(project: Project, owner: User) -> None:
+def test_it_requeues_pending_running_and_coarse_but_not_finished(
+    project: Project, owner: User
+) -> None:
     url = os.environ.get("REDIS_URL")
     if not url:
         pytest.fail("REDIS_URL must name the test Redis (make test sets it)")
@@ -39,18 +41,18 @@ def test_it_requeues_pending_and_running_but_not_finished(project: Project, owne
     images = image_upload(
         project=project,
         user=owner,
-        files=[SimpleUploadedFile(f"n{i}.tif", data) for i in range(4)],
+        files=[SimpleUploadedFile(f"n{i}.tif", data) for i in range(5)],
     )
     embeddings = [Embedding.objects.get(image=image) for image in images]
-    states = ["pending", "running", "ready", "failed"]
+    states = ["pending", "running", "coarse", "ready", "failed"]  # coarse: tiles unfinished
     for embedding, state in zip(embeddings, states, strict=True):
         Embedding.objects.filter(pk=embedding.pk).update(status=state)
     client.delete("celery")
 
     count = embeddings_requeue_unfinished()
 
-    assert count == 2
-    assert sorted(queued_embedding_ids(client)) == sorted(e.pk for e in embeddings[:2])
+    assert count == 3
+    assert sorted(queued_embedding_ids(client)) == sorted(e.pk for e in embeddings[:3])
     assert Embedding.objects.get(pk=embeddings[1].pk).status == "pending"
-    assert Embedding.objects.get(pk=embeddings[2].pk).status == "ready"
+    assert Embedding.objects.get(pk=embeddings[3].pk).status == "ready"
     client.delete("celery")

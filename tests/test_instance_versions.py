@@ -199,11 +199,15 @@ def test_a_rejected_proposal_stays_out_of_recently_deleted_but_undo_restores_it(
     image: Image, instance: dict[str, Any], owner: User, member: User
 ) -> None:
     client = client_for(member)
-    proposal = client_for(owner).post(
-        f"/api/images/{image.pk}/instances/",
-        {"label": "cell", "rle": square(0, 0, 3, 3), "state": "proposed"},
-        format="json",
-    ).json()
+    proposal = (
+        client_for(owner)
+        .post(
+            f"/api/images/{image.pk}/instances/",
+            {"label": "cell", "rle": square(0, 0, 3, 3), "state": "proposed"},
+            format="json",
+        )
+        .json()
+    )
     assert client.delete(url(proposal) + "?version=1").status_code == 204  # R
     assert client.delete(url(instance) + "?version=1").status_code == 204
     deleted = client.get(f"/api/images/{image.pk}/instances/?deleted=1").json()

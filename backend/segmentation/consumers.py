@@ -70,6 +70,11 @@ def _embedding_state(image_id: int, spec: EngineSpec) -> tuple[str, str]:
     return embedding.status, embedding.error
 
 
+# A coarse embedding (a large image's overview while its tiles are computed)
+# answers clicks already; the connection keeps watching until it is ready.
+CLICKABLE = (Embedding.Status.COARSE, Embedding.Status.READY)
+
+
 class ImageConsumer(AsyncJsonWebsocketConsumer):
     session: DecodeSession
     status: str = ""
@@ -118,9 +123,9 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
         except protocol.ProtocolError as exc:
             await self.send_json(protocol.error_message(request_id, str(exc)))
             return
-        if self.status != Embedding.Status.READY:
+        if self.status not in CLICKABLE:
             await self._refresh_status()
-        if self.status != Embedding.Status.READY:
+        if self.status not in CLICKABLE:
             await self.send_json(
                 protocol.error_message(
                     message.request_id, f"the image embedding is not ready yet ({self.status})"
@@ -178,9 +183,9 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
         if saved is None:
             await self.send_json(protocol.error_message(rid, "no such instance on this image"))
             return
-        if self.status != Embedding.Status.READY:
+        if self.status not in CLICKABLE:
             await self._refresh_status()
-        if self.status != Embedding.Status.READY:
+        if self.status not in CLICKABLE:
             await self.send_json(
                 protocol.error_message(rid, f"the image embedding is not ready yet ({self.status})")
             )

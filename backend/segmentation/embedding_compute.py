@@ -23,6 +23,8 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from backend.common.errors import ServiceError
+from backend.images.models import Image
 from backend.images.rendering import image_model_rgb
 from backend.segmentation.engines import engine_for
 from backend.segmentation.models import Embedding
@@ -30,6 +32,7 @@ from backend.segmentation.selectors import engine_spec_for_key
 from worker import embedding_store
 from worker.engines.base import EmbeddingSet, Engine
 from worker.engines.spec import EngineSpec
+from worker.engines.tiling import TiledEngine
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,16 @@ def _compute_batch(engine: Engine, embeddings: list[Embedding]) -> None:
             loaded.append(embedding)
         except Exception as exc:
             _fail(embedding, exc)
+    if isinstance(engine, TiledEngine):
+        # A large image is made clickable on its overview first (seconds),
+        # then refined tile by tile (minutes on a CPU).
+        small = []
+        for embedding, image in zip(loaded, images, strict=True):
+            if engine.will_tile(*image.shape[:2]):
+                _compute_coarse_first(engine, embedding, image)
+            else:
+                small.append((embedding, image))
+        loaded, images = [e for e, _ in small], [i for _, i in small]
     if not loaded:
         return
     try:
@@ -148,15 +161,36 @@ def _compute_one(engine: Engine, embedding: Embedding, image: np.ndarray) -> Non
     _store(embedding, result)
 
 
-def _store(embedding: Embedding, result: EmbeddingSet) -> None:
+def _compute_coarse_first(engine: TiledEngine, embedding: Embedding, image: np.ndarray) -> None:
+    """The shrunk overview stored and marked COARSE (clickable), then every
+    tile, the overview reused, stored and marked READY."""
+    try:
+        overview = engine.inner.embed(image)
+    except Exception as exc:
+        _fail(embedding, exc)
+        return
+    if not _store(embedding, overview, status=Embedding.Status.COARSE):
+        return
+    try:
+        result = engine.embed(image, overview=overview)
+    except Exception as exc:
+        _fail(embedding, exc)
+        return
+    _store(embedding, result)
+
+
+def _store(
+    embedding: Embedding, result: EmbeddingSet, status: str = Embedding.Status.READY
+) -> bool:
     try:
         path = embedding_store.save(
             settings.EMBEDDINGS_ROOT, embedding.engine_key, embedding.image_id, result
         )
     except Exception as exc:
         _fail(embedding, exc)
-        return
-    _finish(embedding, status=Embedding.Status.READY, path=str(path))
+        return False
+    _finish(embedding, status=status, path=str(path))
+    return True
 
 
 def embed_many(engine: Engine, images_rgb: list[np.ndarray]) -> list[EmbeddingSet]:
@@ -183,3 +217,23 @@ def _batches(sized_ids: list[tuple[int, int]]) -> Iterator[list[int]]:
         pixels += size
     if batch:
         yield batch
+
+
+def embedding_complete(*, image: Image, spec: EngineSpec) -> tuple[EmbeddingSet, bool]:
+    """The image's complete embedding for `spec` (not a coarse one) and
+    whether it was computed here, as the embedding task would, because the
+    store had none ready. ServiceError when it cannot be computed."""
+    root = settings.EMBEDDINGS_ROOT
+    row, _ = Embedding.objects.get_or_create(image=image, engine_key=spec.key)
+    if row.status == Embedding.Status.READY:
+        try:
+            return embedding_store.load(root, spec.key, image.pk), False
+        except FileNotFoundError:  # marked ready but its files are gone
+            Embedding.objects.filter(pk=row.pk).update(status=Embedding.Status.PENDING)
+    embedding_compute(embedding_id=row.pk)
+    done = Embedding.objects.filter(pk=row.pk).first()
+    if done is None:
+        raise ServiceError(f"Image {image.pk} was deleted meanwhile.")
+    if done.status != Embedding.Status.READY:
+        raise ServiceError(f"Could not compute the embedding of image {image.name}: {done.error}")
+    return embedding_store.load(root, spec.key, image.pk), True

@@ -14,19 +14,16 @@ import time
 from collections.abc import Callable
 from itertools import groupby
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from backend.annotations.models import Instance
 from backend.annotations.selectors import accepted_instances
 from backend.common.errors import ServiceError
-from backend.images.models import Image
 from backend.projects.models import Project
-from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.embedding_compute import embedding_complete
 from backend.segmentation.engines import engine_for
-from backend.segmentation.models import Embedding, EngineEvaluation
-from worker import embedding_store, rle
-from worker.engines.base import EmbeddingSet
+from backend.segmentation.models import EngineEvaluation
+from worker import rle
 from worker.engines.spec import EngineSpec
 from worker.evaluation import MAX_CLICKS, NOC_THRESHOLDS, ObjectTrace, simulate_object, summarize
 
@@ -62,7 +59,7 @@ def engine_evaluate(
     for _, group in groupby(instances, key=lambda i: i.image_id):
         objects = list(group)
         image = objects[0].image
-        embedding, was_computed = _embedding_for(image=image, spec=spec)
+        embedding, was_computed = embedding_complete(image=image, spec=spec)
         images, computed = images + 1, computed + int(was_computed)
         # After an embedding was computed here the registry holds the full
         # engine; asking after it reuses that rather than loading a decoder.
@@ -103,23 +100,3 @@ def _instances(*, project: Project, max_objects: int | None) -> list[Instance]:
     queryset = accepted_instances(project=project).select_related("image", "image__project")
     chosen = list(queryset[:max_objects] if max_objects is not None else queryset)
     return sorted(chosen, key=lambda i: (i.image_id, i.pk))
-
-
-def _embedding_for(*, image: Image, spec: EngineSpec) -> tuple[EmbeddingSet, bool]:
-    """The image's embedding for `spec` and whether it had to be computed."""
-    root = settings.EMBEDDINGS_ROOT
-    try:
-        return embedding_store.load(root, spec.key, image.pk), False
-    except FileNotFoundError:
-        pass
-    row, _ = Embedding.objects.get_or_create(image=image, engine_key=spec.key)
-    if row.status == Embedding.Status.READY:
-        # Marked ready but its files are gone: compute it again.
-        Embedding.objects.filter(pk=row.pk).update(status=Embedding.Status.PENDING)
-    embedding_compute(embedding_id=row.pk)
-    done = Embedding.objects.filter(pk=row.pk).first()
-    if done is None:
-        raise ServiceError(f"Image {image.pk} was deleted during the evaluation.")
-    if done.status != Embedding.Status.READY:
-        raise ServiceError(f"Could not compute the embedding of image {image.name}: {done.error}")
-    return embedding_store.load(root, spec.key, image.pk), True

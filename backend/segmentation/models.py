@@ -33,6 +33,9 @@ class Embedding(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
+        # A large image's shrunk overview is stored and clickable; its native
+        # tiles are still being computed (worker/engines/tiling.py).
+        COARSE = "coarse"
         READY = "ready"
         FAILED = "failed"
 

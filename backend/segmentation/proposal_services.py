@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
@@ -33,12 +32,12 @@ from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.access import visible_projects
 from backend.projects.models import Label, Project
-from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.embedding_compute import embedding_complete
 from backend.segmentation.engines import engine_for
-from backend.segmentation.models import Embedding, ProposalJob
+from backend.segmentation.models import ProposalJob
 from backend.segmentation.selectors import engine_spec_for_project
-from worker import embedding_store, rle
-from worker.engines.base import EmbeddingSet, MaskResult
+from worker import rle
+from worker.engines.base import MaskResult
 from worker.engines.spec import EngineSpec
 from worker.proposals import ProposalSettings, exclude_curated, propose
 
@@ -184,7 +183,7 @@ def image_propose(
 ) -> int:
     """Replace the image's proposals with what the engine proposes now;
     returns how many were stored. Computes the embedding if needed."""
-    embedding = _embedding_ready(image=image, spec=spec)
+    embedding, _ = embedding_complete(image=image, spec=spec)
     engine = engine_for(spec, decoding_only=True)
     masks = propose(engine, embedding, proposal_settings)
     return image_proposals_replace(
@@ -236,23 +235,3 @@ def _curated_union(image: Image) -> np.ndarray:
         return np.zeros((image.height, image.width), dtype=bool)
     merged = coco_mask.merge(encoded, intersect=0)
     return rle.decode({"size": [image.height, image.width], "counts": merged["counts"]})
-
-
-def _embedding_ready(*, image: Image, spec: EngineSpec) -> EmbeddingSet:
-    """The image's embedding for `spec`, computed here (as the embedding task
-    would) when the store has none yet."""
-    root = settings.EMBEDDINGS_ROOT
-    try:
-        return embedding_store.load(root, spec.key, image.pk)
-    except FileNotFoundError:
-        pass
-    row, _ = Embedding.objects.get_or_create(image=image, engine_key=spec.key)
-    if row.status == Embedding.Status.READY:
-        # Marked ready but its files are gone: compute it again.
-        Embedding.objects.filter(pk=row.pk).update(status=Embedding.Status.PENDING)
-    embedding_compute(embedding_id=row.pk)
-    done = Embedding.objects.filter(pk=row.pk).first()
-    if done is None or done.status != Embedding.Status.READY:
-        reason = done.error if done is not None else "the image was deleted"
-        raise ServiceError(f"Its embedding could not be computed: {reason}")
-    return embedding_store.load(root, spec.key, image.pk)

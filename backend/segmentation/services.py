@@ -95,7 +95,11 @@ def embeddings_requeue_unfinished() -> int:
 
     unfinished = list(
         Embedding.objects.filter(
-            status__in=[Embedding.Status.PENDING, Embedding.Status.RUNNING]
+            status__in=[
+                Embedding.Status.PENDING,
+                Embedding.Status.RUNNING,
+                Embedding.Status.COARSE,
+            ]
         ).values_list("pk", flat=True)
     )
     Embedding.objects.filter(pk__in=unfinished).update(status=Embedding.Status.PENDING)

@@ -272,17 +272,31 @@ class TiledEngine:
 
     # -- embedding ---------------------------------------------------------
 
-    def embed(self, image_rgb: np.ndarray) -> EmbeddingSet:
-        """The inner engine's embedding of an (H, W, 3) image, tiled when large."""
+    def will_tile(self, height: int, width: int) -> bool:
+        """Whether `embed` makes several tiles of an image of this size."""
+        cfg = self.config
+        native = tile_layout(height, width, cfg.tile_size, cfg.overlap)
+        return cfg.tiles(height, width) and len(native) > 1
+
+    def embed(self, image_rgb: np.ndarray, overview: EmbeddingSet | None = None) -> EmbeddingSet:
+        """The inner engine's embedding of an (H, W, 3) image, tiled when large.
+
+        `overview`, the inner engine's embedding of the whole image (what an
+        untiled image gets, and the overview tile is), is used as that tile
+        instead of computing it again.
+        """
         image = np.asarray(image_rgb)
         height, width = image.shape[:2]
         cfg = self.config
-        native = tile_layout(height, width, cfg.tile_size, cfg.overlap)
-        if not cfg.tiles(height, width) or len(native) == 1:
+        if not self.will_tile(height, width):
             return self.inner.embed(image)
+        native = tile_layout(height, width, cfg.tile_size, cfg.overlap)
         tiles = ([Tile(0, 0, width, height)] if cfg.overview else []) + native
         crops = [image[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width] for t in tiles]
-        parts = self._embed_all(crops)
+        if cfg.overview and overview is not None:
+            parts = [overview, *self._embed_all(crops[1:])]
+        else:
+            parts = self._embed_all(crops)
         for tile, part in zip(tiles, parts, strict=True):
             if len(part.arrays) != 1 or (part.image_height, part.image_width) != (
                 tile.height,

@@ -40,6 +40,7 @@ let proposalBitmap = null; // {key, canvas}
 const STATUS_TEXT = {
   pending: "Waiting for the worker to compute the embedding…",
   running: "Computing the embedding…",
+  coarse: "Clickable at reduced resolution; computing the full-resolution tiles…",
   ready: "Ready: click an object to segment it",
   failed: "The embedding failed",
 };
@@ -73,7 +74,7 @@ function canPrompt() {
     showEditorError("Not connected to the server; retrying.");
     return false;
   }
-  if (state.embeddingStatus !== "ready") {
+  if (state.embeddingStatus !== "ready" && state.embeddingStatus !== "coarse") {
     showEditorError("The embedding is not ready yet; prompts work once it is.");
     return false;
   }

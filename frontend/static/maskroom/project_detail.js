@@ -18,6 +18,7 @@ let pollTimer = null;
 const STATUS_TEXT = {
   pending: "queued",
   running: "embedding…",
+  coarse: "clickable, tiling…",
   ready: "ready",
   failed: "failed",
 };
@@ -92,7 +93,7 @@ async function refresh() {
   try {
     const images = cardsOf(asList(await api(endpoints.projectImages(projectId))));
     renderImages(images);
-    const busy = images.some((image) => ["pending", "running"].includes(image.embedding_status));
+    const busy = images.some((image) => ["pending", "running", "coarse"].includes(image.embedding_status));
     if (busy) pollTimer = setTimeout(refresh, POLL_MS);
   } catch (err) {
     summaryNode.textContent = `Could not load the images: ${err.message}`;
