@@ -279,3 +279,20 @@ def test_it_stops_the_worker_and_fails_when_the_web_server_dies(served: Served) 
     assert served.process.wait(timeout=STOP_TIMEOUT_S) != 0
     assert _wait_until_gone(list(processes), timeout=2) == []
     assert "the web process exited" in served.output()
+
+
+def test_its_websocket_replies_go_uncompressed(served: Served) -> None:
+    """Masks are short RLE strings: per-message deflate would cost each click
+    about 3 ms at both ends (docs/benchmarks.md), so the server declines it."""
+    request = (
+        f"GET /ws/images/1/ HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        f"Origin: http://127.0.0.1:{served.port}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as connection:
+        connection.sendall(request.encode())
+        head = connection.recv(4096).decode("latin-1").split("\r\n\r\n")[0].lower()
+    assert head.startswith("http/1.1 101"), head
+    assert "sec-websocket-extensions" not in head, head
