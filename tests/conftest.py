@@ -6,6 +6,7 @@ Tests run against the database that DATABASE_URL names (PostgreSQL under
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from backend.projects.models import Label, Membership, Project
+from tests.tiny_sam import torch_threads
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -69,3 +71,11 @@ def client_for(user: User | None) -> APIClient:
     if user is not None:
         client.force_authenticate(user)
     return client
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch on one intra-op thread for a module's tests: tiny models gain
+    nothing from more, and the results stay the same whatever the machine."""
+    with torch_threads(1):
+        yield

@@ -10,7 +10,6 @@ The tiny SAM has the real prompt encoder and mask decoder.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +25,15 @@ from tests.tiny_sam import (
     result_mask,
     synthetic_cells,
     tiny_spec,
-    torch_threads,
 )
 from worker import rle
 from worker.engines import sam_masks
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.sam import SamEngine
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IMAGE_SIZE = (300, 420)  # (H, W): not square, so the padding matters
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

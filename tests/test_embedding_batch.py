@@ -37,7 +37,6 @@ from tests.tiny_sam import (
     save_tiny_checkpoint,
     synthetic_cells,
     tiny_spec,
-    torch_threads,
 )
 from worker import embedding_store
 from worker.engines import registry, sam_encoder
@@ -47,15 +46,11 @@ from worker.engines.sam_encoder import BatchEncoder, SdpaAttention, use_sdpa_att
 from worker.engines.spec import EngineSpec
 from worker.engines.tiling import TiledEngine
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # Not square, a grayscale one, one that is shrunk and one that is enlarged.
 SIZES = [(300, 420), (1500, 1100), (1024, 1024), (200, 150)]
 PROMPT_IMAGE_SIZE = (300, 420)  # the frame tests.test_engine_sam.random_prompts uses
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

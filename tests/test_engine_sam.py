@@ -7,7 +7,6 @@ conversion and the decoder run exactly as with vit_b.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from tests.tiny_sam import (
     result_mask,
     save_tiny_checkpoint,
     synthetic_cells,
-    torch_threads,
 )
 from worker.engines import registry, sam_loading, sam_masks
 from worker.engines.base import EmbeddingSet, Prompt
@@ -31,13 +29,9 @@ from worker.engines.sam import SamEngine
 from worker.engines.sam_onnx import onnx_path_for
 from worker.engines.spec import CLASSICAL_SPEC, EngineSpec
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IMAGE_SIZE = (300, 420)  # (H, W): not square, so the padding matters
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ its outputs; what they mean is checked in test_proposals_pipeline.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.tiny_sam import synthetic_cells, tiny_spec, torch_threads
+from tests.tiny_sam import synthetic_cells, tiny_spec
 from worker.engines import sam_grid
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.sam import SamEngine
@@ -39,13 +38,9 @@ from worker.proposals import (
     stability_score,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IMAGE_SIZE = (300, 420)  # (H, W)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import itertools
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,7 +24,7 @@ from backend.segmentation.embedding_compute import embedding_compute
 from backend.segmentation.model_services import segmentation_model_install
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import spec_for_model
-from tests.tiny_sam import save_tiny_checkpoint, synthetic_cells, torch_threads
+from tests.tiny_sam import save_tiny_checkpoint, synthetic_cells
 from tests.tiny_sam import tiny_spec as make_tiny_spec
 from worker import embedding_store, rle
 from worker.engines import registry
@@ -415,19 +414,13 @@ SAM_CONFIG = TilingConfig(threshold=1024, tile_size=1024, overlap=256)
 
 
 @pytest.fixture(scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
 def tiny_spec(tmp_path_factory: pytest.TempPathFactory) -> EngineSpec:
     return make_tiny_spec(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
 def tiny_tiled(
-    tiny_spec: EngineSpec, _one_torch_thread: None
+    tiny_spec: EngineSpec, one_torch_thread: None
 ) -> tuple[TiledEngine, EmbeddingSet, np.ndarray]:
     engine = TiledEngine(SamEngine(tiny_spec, backend="torch"), SAM_CONFIG)
     image = synthetic_cells((SAM_SIZE, SAM_SIZE))
@@ -503,7 +496,7 @@ def tiff_upload(image: np.ndarray, name: str) -> SimpleUploadedFile:
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_a_large_image_is_embedded_in_tiles_and_clicks_decode(
-    project: Project, owner: User, settings, tmp_path: Path, _one_torch_thread: None
+    project: Project, owner: User, settings, tmp_path: Path, one_torch_thread: None
 ) -> None:
     settings.TILE_THRESHOLD, settings.TILE_SIZE, settings.TILE_OVERLAP = 1024, 1024, 256
     checkpoint = save_tiny_checkpoint(tmp_path / "tiny.pth")
