@@ -17,6 +17,7 @@ import pytest
 import torch
 from pycocotools import mask as coco_mask
 from segment_anything import SamPredictor
+from segment_anything.modeling.common import LayerNorm2d
 from torch.nn import functional
 
 from tests.tiny_sam import (
@@ -30,6 +31,7 @@ from worker import rle
 from worker.engines import sam_masks
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.sam import SamEngine
+from worker.engines.spec import EngineSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -139,18 +141,18 @@ def test_a_kept_image_state_gives_the_same_masks(
     assert np.array_equal(first.mask_crop, fresh.mask_crop)
 
 
-@pytest.mark.parametrize("multimask", [True, False])
-def test_the_onnx_graphs_give_torchs_logits_with_and_without_a_mask_input(
-    engine: SamEngine, embedding: EmbeddingSet, multimask: bool
+def assert_graphs_give_torchs_logits(
+    engine: SamEngine, features: np.ndarray, *, multimask: bool, points: int = 2
 ) -> None:
     """The chosen output, and a refinement's state made from the kept image
-    state by the rank-16 update, to float rounding."""
+    state by the rank-16 update, to float rounding; the proposal grid's four
+    outputs too."""
     assert engine.onnx is not None
-    features = embedding.arrays[0]
     rng = np.random.default_rng(5)
     for _ in range(4):
-        coords = np.concatenate([rng.uniform(0, 1024, (2, 2)), [[0.0, 0.0]]]).astype(np.float32)
-        labels = np.array([1.0, 0.0, -1.0], dtype=np.float32)
+        coords = np.concatenate([rng.uniform(0, 1024, (points, 2)), [[0.0, 0.0]]])
+        coords = coords.astype(np.float32)
+        labels = np.array([1.0] + [0.0] * (points - 1) + [-1.0], dtype=np.float32)
         for mask_input in (None, rng.normal(0, 8, (1, 256, 256)).astype(np.float32)):
             want, want_ious = engine.decode_torch(features, coords, labels, mask_input)
             got, ious, index = engine.onnx.run(
@@ -159,6 +161,47 @@ def test_the_onnx_graphs_give_torchs_logits_with_and_without_a_mask_input(
             assert index == (1 + int(np.argmax(want_ious[1:])) if multimask else 0)
             np.testing.assert_allclose(ious, want_ious, atol=1e-4)
             np.testing.assert_allclose(got, want[index], atol=1e-3 * np.abs(want).max())
+        if points <= 8:
+            every, _ = engine.onnx.run_all(features, coords, labels)
+            want, _ = engine.decode_torch(features, coords, labels, None)
+            np.testing.assert_allclose(every, want, atol=1e-3 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_the_onnx_graphs_give_torchs_logits_with_and_without_a_mask_input(
+    engine: SamEngine, embedding: EmbeddingSet, multimask: bool
+) -> None:
+    assert_graphs_give_torchs_logits(engine, embedding.arrays[0], multimask=multimask)
+
+
+def test_the_plain_graph_for_many_points_gives_torchs_logits(
+    engine: SamEngine, embedding: EmbeddingSet
+) -> None:
+    assert_graphs_give_torchs_logits(engine, embedding.arrays[0], multimask=False, points=12)
+
+
+def test_the_graphs_hold_for_a_decoder_whose_norms_are_far_from_the_identity(
+    tmp_path: Path,
+) -> None:
+    """A random init leaves every LayerNorm near the identity; a trained one's
+    are not. The click graph folds the transformer's norms into its low-rank
+    upscaling, so spread their scales and shifts as training does."""
+    sam = build_tiny_sam(seed=4)
+    rng = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for module in sam.mask_decoder.modules():
+            if isinstance(module, torch.nn.LayerNorm | LayerNorm2d):
+                module.weight.mul_(torch.rand(module.weight.shape, generator=rng) * 2.7 + 0.3)
+                module.bias.add_(torch.randn(module.bias.shape, generator=rng))
+    path = tmp_path / "spread.pth"
+    torch.save(sam.state_dict(), path)
+    spec = EngineSpec(name="spread", arch="custom", checkpoint_path=str(path), sha256="ab" * 32)
+    engine = SamEngine(
+        spec, load_image_encoder=False, backend="onnx", models_dir=tmp_path, threads=1
+    )
+    features = np.random.default_rng(4).standard_normal((256, 64, 64)).astype(np.float16)
+    for multimask in (True, False):
+        assert_graphs_give_torchs_logits(engine, features, multimask=multimask)
 
 
 def test_an_image_state_lives_no_longer_than_its_embedding(engine: SamEngine) -> None:

@@ -35,27 +35,28 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder
 from torch import nn
 
 from worker.engines.sam_graphs import ChoiceGraph, ImageGraph, MaskGraph, PromptGraph
+from worker.engines.sam_upscaling import mask_frames
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 3
+EXPORT_VERSION = 4
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
-STATE_NAMES = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries"]
+STATE_NAMES = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries", "up_basis"]
 MASK_INPUTS = [*STATE_NAMES, "mask_input"]
 MASK_OUTPUTS = [f"{name}_with_mask" for name in STATE_NAMES]  # ONNX names must differ
 PROMPT_INPUTS = [*STATE_NAMES, "point_coords", "point_labels"]
 CHOICE_INPUTS = [*PROMPT_INPUTS, "multimask"]
 OUTPUT_NAMES = ["low_res_masks", "iou_predictions"]
 CHOICE_OUTPUTS = [*OUTPUT_NAMES, "mask_index"]
-IMAGE_STATES = 32  # image-side tensors kept per decoder (10 MiB each)
+IMAGE_STATES = 32  # image-side tensors kept per decoder (14 MiB each)
 OUTPUT_TOKENS = 5  # the IoU token and four mask tokens go before the prompt's
 # Up to this many tokens (8 points and the padding, or 7 points and a box)
 # the folded prompt graph costs less; beyond, the plain one does.
 FOLD_MAX_TOKENS = 14
 
-ImageState = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+ImageState = tuple[np.ndarray, ...]
 
 
 class DecoderGraph(nn.Module):
@@ -156,20 +157,31 @@ def _export(
         raise
 
 
-def _session(path: Path, threads: int) -> object:
-    import onnxruntime as ort
+class Session:
+    """An ONNX Runtime session that takes the feeds its graph reads from a
+    larger dict (the plain prompt graph has no use for the upscaling basis,
+    and the exporter drops inputs a graph does not read)."""
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(threads, 1)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Threads spin while a run lasts (waking a sleeping thread for each of the
-    # graph's ~200 parallel sections costs 10 ms a click in a VM) and stop
-    # when it returns, so no core stays busy between clicks.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    options.add_session_config_entry("session.force_spinning_stop", "1")
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(threads, 1)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Threads spin while a run lasts (waking a sleeping thread for each of the
+        # graph's ~200 parallel sections costs 10 ms a click in a VM) and stop
+        # when it returns, so no core stays busy between clicks.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = [node.name for node in self.session.get_inputs()]
+
+    def run(self, outputs: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(outputs, {name: feeds[name] for name in self.inputs})
 
 
 class OnnxDecoder:
@@ -183,11 +195,11 @@ class OnnxDecoder:
     def __init__(self, path: Path, *, threads: int, image_states: int = IMAGE_STATES) -> None:
         self.path = path
         self.threads = threads
-        self.prompt_session: Any = _session(path, threads)
-        self.folded_session: Any = _session(folded_graph_path(path), threads)
-        self.image_session: Any = _session(image_graph_path(path), threads)
-        self.mask_session: Any = _session(mask_graph_path(path), threads)
-        self._grid_session: Any = None
+        self.prompt_session = Session(path, threads)
+        self.folded_session = Session(folded_graph_path(path), threads)
+        self.image_session = Session(image_graph_path(path), threads)
+        self.mask_session = Session(mask_graph_path(path), threads)
+        self._grid_session: Session | None = None
         self.image_states = image_states
         self._states: OrderedDict[int, tuple[weakref.ref[np.ndarray], ImageState]] = OrderedDict()
         # Reentrant: a collected embedding's callback may run in a thread that holds it.
@@ -214,7 +226,7 @@ class OnnxDecoder:
         folded = len(coords) + OUTPUT_TOKENS <= FOLD_MAX_TOKENS
         session = self.folded_session if folded else self.prompt_session
         masks, ious, index = session.run(CHOICE_OUTPUTS, feeds)
-        return masks[0, 0], ious[0], int(index[0])
+        return mask_frames(masks)[0], ious[0], int(index[0])
 
     def run_all(
         self, embedding: np.ndarray, coords: np.ndarray, labels: np.ndarray
@@ -225,10 +237,10 @@ class OnnxDecoder:
             raise ValueError(f"run_all takes at most {FOLD_MAX_TOKENS - OUTPUT_TOKENS} points")
         with self._lock:
             if self._grid_session is None:
-                self._grid_session = _session(grid_graph_path(self.path), self.threads)
+                self._grid_session = Session(grid_graph_path(self.path), self.threads)
         feeds = self._prompt_feeds(embedding, coords, labels, None)
         masks, ious = self._grid_session.run(OUTPUT_NAMES, feeds)
-        return masks[0], ious[0]
+        return mask_frames(masks), ious[0]
 
     def _prompt_feeds(
         self,
@@ -278,8 +290,7 @@ class OnnxDecoder:
 
     def _image_run(self, embedding: np.ndarray) -> ImageState:
         feeds = {"image_embeddings": np.ascontiguousarray(embedding, dtype=np.float16)[None]}
-        tokens, keys, values, queries = self.image_session.run(STATE_NAMES, feeds)
-        return tokens, keys, values, queries
+        return tuple(self.image_session.run(STATE_NAMES, feeds))
 
 
 def load_or_export(
@@ -307,5 +318,5 @@ def load_or_export(
         path = Path(temp) / "decoder.onnx"
         export_decoder(graph, path)
         decoder = OnnxDecoder(path, threads=threads)
-        decoder._grid_session = _session(grid_graph_path(path), threads)
+        decoder._grid_session = Session(grid_graph_path(path), threads)
         return decoder
