@@ -38,21 +38,22 @@ from worker.engines.sam_upscaling import GRID, BlockFactors, Upscaling, basis_we
 TOKENS = GRID * GRID
 
 
-def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """(n, c) -> (heads, n, c / heads)"""
-    n, c = x.shape
-    return x.reshape(n, num_heads, c // num_heads).transpose(0, 1)
+def _heads(x: torch.Tensor, attention: Attention) -> torch.Tensor:
+    """(n, c) -> (heads, n, c / heads). Shapes are spelled with -1 for the
+    prompt's token count and constants otherwise, so that the exported graph
+    computes no shapes at run time."""
+    heads = attention.num_heads
+    return x.reshape(-1, heads, attention.internal_dim // heads).transpose(0, 1)
 
 
 def _attend(
     attention: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 ) -> torch.Tensor:
     """segment_anything's Attention on already projected (n, internal_dim) q, k, v."""
-    heads = attention.num_heads
-    qh, kh, vh = _heads(q, heads), _heads(k, heads), _heads(v, heads)
-    scale = 1.0 / math.sqrt(qh.shape[-1])
+    qh, kh, vh = _heads(q, attention), _heads(k, attention), _heads(v, attention)
+    scale = 1.0 / math.sqrt(attention.internal_dim // attention.num_heads)
     weights = torch.softmax((qh @ kh.transpose(1, 2)) * scale, dim=-1)
-    out = (weights @ vh).transpose(0, 1).reshape(q.shape[0], -1)
+    out = (weights @ vh).transpose(0, 1).reshape(-1, attention.internal_dim)
     return attention.out_proj(out)
 
 
@@ -71,15 +72,15 @@ def _tokens_attend_image(
     a softmax-weighted mean of `x Wv + bv` is `(weights x) Wv + bv`. Costs
     heads x T x 4096 x 256 twice instead of 4096 x 256 x 128 twice."""
     heads = attention.num_heads
-    q = _heads(attention.q_proj(queries), heads)  # (h, T, d)
-    d = q.shape[-1]
+    q = _heads(attention.q_proj(queries), attention)  # (h, T, d)
+    d = attention.internal_dim // heads
     w_k = attention.k_proj.weight.reshape(heads, d, -1)  # (h, d, 256)
     w_v = attention.v_proj.weight.reshape(heads, d, -1)
     scores = (q @ w_k) @ keys_in.transpose(0, 1)  # (h, T, 4096)
     weights = torch.softmax(scores * (1.0 / math.sqrt(d)), dim=-1)
     mixed = weights @ values_in  # (h, T, 256)
     out = mixed @ w_v.transpose(1, 2) + attention.v_proj.bias.reshape(heads, 1, d)
-    return attention.out_proj(out.transpose(0, 1).reshape(queries.shape[0], -1))
+    return attention.out_proj(out.transpose(0, 1).reshape(-1, attention.internal_dim))
 
 
 def _softmax_over_tokens(scores: torch.Tensor) -> torch.Tensor:
@@ -109,20 +110,20 @@ def _image_attends_tokens(
     4096 x 256 x 128.
     """
     heads = attention.num_heads
-    k = _heads(attention.k_proj(token_keys), heads)  # (h, T, d)
-    v = _heads(attention.v_proj(token_values), heads)
-    d, count = k.shape[-1], k.shape[1]
+    k = _heads(attention.k_proj(token_keys), attention)  # (h, T, d)
+    v = _heads(attention.v_proj(token_values), attention)
+    d, width = attention.internal_dim // heads, attention.out_proj.out_features
     k = k * (1.0 / math.sqrt(d))
     if image_q is None:
-        w_q = attention.q_proj.weight.reshape(heads, d, -1)  # (h, d, 256)
-        folded = (k @ w_q).reshape(heads * count, -1)  # (h T, 256)
-        bias = (k @ attention.q_proj.bias.reshape(heads, d, 1)).reshape(heads * count, 1)
-        scores = (folded @ image_in.transpose(0, 1) + bias).reshape(heads, count, -1)
+        w_q = attention.q_proj.weight.reshape(heads, d, width)
+        folded = (k @ w_q).reshape(-1, width)  # (h T, 256)
+        bias = (k @ attention.q_proj.bias.reshape(heads, d, 1)).reshape(-1, 1)
+        scores = (folded @ image_in.transpose(0, 1) + bias).reshape(heads, -1, TOKENS)
     else:
-        scores = k @ image_q.reshape(heads, d, -1)  # (h, T, 4096)
-    weights = _softmax_over_tokens(scores).reshape(heads * count, -1)
-    w_o = attention.out_proj.weight.transpose(0, 1).reshape(heads, d, -1)  # (h, d, 256)
-    values = (v @ w_o).reshape(heads * count, -1) + attention.out_proj.bias / heads
+        scores = k @ image_q.reshape(heads, d, TOKENS)  # (h, T, 4096)
+    weights = _softmax_over_tokens(scores).reshape(-1, TOKENS)
+    w_o = attention.out_proj.weight.transpose(0, 1).reshape(heads, d, width)
+    values = (v @ w_o).reshape(-1, width) + attention.out_proj.bias / heads
     return weights, values
 
 

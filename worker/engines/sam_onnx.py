@@ -39,7 +39,7 @@ from worker.engines.sam_upscaling import mask_frames
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 4
+EXPORT_VERSION = 5
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
