@@ -17,10 +17,13 @@ upsampling and RLE (loaded from its files) as "before" rows, interleaved.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import inspect
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -86,12 +89,41 @@ def baseline_module(relative: str) -> ModuleType | None:
 
 
 def baseline_decoder(engine: Any, folder: Path) -> Any:
-    """The BENCH_BASELINE tree's ONNX decoder for the same weights, or None."""
-    old = baseline_module("worker/engines/sam_onnx.py")
-    if old is None:
+    """The BENCH_BASELINE tree's ONNX decoder for the same weights, or None.
+
+    Its `worker` package is imported in place of this tree's for the time of
+    the export (its modules import one another by package name), then this
+    tree's modules are put back; the decoder keeps the old classes it made.
+    """
+    tree = os.environ.get("BENCH_BASELINE")
+    if not tree:
         return None
-    graph = old.DecoderGraph(engine.prompt_encoder, engine.mask_decoder).eval()
-    return old.load_or_export(graph, folder, "baseline", threads=1)
+    ours = {name: module for name, module in sys.modules.items() if _in_worker(name)}
+    for name in ours:
+        del sys.modules[name]
+    sys.path.insert(0, str(Path(tree).resolve()))
+    try:
+        old = importlib.import_module("worker.engines.sam_onnx")
+        graph = old.DecoderGraph(engine.prompt_encoder, engine.mask_decoder).eval()
+        return old.load_or_export(graph, folder, "baseline", threads=1)
+    finally:
+        sys.path.pop(0)
+        for name in [name for name in sys.modules if _in_worker(name)]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+
+
+def _in_worker(name: str) -> bool:
+    return name == "worker" or name.startswith("worker.")
+
+
+def baseline_click(before: Any, features: np.ndarray) -> Callable[[], object]:
+    """One click on the baseline decoder (session 1's `run` had no multimask)."""
+    coords = np.array([[300.0, 400.0], [0.0, 0.0]], dtype=np.float32)
+    one_click = np.array([1.0, -1.0], dtype=np.float32)
+    if "multimask" in inspect.signature(before.run).parameters:
+        return lambda: before.run(features, coords, one_click, None, multimask=True)
+    return lambda: before.run(features, coords, one_click, None)
 
 
 def baseline_actions(
@@ -185,11 +217,8 @@ def run() -> list[Table]:
     folder = Path(tempfile.mkdtemp(prefix="baseline-", dir=made.checkpoint.parent))
     before = baseline_decoder(engine, folder)
     if before is not None:
-        coords = np.array([[300.0, 400.0], [0.0, 0.0]], dtype=np.float32)
-        one_click = np.array([1.0, -1.0], dtype=np.float32)
-        actions["before: single decoder graph, T=7"] = lambda: before.run(
-            features, coords, one_click, None
-        )
+        actions["before: decoder.run, a click (T=7)"] = baseline_click(before, features)
+        actions["decoder.run, a click (T=7)"] = baseline_click(decoder, features)
     for points in (1, 4, 8, 12):
         tokens = points + 6
         actions[f"prompt graph, plain, T={tokens}"] = prompt_run(decoder.prompt_session, points)
