@@ -84,6 +84,7 @@ def baseline_module(relative: str) -> ModuleType | None:
     spec = importlib.util.spec_from_file_location(f"baseline_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
