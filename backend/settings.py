@@ -142,6 +142,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Segmentation.
+# A worker computing an embedding renews its lease every third of this; a
+# running embedding not renewed for this long is taken over by the next task
+# (its worker died), and until then nothing computes it a second time.
+EMBEDDING_LEASE_SECONDS = env_int("EMBEDDING_LEASE_SECONDS", 60)
+if EMBEDDING_LEASE_SECONDS < 1:
+    raise ConfigError(f"EMBEDDING_LEASE_SECONDS must be >= 1, got {EMBEDDING_LEASE_SECONDS}")
 EMBEDDING_CACHE_ITEMS = env_int("EMBEDDING_CACHE_ITEMS", 32)
 # Bound in memory too: a tiled 4096 px image holds 26 tiles of 2 MiB.
 EMBEDDING_CACHE_MB = env_int("EMBEDDING_CACHE_MB", 512)

@@ -5,7 +5,8 @@ claimed (marked running, under a row lock) just before its batch is
 computed with the engine its key names, written atomically to the embedding
 store and marked ready; any failure marks that embedding failed with the
 reason, which the editor shows. A ready embedding is never computed again,
-so a redelivered task (acks_late) only redoes what was not finished.
+so a redelivered task (acks_late) only redoes what was not finished, and
+one that another live worker is computing is left to it (embedding_lease.py).
 
 `embeddings_compute` takes several ids: those of one engine key go through
 the engine's `embed_batch` a batch at a time (BATCH_SIZE images, fewer when
@@ -22,10 +23,12 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.images.rendering import image_model_rgb
+from backend.segmentation.embedding_lease import heartbeat, is_held, wait_while_held
 from backend.segmentation.engines import engine_for
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_key
@@ -42,8 +45,9 @@ BATCH_SIZE = 8
 BATCH_PIXELS = 64 * 2**20
 
 
-def _claim(embedding_id: int) -> Embedding | None:
-    """Mark the embedding running unless it is done or gone."""
+def _claim(embedding_id: int, held: list[int]) -> Embedding | None:
+    """Mark the embedding running unless it is done or gone, or another live
+    worker holds it (then its id goes into `held`)."""
     with transaction.atomic():
         embedding = (
             Embedding.objects.select_for_update()
@@ -53,6 +57,9 @@ def _claim(embedding_id: int) -> Embedding | None:
         )
         if embedding is None or embedding.status == Embedding.Status.READY:
             return None
+        if is_held(embedding):
+            held.append(embedding_id)
+            return None
         embedding.status = Embedding.Status.RUNNING
         embedding.error = ""
         embedding.save(update_fields=["status", "error", "updated_at"])
@@ -60,7 +67,9 @@ def _claim(embedding_id: int) -> Embedding | None:
 
 
 def _finish(embedding: Embedding, *, status: str, path: str = "", error: str = "") -> None:
-    Embedding.objects.filter(pk=embedding.pk).update(status=status, path=path, error=error[:2000])
+    Embedding.objects.filter(pk=embedding.pk).update(
+        status=status, path=path, error=error[:2000], updated_at=timezone.now()
+    )
 
 
 def _fail(embedding: Embedding, exc: Exception) -> None:
@@ -68,14 +77,15 @@ def _fail(embedding: Embedding, exc: Exception) -> None:
     _finish(embedding, status=Embedding.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
 
 
-def embedding_compute(*, embedding_id: int) -> None:
+def embedding_compute(*, embedding_id: int) -> list[int]:
     """Compute one embedding (see `embeddings_compute`)."""
-    embeddings_compute(embedding_ids=[embedding_id])
+    return embeddings_compute(embedding_ids=[embedding_id])
 
 
-def embeddings_compute(*, embedding_ids: Sequence[int]) -> None:
+def embeddings_compute(*, embedding_ids: Sequence[int]) -> list[int]:
     """Compute several embeddings, batching those of one engine key; ids that
-    are gone or already ready are skipped."""
+    are gone or already ready are skipped. Returns the ids left because
+    another live worker holds them."""
     rows = Embedding.objects.filter(pk__in=embedding_ids).values_list(
         "pk", "engine_key", "image__width", "image__height"
     )
@@ -85,32 +95,43 @@ def embeddings_compute(*, embedding_ids: Sequence[int]) -> None:
         if embedding_id in found:
             key, pixels = found[embedding_id]
             groups.setdefault(key, []).append((embedding_id, pixels))
+    held: list[int] = []
     for engine_key, sized_ids in groups.items():
-        _compute_group(engine_key, sized_ids)
+        _compute_group(engine_key, sized_ids, held)
+    return held
 
 
-def _compute_group(engine_key: str, sized_ids: list[tuple[int, int]]) -> None:
+def _compute_group(engine_key: str, sized_ids: list[tuple[int, int]], held: list[int]) -> None:
     spec = engine_spec_for_key(engine_key)
     engine: Engine | None = None
     for chunk in _batches(sized_ids):
-        claimed = [e for e in map(_claim, chunk) if e is not None]
+        claimed = [e for e in (_claim(i, held) for i in chunk) if e is not None]
         if not claimed:
             continue
-        if spec is None:
-            for embedding in claimed:
-                _finish(
-                    embedding,
-                    status=Embedding.Status.FAILED,
-                    error=f"model {engine_key} is no longer installed",
-                )
-            continue
-        try:
-            engine = engine or _load(spec)
-        except Exception as exc:
-            for embedding in claimed:
-                _fail(embedding, exc)
-            continue
-        _compute_batch(engine, claimed)
+        with heartbeat([e.pk for e in claimed]):
+            engine = _compute_chunk(spec, engine_key, engine, claimed)
+
+
+def _compute_chunk(
+    spec: EngineSpec | None, engine_key: str, engine: Engine | None, claimed: list[Embedding]
+) -> Engine | None:
+    """Compute the claimed embeddings; returns the engine, loaded once per group."""
+    if spec is None:
+        for embedding in claimed:
+            _finish(
+                embedding,
+                status=Embedding.Status.FAILED,
+                error=f"model {engine_key} is no longer installed",
+            )
+        return engine
+    try:
+        engine = engine or _load(spec)
+    except Exception as exc:
+        for embedding in claimed:
+            _fail(embedding, exc)
+        return None
+    _compute_batch(engine, claimed)
+    return engine
 
 
 def _load(spec: EngineSpec) -> Engine:
@@ -222,18 +243,22 @@ def _batches(sized_ids: list[tuple[int, int]]) -> Iterator[list[int]]:
 def embedding_complete(*, image: Image, spec: EngineSpec) -> tuple[EmbeddingSet, bool]:
     """The image's complete embedding for `spec` (not a coarse one) and
     whether it was computed here, as the embedding task would, because the
-    store had none ready. ServiceError when it cannot be computed."""
+    store had none ready. One that another live worker is computing is
+    waited for, not computed again. ServiceError when it cannot be computed."""
     root = settings.EMBEDDINGS_ROOT
-    row, _ = Embedding.objects.get_or_create(image=image, engine_key=spec.key)
-    if row.status == Embedding.Status.READY:
-        try:
-            return embedding_store.load(root, spec.key, image.pk), False
-        except FileNotFoundError:  # marked ready but its files are gone
-            Embedding.objects.filter(pk=row.pk).update(status=Embedding.Status.PENDING)
-    embedding_compute(embedding_id=row.pk)
-    done = Embedding.objects.filter(pk=row.pk).first()
-    if done is None:
-        raise ServiceError(f"Image {image.pk} was deleted meanwhile.")
-    if done.status != Embedding.Status.READY:
-        raise ServiceError(f"Could not compute the embedding of image {image.name}: {done.error}")
-    return embedding_store.load(root, spec.key, image.pk), True
+    row_id = Embedding.objects.get_or_create(image=image, engine_key=spec.key)[0].pk
+    computed = False
+    for _ in range(3):  # a row taken by another worker between our look and our claim
+        row = wait_while_held(row_id)
+        if row is None:
+            raise ServiceError(f"Image {image.pk} was deleted meanwhile.")
+        if row.status == Embedding.Status.READY:
+            try:
+                return embedding_store.load(root, spec.key, image.pk), computed
+            except FileNotFoundError:  # marked ready but its files are gone
+                Embedding.objects.filter(pk=row.pk).update(status=Embedding.Status.PENDING)
+        elif computed:
+            break
+        computed = computed or not embedding_compute(embedding_id=row_id)
+    failed = Embedding.objects.filter(pk=row_id).values_list("error", flat=True).first()
+    raise ServiceError(f"Could not compute the embedding of image {image.name}: {failed or ''}")
