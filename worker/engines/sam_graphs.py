@@ -8,8 +8,9 @@ SamPredictor's prompt handling), reorganised in two graphs:
   the first two-way block that read only them (token-to-image keys and
   values, image-to-token queries) and the tokens' part of the upscaling
   (sam_upscaling.py). It is the same for every prompt on an image, so it is
-  run once per image and kept (`ImageState`). MaskGraph turns it into the
-  same tensors for a refinement's mask input with a rank-16 update.
+  run once per image and kept (`ImageState`). A refinement's mask input
+  changes it by a rank-16 update (sam_mask_prompt.py), which RefineGraph
+  folds into its own products and MaskGraph applies for the plain graph.
 - PromptGraph: everything else, from those tensors and the points. With
   `fold=True` the attention between the few prompt tokens (T: 5 output
   tokens plus the points) and the 4096 image tokens never projects the image
@@ -33,6 +34,7 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder
 from segment_anything.modeling.transformer import Attention
 from torch import nn
 
+from worker.engines.sam_mask_prompt import MaskPrompt
 from worker.engines.sam_upscaling import GRID, BlockFactors, Upscaling, basis_weight
 
 TOKENS = GRID * GRID
@@ -96,6 +98,7 @@ def _image_attends_tokens(
     image_in: torch.Tensor,
     token_keys: torch.Tensor,
     token_values: torch.Tensor,
+    query_update: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The attention of the 4096 image tokens to a few tokens, as factors
     (weights (heads*T, 4096), values (heads*T, 256)): the output is
@@ -107,7 +110,8 @@ def _image_attends_tokens(
     1). `image_q` is the projected queries, transposed (heads*d, 4096);
     without it the query projection is folded into the keys (`(x Wq + bq) .
     k` = `x (Wq^T k) + bq . k`), which costs heads x T x 4096 x 256 instead of
-    4096 x 256 x 128.
+    4096 x 256 x 128. `query_update` is a mask input's change to `image_q`
+    (MaskPrompt.query_update).
     """
     heads = attention.num_heads
     k = _heads(attention.k_proj(token_keys), attention)  # (h, T, d)
@@ -121,6 +125,9 @@ def _image_attends_tokens(
         scores = (folded @ image_in.transpose(0, 1) + bias).reshape(heads, -1, TOKENS)
     else:
         scores = k @ image_q.reshape(heads, d, TOKENS)  # (h, T, 4096)
+        if query_update is not None:
+            w, shift, h = query_update
+            scores = scores + (k @ w) @ h + k @ shift
     weights = _softmax_over_tokens(scores).reshape(-1, TOKENS)
     w_o = attention.out_proj.weight.transpose(0, 1).reshape(heads, d, width)
     values = (v @ w_o).reshape(-1, width) + attention.out_proj.bias / heads
@@ -182,65 +189,6 @@ class ImageGraph(nn.Module):
         return tokens, t2i.k_proj(with_pe), t2i.v_proj(tokens), queries, basis
 
 
-class MaskGraph(nn.Module):
-    """ImageGraph's tensors for a mask input (a refinement), from the no-mask ones.
-
-    SAM's dense prompt for a mask ends in a 1x1 convolution from 16 channels
-    (`h`), so replacing the no-mask embedding by it changes every token by
-    `h W + b - no_mask`, and each tensor that is the tokens times a matrix
-    (the first block's projections, the upscaling basis) by that times the
-    matrix: a rank-16 update, `h (W P) + (b - no_mask) P`, which costs
-    4096 x 16 x 128 for a projection instead of 4096 x 256 x 128.
-
-    Inputs: ImageGraph's outputs and mask_input 1x1x256x256 (logits).
-    Outputs: the same tensors with the mask's dense prompt.
-    """
-
-    queries_weight: torch.Tensor
-    queries_shift: torch.Tensor
-
-    def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
-        super().__init__()
-        down = prompt_encoder.mask_downscaling
-        self.features = down[:-1]  # everything before the last 1x1 convolution
-        last = down[-1]
-        block = mask_decoder.transformer.layers[0]
-        t2i, i2t = block.cross_attn_token_to_image, block.cross_attn_image_to_token
-        with torch.no_grad():
-            weight = last.weight.reshape(last.out_channels, -1).transpose(0, 1)  # (16, 256)
-            shift = last.bias - prompt_encoder.no_mask_embed.weight[0]  # (256,)
-            matrices = {
-                "tokens": torch.eye(256),
-                "keys": t2i.k_proj.weight.transpose(0, 1),
-                "values": t2i.v_proj.weight.transpose(0, 1),
-                "queries": i2t.q_proj.weight.transpose(0, 1),
-                "basis": basis_weight(mask_decoder),
-            }
-            for name, matrix in matrices.items():
-                self.register_buffer(f"{name}_weight", weight @ matrix)
-                self.register_buffer(f"{name}_shift", shift @ matrix)
-
-    def forward(
-        self,
-        image_tokens: torch.Tensor,
-        t2i_keys: torch.Tensor,
-        t2i_values: torch.Tensor,
-        i2t_queries: torch.Tensor,
-        up_basis: torch.Tensor,
-        mask_input: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        h = self.features(mask_input).reshape(-1, TOKENS)  # (16, 4096)
-        out = []
-        for name, base in (("tokens", image_tokens), ("keys", t2i_keys),
-                           ("values", t2i_values), ("basis", up_basis)):  # fmt: skip
-            weight, shift = getattr(self, f"{name}_weight"), getattr(self, f"{name}_shift")
-            out.append(base + h.transpose(0, 1) @ weight + shift)
-        # The queries are kept transposed (128 x 4096).
-        weight, shift = self.queries_weight, self.queries_shift
-        out.insert(3, i2t_queries + weight.transpose(0, 1) @ h + shift[:, None])
-        return tuple(out)
-
-
 class PromptGraph(nn.Module):
     """The prompt-dependent rest of the decoder.
 
@@ -258,12 +206,18 @@ class PromptGraph(nn.Module):
     image_pe: torch.Tensor
 
     def __init__(
-        self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, *, fold: bool = False
+        self,
+        prompt_encoder: PromptEncoder,
+        mask_decoder: MaskDecoder,
+        *,
+        fold: bool = False,
+        refine: bool = False,
     ) -> None:
         super().__init__()
         self.prompt_encoder = prompt_encoder
         self.decoder = mask_decoder
         self.fold = fold
+        self.mask = MaskPrompt(prompt_encoder, mask_decoder) if refine else None
         self.img_size = prompt_encoder.input_image_size[0]
         self.register_buffer("image_pe", _dense_pe(prompt_encoder), persistent=False)
         self.upscaling = Upscaling(mask_decoder)
@@ -301,18 +255,23 @@ class PromptGraph(nn.Module):
         state: tuple[torch.Tensor, ...],
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
+        mask_input: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """The output tokens after the two-way transformer, and the masks of
-        given rows of hyper_in."""
+        given rows of hyper_in; `mask_input` (a refinement graph's) is folded in."""
         decoder = self.decoder
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens, self.sparse_embeddings(point_coords, point_labels)])
         image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis = state
+        h = self.mask.h(mask_input) if self.mask is not None and mask_input is not None else None
         queries, keys, factors = self._two_way(
-            tokens, image_tokens, t2i_keys, t2i_values, i2t_queries
+            tokens, image_tokens, t2i_keys, t2i_values, i2t_queries, h
         )
         if self.fold:
-            return queries, lambda hyper_in: self.upscaling.low_rank(up_basis, factors, hyper_in)
+            update = self.mask.basis_update(h) if self.mask is not None and h is not None else None
+            return queries, lambda hyper_in: self.upscaling.low_rank(
+                up_basis, factors, hyper_in, update
+            )
         return queries, lambda hyper_in: self.upscaling.dense(keys, hyper_in)
 
     def _hyper_in(self, queries: torch.Tensor) -> torch.Tensor:
@@ -327,9 +286,12 @@ class PromptGraph(nn.Module):
         t2i_keys: torch.Tensor,
         t2i_values: torch.Tensor,
         i2t_queries: torch.Tensor,
+        h: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[BlockFactors]]:
         """TwoWayTransformer.forward, the first block's image projections
-        given: (queries, keys, each block's image-side factors)."""
+        given: (queries, keys, each block's image-side factors). `h` is a
+        mask input's features (MaskPrompt), folded into the first block."""
+        mask = self.mask if h is not None else None
         transformer = self.decoder.transformer
         key_pe, query_pe = self.image_pe, point_embedding
         queries = point_embedding
@@ -345,7 +307,10 @@ class PromptGraph(nn.Module):
             with_pe = keys + key_pe
             if index == 0:
                 q = t2i.q_proj(queries + query_pe)
-                attn_out = _attend(t2i, q, t2i_keys, t2i_values)
+                if mask is not None and h is not None:
+                    attn_out = mask.tokens_attend_image(t2i, q, t2i_keys, t2i_values, h)
+                else:
+                    attn_out = _attend(t2i, q, t2i_keys, t2i_values)
             elif self.fold:
                 attn_out = _tokens_attend_image(t2i, queries + query_pe, with_pe, keys)
             else:
@@ -356,9 +321,16 @@ class PromptGraph(nn.Module):
             if index > 0:
                 image_q = None if self.fold else i2t.q_proj(with_pe).transpose(0, 1)
             q = queries + query_pe
-            weights, values = _image_attends_tokens(i2t, image_q, with_pe, q, queries)
+            update = None
+            if index == 0 and mask is not None and h is not None:
+                update = mask.query_update(i2t, h)
+            weights, values = _image_attends_tokens(i2t, image_q, with_pe, q, queries, update)
+            rows, row_values = weights, values
+            if update is not None and mask is not None and h is not None:
+                # The tokens' own update joins the residual product.
+                rows, row_values = mask.residual(weights, values, h, i2t.num_heads)
             keys, mean, inv_std = _norm_with_stats(
-                block.norm4, torch.addmm(keys, weights.transpose(0, 1), values)
+                block.norm4, torch.addmm(keys, rows.transpose(0, 1), row_values)
             )
             factors.append((weights, values, mean, inv_std))
         final = transformer.final_attn_token_to_image
@@ -393,12 +365,47 @@ class ChoiceGraph(PromptGraph):
         multimask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         state = (image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis)
-        queries, masks_of = self._decode(state, point_coords, point_labels)
+        return self._choose(state, point_coords, point_labels, multimask)
+
+    def _choose(
+        self,
+        state: tuple[torch.Tensor, ...],
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        multimask: torch.Tensor,
+        mask_input: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        queries, masks_of = self._decode(state, point_coords, point_labels, mask_input)
         iou = self.decoder.iou_prediction_head(queries[0:1])
         best = torch.argmax(iou[0, 1:]).reshape(1) + 1
         index = torch.where(multimask > 0.5, best, torch.zeros_like(best))
         hyper_in = self._hyper_in(queries).index_select(0, index)
         return masks_of(hyper_in)[None], iou, index
+
+
+class RefineGraph(ChoiceGraph):
+    """The folded ChoiceGraph for a refinement: one more input, mask_input
+    1x1x256x256 (the previous logits), folded into the click's products
+    (sam_mask_prompt.MaskPrompt) so that the kept no-mask state is read as it
+    is, with no pass of its own over it."""
+
+    def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
+        super().__init__(prompt_encoder, mask_decoder, fold=True, refine=True)
+
+    def forward(  # type: ignore[override]
+        self,
+        image_tokens: torch.Tensor,
+        t2i_keys: torch.Tensor,
+        t2i_values: torch.Tensor,
+        i2t_queries: torch.Tensor,
+        up_basis: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        multimask: torch.Tensor,
+        mask_input: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        state = (image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis)
+        return self._choose(state, point_coords, point_labels, multimask, mask_input)
 
 
 def _dense_pe(prompt_encoder: PromptEncoder) -> torch.Tensor:

@@ -7,14 +7,17 @@ with the image-side projections folded into the few prompt tokens, cheaper
 up to FOLD_MAX_TOKENS tokens). `OnnxDecoder` keeps the image side of the
 embeddings it has seen (weakly keyed on the embedding array, so an entry
 lives no longer than the embedding cache holds that array) and runs only a
-prompt graph for the next click on the same image. The graphs take prompts
-already in the 1024 model frame; a click's graphs choose the mask in the
-graph and return only it (ChoiceGraph), the proposal grid's returns all
-four. Upsampling stays in numpy (sam_masks.py), so no graph has image-size
-dependent parts. Exported once per engine key with the TorchScript-based
-exporter (no onnxscript needed) and cached on disk. (An int8 upscaling was
-measured and dropped: 3 ms less a click, but box masks at IoU 0.974 to
-float32 on random weights; docs/benchmarks.md.)
+prompt graph for the next click on the same image; a refinement's folded
+graph takes the previous mask as one more input and folds it into the same
+products (sam_mask_prompt.py), the plain one gets a state updated by the
+mask graph. The graphs take prompts already in the 1024 model frame; a
+click's graphs choose the mask in the graph and return only it
+(ChoiceGraph), the proposal grid's returns all four. Upsampling stays in
+numpy (sam_masks.py), so no graph has image-size dependent parts. Exported
+once per engine key with the TorchScript-based exporter (no onnxscript
+needed) and cached on disk. (An int8 upscaling was measured and dropped: 3
+ms less a click, but box masks at IoU 0.974 to float32 on random weights;
+docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder
 from torch import nn
 
-from worker.engines.sam_graphs import ChoiceGraph, ImageGraph, MaskGraph, PromptGraph
+from worker.engines.sam_graphs import ChoiceGraph, ImageGraph, PromptGraph, RefineGraph
+from worker.engines.sam_mask_prompt import MaskGraph
 from worker.engines.sam_upscaling import mask_frames
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 5
+EXPORT_VERSION = 6
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
@@ -48,6 +52,7 @@ MASK_INPUTS = [*STATE_NAMES, "mask_input"]
 MASK_OUTPUTS = [f"{name}_with_mask" for name in STATE_NAMES]  # ONNX names must differ
 PROMPT_INPUTS = [*STATE_NAMES, "point_coords", "point_labels"]
 CHOICE_INPUTS = [*PROMPT_INPUTS, "multimask"]
+REFINE_INPUTS = [*CHOICE_INPUTS, "mask_input"]
 OUTPUT_NAMES = ["low_res_masks", "iou_predictions"]
 CHOICE_OUTPUTS = [*OUTPUT_NAMES, "mask_index"]
 IMAGE_STATES = 32  # image-side tensors kept per decoder (14 MiB each)
@@ -70,6 +75,7 @@ class DecoderGraph(nn.Module):
         self.mask = MaskGraph(prompt_encoder, mask_decoder)
         self.prompt = ChoiceGraph(prompt_encoder, mask_decoder)
         self.folded = ChoiceGraph(prompt_encoder, mask_decoder, fold=True)
+        self.refine = RefineGraph(prompt_encoder, mask_decoder)
         self.grid = PromptGraph(prompt_encoder, mask_decoder, fold=True)
 
 
@@ -98,6 +104,10 @@ def mask_graph_path(prompt_path: Path) -> Path:
     return _beside(prompt_path, "mask")
 
 
+def refine_graph_path(prompt_path: Path) -> Path:
+    return _beside(prompt_path, "refine")
+
+
 def graph_paths(prompt_path: Path) -> list[Path]:
     return [
         prompt_path,
@@ -105,6 +115,7 @@ def graph_paths(prompt_path: Path) -> list[Path]:
         folded_graph_path(prompt_path),
         grid_graph_path(prompt_path),
         mask_graph_path(prompt_path),
+        refine_graph_path(prompt_path),
     ]
 
 
@@ -117,6 +128,7 @@ def export_decoder(graph: DecoderGraph, path: Path) -> None:
     mask_args = (*state, torch.zeros(1, 1, 256, 256))
     prompt_args = (*state, torch.zeros(1, 2, 2), torch.tensor([[1.0, -1.0]]))
     choice_args = (*prompt_args, torch.ones(1))
+    refine_args = (*choice_args, torch.zeros(1, 1, 256, 256))
     points = {1: "num_points"}
     dynamic = {"point_coords": points, "point_labels": points}
     _export(graph.image, image_args, image_graph_path(path), IMAGE_INPUTS, STATE_NAMES, {})
@@ -124,6 +136,8 @@ def export_decoder(graph: DecoderGraph, path: Path) -> None:
     for module, target in ((graph.prompt, path), (graph.folded, folded_graph_path(path))):
         _export(module, choice_args, target, CHOICE_INPUTS, CHOICE_OUTPUTS, dynamic)
     _export(graph.grid, prompt_args, grid_graph_path(path), PROMPT_INPUTS, OUTPUT_NAMES, dynamic)
+    target = refine_graph_path(path)
+    _export(graph.refine, refine_args, target, REFINE_INPUTS, CHOICE_OUTPUTS, dynamic)
 
 
 def _export(
@@ -199,6 +213,7 @@ class OnnxDecoder:
         self.folded_session = Session(folded_graph_path(path), threads)
         self.image_session = Session(image_graph_path(path), threads)
         self.mask_session = Session(mask_graph_path(path), threads)
+        self.refine_session = Session(refine_graph_path(path), threads)
         self._grid_session: Session | None = None
         self.image_states = image_states
         self._states: OrderedDict[int, tuple[weakref.ref[np.ndarray], ImageState]] = OrderedDict()
@@ -221,10 +236,16 @@ class OnnxDecoder:
         `embedding` is the (256, 64, 64) feature map, `coords` Nx2 (x, y) in
         the 1024 model frame, `labels` N, `mask_input` 1x256x256 logits or None.
         """
-        feeds = self._prompt_feeds(embedding, coords, labels, mask_input)
-        feeds["multimask"] = np.array([1.0 if multimask else 0.0], dtype=np.float32)
         folded = len(coords) + OUTPUT_TOKENS <= FOLD_MAX_TOKENS
-        session = self.folded_session if folded else self.prompt_session
+        if folded and mask_input is not None:
+            # The refinement graph folds the mask into the click's own products.
+            feeds = self._prompt_feeds(embedding, coords, labels, None)
+            feeds["mask_input"] = np.asarray(mask_input, dtype=np.float32).reshape(1, 1, 256, 256)
+            session = self.refine_session
+        else:
+            feeds = self._prompt_feeds(embedding, coords, labels, mask_input)
+            session = self.folded_session if folded else self.prompt_session
+        feeds["multimask"] = np.array([1.0 if multimask else 0.0], dtype=np.float32)
         masks, ious, index = session.run(CHOICE_OUTPUTS, feeds)
         return mask_frames(masks)[0], ious[0], int(index[0])
 

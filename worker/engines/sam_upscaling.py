@@ -100,10 +100,16 @@ class Upscaling(nn.Module):
         return self._finish([band @ self.up1_weight + self.up1_bias for band in bands], hyper_in)
 
     def low_rank(
-        self, basis: torch.Tensor, factors: list[BlockFactors], hyper_in: torch.Tensor
+        self,
+        basis: torch.Tensor,
+        factors: list[BlockFactors],
+        hyper_in: torch.Tensor,
+        update: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """`dense` from the image's upscaling basis (4096, 256) and each
-        block's factors, without the final tokens."""
+        block's factors, without the final tokens. `update` (h (r, 4096),
+        weight (r, 256), shift (1, 256)) changes the basis by `h^T weight +
+        shift` (a refinement's mask input: sam_mask_prompt.py)."""
         coefficients, rows = [], []
         scale = torch.ones_like(factors[-1][3]).reshape(1, -1)
         for index in reversed(range(self.blocks)):
@@ -117,6 +123,10 @@ class Upscaling(nn.Module):
             rows += [values @ chain, getattr(self, f"colsum{index}")]
         coefficients.append(torch.ones_like(scale))
         rows.append(self.const)
+        if update is not None:
+            h, weight, shift = update
+            coefficients += [h * scale, scale]
+            rows += [weight, shift]
         coefficient, row = torch.cat(coefficients), torch.cat(rows)  # (R, 4096), (R, 256)
         scaled = basis * scale.reshape(-1, 1)
         bands = scaled.chunk(UPSCALE_BANDS, dim=0)
