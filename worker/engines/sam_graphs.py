@@ -38,6 +38,7 @@ from worker.engines.sam_mask_prompt import MaskPrompt
 from worker.engines.sam_upscaling import GRID, BlockFactors, Upscaling, basis_weight
 
 TOKENS = GRID * GRID
+STATE_SIZE = 5  # ImageGraph's outputs, the first inputs of every prompt graph
 
 
 def _heads(x: torch.Tensor, attention: Attention) -> torch.Tensor:
@@ -235,17 +236,10 @@ class PromptGraph(nn.Module):
             sparse = sparse + pe.point_embeddings[i].weight * (labels == i)
         return sparse
 
-    def forward(
-        self,
-        image_tokens: torch.Tensor,
-        t2i_keys: torch.Tensor,
-        t2i_values: torch.Tensor,
-        i2t_queries: torch.Tensor,
-        up_basis: torch.Tensor,
-        point_coords: torch.Tensor,
-        point_labels: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        state = (image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs by position (sam_onnx.PROMPT_INPUTS names them for export):
+        the image state, point_coords, point_labels."""
+        state, point_coords, point_labels = _prompt_inputs(inputs)
         queries, masks_of = self._decode(state, point_coords, point_labels)
         iou = self.decoder.iou_prediction_head(queries[0:1])
         return masks_of(self._hyper_in(queries))[None], iou
@@ -353,19 +347,10 @@ class ChoiceGraph(PromptGraph):
     reordering (about 1.5 ms of 21 on 2 cores).
     """
 
-    def forward(  # type: ignore[override]
-        self,
-        image_tokens: torch.Tensor,
-        t2i_keys: torch.Tensor,
-        t2i_values: torch.Tensor,
-        i2t_queries: torch.Tensor,
-        up_basis: torch.Tensor,
-        point_coords: torch.Tensor,
-        point_labels: torch.Tensor,
-        multimask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        state = (image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis)
-        return self._choose(state, point_coords, point_labels, multimask)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        """PromptGraph's inputs, then multimask (sam_onnx.CHOICE_INPUTS)."""
+        state, point_coords, point_labels = _prompt_inputs(inputs)
+        return self._choose(state, point_coords, point_labels, inputs[STATE_SIZE + 2])
 
     def _choose(
         self,
@@ -392,20 +377,18 @@ class RefineGraph(ChoiceGraph):
     def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
         super().__init__(prompt_encoder, mask_decoder, fold=True, refine=True)
 
-    def forward(  # type: ignore[override]
-        self,
-        image_tokens: torch.Tensor,
-        t2i_keys: torch.Tensor,
-        t2i_values: torch.Tensor,
-        i2t_queries: torch.Tensor,
-        up_basis: torch.Tensor,
-        point_coords: torch.Tensor,
-        point_labels: torch.Tensor,
-        multimask: torch.Tensor,
-        mask_input: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        state = (image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        """ChoiceGraph's inputs, then mask_input (sam_onnx.REFINE_INPUTS)."""
+        state, point_coords, point_labels = _prompt_inputs(inputs)
+        multimask, mask_input = inputs[STATE_SIZE + 2], inputs[STATE_SIZE + 3]
         return self._choose(state, point_coords, point_labels, multimask, mask_input)
+
+
+def _prompt_inputs(
+    inputs: tuple[torch.Tensor, ...],
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+    """(image state, point_coords, point_labels) from a prompt graph's inputs."""
+    return inputs[:STATE_SIZE], inputs[STATE_SIZE], inputs[STATE_SIZE + 1]
 
 
 def _dense_pe(prompt_encoder: PromptEncoder) -> torch.Tensor:

@@ -130,15 +130,9 @@ class MaskGraph(nn.Module):
         super().__init__()
         self.prompt = MaskPrompt(prompt_encoder, mask_decoder)
 
-    def forward(
-        self,
-        image_tokens: torch.Tensor,
-        t2i_keys: torch.Tensor,
-        t2i_values: torch.Tensor,
-        i2t_queries: torch.Tensor,
-        up_basis: torch.Tensor,
-        mask_input: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The image state's five tensors (sam_onnx.STATE_NAMES), then mask_input."""
+        image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis, mask_input = inputs
         prompt = self.prompt
         h = prompt.h(mask_input)  # (16, 4096)
         out = []
