@@ -19,7 +19,7 @@ product of the final tokens with the 256x256 weight is
 with M_l the weight after the per-channel scales of blocks l.., the image's
 `tokens M_1` (UpscalingBasis) computed once per image like the other image
 state, and the rest from the attention weights, values and the LayerNorm
-statistics of the click: about 2 x (heads T + 1) + 1 = 115 columns a token
+statistics of the click: 2 x (heads T + 1) + 2 = 116 columns a token (T = 7)
 instead of 256 (exact up to float rounding).
 """
 
