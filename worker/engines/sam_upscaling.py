@@ -17,7 +17,7 @@ product of the final tokens with the 256x256 weight is
     scale_1 * (tokens M_1) + sum over blocks l of rank-(heads T + 2) terms,
 
 with M_l the weight after the per-channel scales of blocks l.., the image's
-`tokens M_1` (UpscalingBasis) computed once per image like the other image
+`tokens M_1` (the image state's up_basis) computed once per image like the other image
 state, and the rest from the attention weights, values and the LayerNorm
 statistics of the click: 2 x (heads T + 1) + 2 = 116 columns a token (T = 7)
 instead of 256 (exact up to float rounding).
