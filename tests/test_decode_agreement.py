@@ -185,7 +185,7 @@ def test_the_graphs_hold_for_a_decoder_whose_norms_are_far_from_the_identity(
 ) -> None:
     """A random init leaves every LayerNorm near the identity; a trained one's
     are not. The click graph folds the transformer's norms into its low-rank
-    upscaling, so spread their scales and shifts as training does."""
+    products, so spread their scales and shifts as training does."""
     sam = build_tiny_sam(seed=4)
     rng = torch.Generator().manual_seed(4)
     with torch.no_grad():

@@ -6,18 +6,18 @@ SamPredictor's prompt handling), reorganised in two graphs:
 - ImageGraph: the work that depends on the image but not on the prompt: the
   image tokens with the no-mask dense prompt added, the three projections of
   the first two-way block that read only them (token-to-image keys and
-  values, image-to-token queries) and the tokens' part of the upscaling
-  (sam_upscaling.py). It is the same for every prompt on an image, so it is
+  values, image-to-token queries), the tokens' part of the upscaling
+  (sam_upscaling.py) and of the later blocks' projections (their bases,
+  sam_low_rank.py). It is the same for every prompt on an image, so it is
   run once per image and kept (`ImageState`). A refinement's mask input
   changes it by a rank-16 update (sam_mask_prompt.py), which RefineGraph
   folds into its own products and MaskGraph applies for the plain graph.
 - PromptGraph: everything else, from those tensors and the points. With
-  `fold=True` the attention between the few prompt tokens (T: 5 output
-  tokens plus the points) and the 4096 image tokens never projects the image
-  tokens: the projections are folded into the token side, which costs
-  T x 8 x 4096 x 256 instead of 4096 x 256 x 128 per projection, less for
-  T up to about 14 (exact up to float rounding), and the upscaling's first
-  product is taken in low rank.
+  `fold=True` nothing after the first block projects the image tokens: each
+  block adds to them an attention output of rank 8 x T (T: 5 output tokens
+  plus the points), so their projections are the image's bases, scaled per
+  token, plus a low-rank product (sam_low_rank.py), which costs less up to
+  T = 14 (sam_onnx.FOLD_MAX_TOKENS; exact up to float rounding).
 
 Frames: tokens are the 64x64 embedding grid in row-major order (index = y *
 64 + x).
@@ -34,11 +34,20 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder
 from segment_anything.modeling.transformer import Attention
 from torch import nn
 
+from worker.engines.sam_low_rank import (
+    BlockFactors,
+    ProjectedTokens,
+    TokenUpdate,
+    image_projections,
+    projection,
+)
 from worker.engines.sam_mask_prompt import MaskPrompt
-from worker.engines.sam_upscaling import GRID, BlockFactors, Upscaling, basis_weight
+from worker.engines.sam_upscaling import GRID, Upscaling, basis_weight
 
 TOKENS = GRID * GRID
-STATE_SIZE = 5  # ImageGraph's outputs, the first inputs of every prompt graph
+# ImageGraph's outputs, the first inputs of every prompt graph: five, then the
+# bases of SAM's two-block transformer's five later projections.
+STATE_SIZE = 10
 
 
 def _heads(x: torch.Tensor, attention: Attention) -> torch.Tensor:
@@ -66,26 +75,6 @@ def _attention(
     return _attend(attention, attention.q_proj(q), attention.k_proj(k), attention.v_proj(v))
 
 
-def _tokens_attend_image(
-    attention: Attention, queries: torch.Tensor, keys_in: torch.Tensor, values_in: torch.Tensor
-) -> torch.Tensor:
-    """Attention of a few tokens to the 4096 image tokens, the image-side
-    projections folded into the token side: `q . (x Wk + bk)` is
-    `(q Wk^T) . x` plus a term the same for every key (softmax drops it), and
-    a softmax-weighted mean of `x Wv + bv` is `(weights x) Wv + bv`. Costs
-    heads x T x 4096 x 256 twice instead of 4096 x 256 x 128 twice."""
-    heads = attention.num_heads
-    q = _heads(attention.q_proj(queries), attention)  # (h, T, d)
-    d = attention.internal_dim // heads
-    w_k = attention.k_proj.weight.reshape(heads, d, -1)  # (h, d, 256)
-    w_v = attention.v_proj.weight.reshape(heads, d, -1)
-    scores = (q @ w_k) @ keys_in.transpose(0, 1)  # (h, T, 4096)
-    weights = torch.softmax(scores * (1.0 / math.sqrt(d)), dim=-1)
-    mixed = weights @ values_in  # (h, T, 256)
-    out = mixed @ w_v.transpose(1, 2) + attention.v_proj.bias.reshape(heads, 1, d)
-    return attention.out_proj(out.transpose(0, 1).reshape(-1, attention.internal_dim))
-
-
 def _softmax_over_tokens(scores: torch.Tensor) -> torch.Tensor:
     """Softmax over axis 1 of (heads, T, 4096) scores, spelled out: ONNX
     Runtime's Softmax on an axis other than the last transposes twice."""
@@ -93,46 +82,51 @@ def _softmax_over_tokens(scores: torch.Tensor) -> torch.Tensor:
     return shifted / shifted.sum(dim=1, keepdim=True)
 
 
+def _token_keys(attention: Attention, token_keys: torch.Tensor) -> torch.Tensor:
+    """(heads, T, d): the keys of an image-to-token attention, scaled by 1/sqrt(d)."""
+    d = attention.internal_dim // attention.num_heads
+    return _heads(attention.k_proj(token_keys), attention) * (1.0 / math.sqrt(d))
+
+
 def _image_attends_tokens(
-    attention: Attention,
-    image_q: torch.Tensor | None,
-    image_in: torch.Tensor,
-    token_keys: torch.Tensor,
-    token_values: torch.Tensor,
-    query_update: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    attention: Attention, scores: torch.Tensor, token_values: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The attention of the 4096 image tokens to a few tokens, as factors
     (weights (heads*T, 4096), values (heads*T, 256)): the output is
     `weights^T values`, in a token-major layout (the softmax over T and every
-    product run along the 4096 tokens).
+    product run along the 4096 tokens). `scores` (heads, T, 4096) are the
+    image queries against `_token_keys`.
 
     The output projection is folded into the values (`sum_h weights_h (v_h
-    Wo_h)`), with its bias spread over the rows (each head's weights sum to
-    1). `image_q` is the projected queries, transposed (heads*d, 4096);
-    without it the query projection is folded into the keys (`(x Wq + bq) .
-    k` = `x (Wq^T k) + bq . k`), which costs heads x T x 4096 x 256 instead of
-    4096 x 256 x 128. `query_update` is a mask input's change to `image_q`
-    (MaskPrompt.query_update).
+    Wo_h)`), with its bias spread over the rows (each head's weights sum to 1).
     """
     heads = attention.num_heads
-    k = _heads(attention.k_proj(token_keys), attention)  # (h, T, d)
     v = _heads(attention.v_proj(token_values), attention)
     d, width = attention.internal_dim // heads, attention.out_proj.out_features
-    k = k * (1.0 / math.sqrt(d))
-    if image_q is None:
-        w_q = attention.q_proj.weight.reshape(heads, d, width)
-        folded = (k @ w_q).reshape(-1, width)  # (h T, 256)
-        bias = (k @ attention.q_proj.bias.reshape(heads, d, 1)).reshape(-1, 1)
-        scores = (folded @ image_in.transpose(0, 1) + bias).reshape(heads, -1, TOKENS)
-    else:
-        scores = k @ image_q.reshape(heads, d, TOKENS)  # (h, T, 4096)
-        if query_update is not None:
-            w, shift, h = query_update
-            scores = scores + (k @ w) @ h + k @ shift
     weights = _softmax_over_tokens(scores).reshape(-1, TOKENS)
     w_o = attention.out_proj.weight.transpose(0, 1).reshape(heads, d, width)
     values = (v @ w_o).reshape(-1, width) + attention.out_proj.bias / heads
     return weights, values
+
+
+def _low_rank_attention(
+    attention: Attention,
+    q: torch.Tensor,
+    bases: tuple[torch.Tensor, torch.Tensor],
+    projections: tuple[ProjectedTokens, ProjectedTokens],
+    factors: list[BlockFactors],
+    update: TokenUpdate | None,
+) -> torch.Tensor:
+    """segment_anything's Attention of a few tokens `q` (T, 256) to the image
+    tokens after some blocks, from their keys' and values' bases and the
+    click's low-rank parts (sam_low_rank.py)."""
+    heads = attention.num_heads
+    d = attention.internal_dim // heads
+    qh = _heads(attention.q_proj(q), attention) * (1.0 / math.sqrt(d))
+    keys, values = projections
+    weights = torch.softmax(keys.scores(qh, bases[0], factors, update), dim=-1)
+    out = values.mix(weights, bases[1], factors, update)
+    return attention.out_proj(out.transpose(0, 1).reshape(-1, attention.internal_dim))
 
 
 class _NormWithStats(torch.autograd.Function):
@@ -167,7 +161,9 @@ class ImageGraph(nn.Module):
     one row per token unless said: image_tokens 4096x256 (embedding + SAM's
     no-mask dense prompt); t2i_keys and t2i_values 4096x128 and i2t_queries
     128x4096 (transposed), the first block's projections; up_basis 4096x256,
-    the tokens' part of the upscaling's first product (sam_upscaling.py).
+    the tokens' part of the upscaling's first product (sam_upscaling.py);
+    then the bases of the later projections (sam_low_rank.image_projections),
+    each 128x4096 (transposed).
     """
 
     image_pe: torch.Tensor
@@ -179,15 +175,20 @@ class ImageGraph(nn.Module):
         self.block = mask_decoder.transformer.layers[0]
         self.register_buffer("image_pe", _dense_pe(prompt_encoder), persistent=False)
         self.register_buffer("basis_weight", basis_weight(mask_decoder), persistent=False)
+        self.projections = image_projections(mask_decoder, self.image_pe)
 
     def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
         no_mask = self.prompt_encoder.no_mask_embed.weight  # (1, 256)
-        tokens = image_embeddings.float().reshape(256, TOKENS).transpose(0, 1) + no_mask
+        tokens_t = image_embeddings.float().reshape(256, TOKENS) + no_mask.transpose(0, 1)
+        tokens = tokens_t.transpose(0, 1)
         with_pe = tokens + self.image_pe
         t2i, i2t = self.block.cross_attn_token_to_image, self.block.cross_attn_image_to_token
         queries = i2t.q_proj(with_pe).transpose(0, 1).contiguous()
         basis = tokens @ self.basis_weight
-        return tokens, t2i.k_proj(with_pe), t2i.v_proj(tokens), queries, basis
+        later = [
+            projection(self.projections, i).basis(tokens_t) for i in range(len(self.projections))
+        ]
+        return tokens, t2i.k_proj(with_pe), t2i.v_proj(tokens), queries, basis, *later
 
 
 class PromptGraph(nn.Module):
@@ -199,9 +200,10 @@ class PromptGraph(nn.Module):
     order (sam_upscaling.mask_frames makes them 4x256x256) and
     iou_predictions 1x4 (index 0 is the single-mask output, 1..3 the
     multimask outputs), as MaskDecoder.predict_masks returns them. With
-    `fold=True` the upscaling's first product is taken in low rank from the
-    image's basis (Upscaling.low_rank); the plain graph (for many points,
-    where that rank is no longer low) takes it from the final tokens.
+    `fold=True` the blocks after the first and the upscaling's first product
+    read the image tokens in low rank, from the image's bases
+    (sam_low_rank.py); the plain graph (for many points, where that rank is
+    no longer low) projects the tokens.
     """
 
     image_pe: torch.Tensor
@@ -222,6 +224,7 @@ class PromptGraph(nn.Module):
         self.img_size = prompt_encoder.input_image_size[0]
         self.register_buffer("image_pe", _dense_pe(prompt_encoder), persistent=False)
         self.upscaling = Upscaling(mask_decoder)
+        self.projections = image_projections(mask_decoder, self.image_pe) if fold else None
 
     def sparse_embeddings(
         self, point_coords: torch.Tensor, point_labels: torch.Tensor
@@ -256,15 +259,12 @@ class PromptGraph(nn.Module):
         decoder = self.decoder
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens, self.sparse_embeddings(point_coords, point_labels)])
-        image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis = state
         h = self.mask.h(mask_input) if self.mask is not None and mask_input is not None else None
-        queries, keys, factors = self._two_way(
-            tokens, image_tokens, t2i_keys, t2i_values, i2t_queries, h
-        )
+        queries, keys, factors = self._two_way(tokens, state, h)
         if self.fold:
-            update = self.mask.basis_update(h) if self.mask is not None and h is not None else None
+            update = self.mask.token_update(h) if self.mask is not None and h is not None else None
             return queries, lambda hyper_in: self.upscaling.low_rank(
-                up_basis, factors, hyper_in, update
+                state[4], factors, hyper_in, update
             )
         return queries, lambda hyper_in: self.upscaling.dense(keys, hyper_in)
 
@@ -276,20 +276,22 @@ class PromptGraph(nn.Module):
     def _two_way(
         self,
         point_embedding: torch.Tensor,
-        keys: torch.Tensor,
-        t2i_keys: torch.Tensor,
-        t2i_values: torch.Tensor,
-        i2t_queries: torch.Tensor,
+        state: tuple[torch.Tensor, ...],
         h: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[BlockFactors]]:
-        """TwoWayTransformer.forward, the first block's image projections
-        given: (queries, keys, each block's image-side factors). `h` is a
-        mask input's features (MaskPrompt), folded into the first block."""
+        """TwoWayTransformer.forward on the image state: (queries, the final
+        image tokens, each block's image-side factors). The folded graph reads
+        the image tokens after the first block in low rank, so of the final
+        tokens only their LayerNorm statistics are used. `h` is a mask
+        input's features (MaskPrompt), folded into the first block."""
         mask = self.mask if h is not None else None
+        update = mask.token_update(h) if mask is not None and h is not None else None
         transformer = self.decoder.transformer
+        keys, t2i_keys, t2i_values, i2t_queries = state[:4]
+        bases = state[5:]
         key_pe, query_pe = self.image_pe, point_embedding
         queries = point_embedding
-        factors = []
+        factors: list[BlockFactors] = []
         for index, block in enumerate(transformer.layers):
             if block.skip_first_layer_pe:
                 queries = _attention(block.self_attn, queries, queries, queries)
@@ -298,29 +300,37 @@ class PromptGraph(nn.Module):
                 queries = queries + _attention(block.self_attn, q, q, queries)
             queries = block.norm1(queries)
             t2i, i2t = block.cross_attn_token_to_image, block.cross_attn_image_to_token
-            with_pe = keys + key_pe
+            later = self._later(index)
             if index == 0:
                 q = t2i.q_proj(queries + query_pe)
                 if mask is not None and h is not None:
                     attn_out = mask.tokens_attend_image(t2i, q, t2i_keys, t2i_values, h)
                 else:
                     attn_out = _attend(t2i, q, t2i_keys, t2i_values)
-            elif self.fold:
-                attn_out = _tokens_attend_image(t2i, queries + query_pe, with_pe, keys)
+            elif later is not None:
+                kv = (bases[3 * index - 3], bases[3 * index - 2])
+                attn_out = _low_rank_attention(
+                    t2i, queries + query_pe, kv, (later[0], later[1]), factors, update
+                )
             else:
-                attn_out = _attention(t2i, queries + query_pe, with_pe, keys)
+                attn_out = _attention(t2i, queries + query_pe, keys + key_pe, keys)
             queries = block.norm2(queries + attn_out)
             queries = block.norm3(queries + block.mlp(queries))
-            image_q: torch.Tensor | None = i2t_queries
-            if index > 0:
-                image_q = None if self.fold else i2t.q_proj(with_pe).transpose(0, 1)
-            q = queries + query_pe
-            update = None
-            if index == 0 and mask is not None and h is not None:
-                update = mask.query_update(i2t, h)
-            weights, values = _image_attends_tokens(i2t, image_q, with_pe, q, queries, update)
+            k = _token_keys(i2t, queries + query_pe)
+            heads, d = i2t.num_heads, i2t.internal_dim // i2t.num_heads
+            if index == 0:
+                scores = k @ i2t_queries.reshape(heads, d, TOKENS)
+                if mask is not None and h is not None:
+                    w, shift = mask.query_update(i2t)
+                    scores = scores + (k @ w) @ h + k @ shift
+            elif later is not None:
+                scores = later[2].scores(k, bases[3 * index - 1], factors, update)
+            else:
+                image_q = i2t.q_proj(keys + key_pe).transpose(0, 1)
+                scores = k @ image_q.reshape(heads, d, TOKENS)
+            weights, values = _image_attends_tokens(i2t, scores, queries)
             rows, row_values = weights, values
-            if update is not None and mask is not None and h is not None:
+            if mask is not None and h is not None and index == 0:
                 # The tokens' own update joins the residual product.
                 rows, row_values = mask.residual(weights, values, h, i2t.num_heads)
             keys, mean, inv_std = _norm_with_stats(
@@ -328,12 +338,22 @@ class PromptGraph(nn.Module):
             )
             factors.append((weights, values, mean, inv_std))
         final = transformer.final_attn_token_to_image
-        q, with_pe = queries + query_pe, keys + key_pe
-        if self.fold:
-            attn_out = _tokens_attend_image(final, q, with_pe, keys)
+        q = queries + query_pe
+        if self.projections is not None:
+            kv = (bases[-2], bases[-1])
+            last = len(self.projections)
+            pair = (projection(self.projections, last - 2), projection(self.projections, last - 1))
+            attn_out = _low_rank_attention(final, q, kv, pair, factors, update)
         else:
-            attn_out = _attention(final, q, with_pe, keys)
+            attn_out = _attention(final, q, keys + key_pe, keys)
         return transformer.norm_final_attn(queries + attn_out), keys, factors
+
+    def _later(self, index: int) -> list[ProjectedTokens] | None:
+        """Block `index`'s three low-rank projections (t2i keys, values, i2t
+        queries) in the folded graph, else None."""
+        if self.projections is None or index == 0:
+            return None
+        return [projection(self.projections, 3 * (index - 1) + i) for i in range(3)]
 
 
 class ChoiceGraph(PromptGraph):

@@ -4,15 +4,15 @@ SAM's dense prompt for a mask ends in a 1x1 convolution from 16 channels
 (`h`, one row per channel, 16 x 4096), so replacing the no-mask embedding by
 it changes every image token by `h^T W + b - no_mask`, and each tensor of the
 image state that is the tokens times a matrix P (the first block's
-projections, the upscaling basis) by `h^T (W P) + (b - no_mask) P`: a rank-16
-update. `MaskGraph` applies it to the kept state (for the plain graph, used
+projections, the later products' bases) by `h^T (W P) + (b - no_mask) P`: a
+rank-16 update. `MaskGraph` applies it to the kept state (for the plain graph, used
 for many points). `MaskPrompt` folds it into the click's own products
 instead, so a refinement reads the kept state as it is and writes no new
 one: the first block's attention to the image adds `(q Wk_h^T) h` to its
 scores and `(weights h^T) Wv_h` to its output (the keys' shift is the same
 for every image token, which the softmax drops), the image-to-token
 attention adds `(k Wq_h^T) h` to its scores, the residual product takes h as
-16 more rows, and the low-rank upscaling 16 more columns.
+16 more rows, and every later low-rank product 17 more (sam_low_rank.py).
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder
 from segment_anything.modeling.transformer import Attention
 from torch import nn
 
-from worker.engines.sam_upscaling import GRID, basis_weight
-
-TOKENS = GRID * GRID
+from worker.engines.sam_low_rank import TOKENS, TokenUpdate
 
 
 def _per_head(x: torch.Tensor, attention: Attention) -> torch.Tensor:
@@ -46,8 +44,6 @@ class MaskPrompt(nn.Module):
     values_shift: torch.Tensor
     queries_weight: torch.Tensor
     queries_shift: torch.Tensor
-    basis_weight: torch.Tensor
-    basis_shift: torch.Tensor
 
     def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
         super().__init__()
@@ -64,7 +60,6 @@ class MaskPrompt(nn.Module):
                 "keys": t2i.k_proj.weight.transpose(0, 1),
                 "values": t2i.v_proj.weight.transpose(0, 1),
                 "queries": i2t.q_proj.weight.transpose(0, 1),
-                "basis": basis_weight(mask_decoder),
             }
             for name, matrix in matrices.items():
                 self.register_buffer(f"{name}_weight", weight @ matrix)
@@ -97,15 +92,13 @@ class MaskPrompt(nn.Module):
         out = out + self.values_shift.reshape(heads, 1, d)
         return attention.out_proj(out.transpose(0, 1).reshape(-1, attention.internal_dim))
 
-    def query_update(
-        self, attention: Attention, h: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def query_update(self, attention: Attention) -> tuple[torch.Tensor, torch.Tensor]:
         """What the image-to-token scores `k @ queries^T` gain: `(k @ w) @ h + k @ s`
-        for (w (heads, d, 16), s (heads, d, 1), h)."""
+        for (w (heads, d, 16), s (heads, d, 1))."""
         heads = attention.num_heads
         d = attention.internal_dim // heads
         w = self.queries_weight.transpose(0, 1).reshape(heads, d, -1)
-        return w, self.queries_shift.reshape(heads, d, 1), h
+        return w, self.queries_shift.reshape(heads, d, 1)
 
     def residual(
         self, weights: torch.Tensor, values: torch.Tensor, h: torch.Tensor, heads: int
@@ -116,28 +109,30 @@ class MaskPrompt(nn.Module):
         rows = torch.cat([weights, h])
         return rows, torch.cat([values + self.tokens_shift / heads, self.tokens_weight])
 
-    def basis_update(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The upscaling basis's update: `h^T weight + shift`, as (h, weight, shift (1, N))."""
-        return h, self.basis_weight, self.basis_shift[None]
+    def token_update(self, h: torch.Tensor) -> TokenUpdate:
+        """The image tokens' update: `h^T weight + shift`, as (h, weight, shift (1, 256));
+        sam_low_rank.py carries it into the bases of the later products."""
+        return h, self.tokens_weight, self.tokens_shift[None]
 
 
 class MaskGraph(nn.Module):
-    """ImageGraph's tensors for a mask input, from the no-mask ones (for the
-    plain graph). Inputs: ImageGraph's outputs and mask_input 1x1x256x256
-    (logits). Outputs: the same tensors with the mask's dense prompt."""
+    """The plain graph's image state for a mask input, from the no-mask one.
+    Inputs: ImageGraph's first four outputs (the plain graph reads no
+    other) and mask_input 1x1x256x256 (logits). Outputs: the same tensors
+    with the mask's dense prompt."""
 
     def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
         super().__init__()
         self.prompt = MaskPrompt(prompt_encoder, mask_decoder)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The image state's five tensors (sam_onnx.STATE_NAMES), then mask_input."""
-        image_tokens, t2i_keys, t2i_values, i2t_queries, up_basis, mask_input = inputs
+        """The image state's first four tensors (sam_onnx.PLAIN_STATE), then mask_input."""
+        image_tokens, t2i_keys, t2i_values, i2t_queries, mask_input = inputs
         prompt = self.prompt
         h = prompt.h(mask_input)  # (16, 4096)
         out = []
         for name, base in (("tokens", image_tokens), ("keys", t2i_keys),
-                           ("values", t2i_values), ("basis", up_basis)):  # fmt: skip
+                           ("values", t2i_values)):  # fmt: skip
             weight, shift = getattr(prompt, f"{name}_weight"), getattr(prompt, f"{name}_shift")
             out.append(base + h.transpose(0, 1) @ weight + shift)
         # The queries are kept transposed (128 x 4096).

@@ -43,19 +43,23 @@ from worker.engines.sam_upscaling import mask_frames
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 6
+EXPORT_VERSION = 7
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
-STATE_NAMES = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries", "up_basis"]
-MASK_INPUTS = [*STATE_NAMES, "mask_input"]
-MASK_OUTPUTS = [f"{name}_with_mask" for name in STATE_NAMES]  # ONNX names must differ
+# The first block's tensors (all the plain graph reads), then the bases of the
+# folded graphs' low-rank products (sam_low_rank.image_projections).
+PLAIN_STATE = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries"]
+LATER_BASES = ["b2_keys", "b2_values", "b2_queries", "final_keys", "final_values"]
+STATE_NAMES = [*PLAIN_STATE, "up_basis", *LATER_BASES]
+MASK_INPUTS = [*PLAIN_STATE, "mask_input"]
+MASK_OUTPUTS = [f"{name}_with_mask" for name in PLAIN_STATE]  # ONNX names must differ
 PROMPT_INPUTS = [*STATE_NAMES, "point_coords", "point_labels"]
 CHOICE_INPUTS = [*PROMPT_INPUTS, "multimask"]
 REFINE_INPUTS = [*CHOICE_INPUTS, "mask_input"]
 OUTPUT_NAMES = ["low_res_masks", "iou_predictions"]
 CHOICE_OUTPUTS = [*OUTPUT_NAMES, "mask_index"]
-IMAGE_STATES = 32  # image-side tensors kept per decoder (14 MiB each)
+IMAGE_STATES = 32  # image-side tensors kept per decoder (24 MiB each)
 OUTPUT_TOKENS = 5  # the IoU token and four mask tokens go before the prompt's
 # Up to this many tokens (8 points and the padding, or 7 points and a box)
 # the folded prompt graph costs less; beyond, the plain one does.
@@ -125,7 +129,7 @@ def export_decoder(graph: DecoderGraph, path: Path) -> None:
     image_args = (torch.zeros(1, 256, 64, 64, dtype=torch.float16),)
     with torch.inference_mode(False), torch.no_grad():
         state = graph.image(*image_args)
-    mask_args = (*state, torch.zeros(1, 1, 256, 256))
+    mask_args = (*state[: len(PLAIN_STATE)], torch.zeros(1, 1, 256, 256))
     prompt_args = (*state, torch.zeros(1, 2, 2), torch.tensor([[1.0, -1.0]]))
     choice_args = (*prompt_args, torch.ones(1))
     refine_args = (*choice_args, torch.zeros(1, 1, 256, 256))
@@ -270,12 +274,11 @@ class OnnxDecoder:
         labels: np.ndarray,
         mask_input: np.ndarray | None,
     ) -> dict[str, np.ndarray]:
-        state = self.image_state(embedding)
+        feeds = dict(zip(STATE_NAMES, self.image_state(embedding), strict=True))
         if mask_input is not None:
-            feeds = dict(zip(STATE_NAMES, state, strict=True))
-            feeds["mask_input"] = np.asarray(mask_input, dtype=np.float32).reshape(1, 1, 256, 256)
-            state = tuple(self.mask_session.run(MASK_OUTPUTS, feeds))
-        feeds = dict(zip(STATE_NAMES, state, strict=True))
+            mask = np.asarray(mask_input, dtype=np.float32).reshape(1, 1, 256, 256)
+            updated = self.mask_session.run(MASK_OUTPUTS, {**feeds, "mask_input": mask})
+            feeds.update(zip(PLAIN_STATE, updated, strict=True))
         feeds["point_coords"] = coords.astype(np.float32)[None]
         feeds["point_labels"] = labels.astype(np.float32)[None]
         return feeds

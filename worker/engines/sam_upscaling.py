@@ -8,19 +8,10 @@ pixels are put in 256x256 order only at the end, outside the graph
 7-D Transpose). It runs in bands of
 grid rows, so each band's intermediates stay in the cache.
 
-The first product can also be taken in low rank (`low_rank`). The image
-tokens reach it through the two-way blocks, each of which adds an attention
-output of rank heads x T (T: the prompt's few tokens) and applies a
-LayerNorm (a per-row shift and scale, then a fixed per-channel one). So the
-product of the final tokens with the 256x256 weight is
-
-    scale_1 * (tokens M_1) + sum over blocks l of rank-(heads T + 2) terms,
-
-with M_l the weight after the per-channel scales of blocks l.., the image's
-`tokens M_1` (the image state's up_basis) computed once per image like the other image
-state, and the rest from the attention weights, values and the LayerNorm
-statistics of the click: 2 x (heads T + 1) + 2 = 116 columns a token (T = 7)
-instead of 256 (exact up to float rounding).
+The first product can also be taken in low rank (`low_rank`): the final
+tokens times its 256x256 weight is the image's basis `tokens M_1` (the image
+state's up_basis), scaled per token, plus a product of 2 x (heads T + 1) + 2
+= 116 columns a token for T = 7 instead of 256 (sam_low_rank.py).
 """
 
 from __future__ import annotations
@@ -31,12 +22,16 @@ from segment_anything.modeling import MaskDecoder
 from torch import nn
 from torch.nn import functional
 
+from worker.engines.sam_low_rank import (
+    BlockFactors,
+    TokenProduct,
+    TokenUpdate,
+    chained_weights,
+    low_rank,
+)
+
 GRID = 64
 UPSCALE_BANDS = 16
-
-# One two-way block's contribution: the attention weights (heads*T, 4096),
-# the folded values (heads*T, 256), and the LayerNorm's mean and 1/std (4096, 1).
-BlockFactors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def first_product_weight(mask_decoder: MaskDecoder) -> torch.Tensor:
@@ -46,19 +41,11 @@ def first_product_weight(mask_decoder: MaskDecoder) -> torch.Tensor:
     return conv.weight.permute(0, 2, 3, 1).reshape(conv.in_channels, -1)
 
 
-def _chained_weights(mask_decoder: MaskDecoder) -> list[torch.Tensor]:
-    """M_1 .. M_L: the first product's weight after the per-channel LayerNorm
-    scales of blocks l .. L (each block's norm4)."""
-    chained = [first_product_weight(mask_decoder)]
-    for block in reversed(mask_decoder.transformer.layers):
-        chained.insert(0, block.norm4.weight[:, None] * chained[0])
-    return chained[:-1]
-
-
 def basis_weight(mask_decoder: MaskDecoder) -> torch.Tensor:
     """M_1: the image tokens times this is the image's upscaling basis."""
     with torch.no_grad():
-        return _chained_weights(mask_decoder)[0].clone()
+        depth = len(mask_decoder.transformer.layers)
+        return chained_weights(mask_decoder, depth, first_product_weight(mask_decoder))[0].clone()
 
 
 class Upscaling(nn.Module):
@@ -68,7 +55,6 @@ class Upscaling(nn.Module):
     up1_bias: torch.Tensor
     up2_weight: torch.Tensor
     up2_bias: torch.Tensor
-    const: torch.Tensor
 
     def __init__(self, mask_decoder: MaskDecoder) -> None:
         super().__init__()
@@ -80,18 +66,8 @@ class Upscaling(nn.Module):
             self.register_buffer("up1_bias", up[0].bias.repeat(4))
             self.register_buffer("up2_weight", conv2.weight.permute(0, 2, 3, 1).reshape(64, -1))
             self.register_buffer("up2_bias", conv2.bias.repeat(4))
-            blocks = mask_decoder.transformer.layers
-            chained = [*_chained_weights(mask_decoder), self.up1_weight]
-            for index, weight in enumerate(chained[:-1]):
-                self.register_buffer(f"chain{index}", weight.clone())
-                self.register_buffer(f"colsum{index}", weight.sum(dim=0, keepdim=True))
-                # The block's shift goes through the next blocks' scales only.
-                shift = blocks[index].norm4.bias[None] @ chained[index + 1]
-                if index + 1 < len(blocks):
-                    self.register_buffer(f"shift{index}", shift)
-                else:
-                    self.register_buffer("const", shift + self.up1_bias)
-        self.blocks = len(blocks)
+        depth = len(mask_decoder.transformer.layers)
+        self.product = TokenProduct(mask_decoder, depth, self.up1_weight, self.up1_bias)
 
     def dense(self, keys: torch.Tensor, hyper_in: torch.Tensor) -> torch.Tensor:
         """(65536, K) mask logits in block order (`mask_frames`) from the final
@@ -104,30 +80,12 @@ class Upscaling(nn.Module):
         basis: torch.Tensor,
         factors: list[BlockFactors],
         hyper_in: torch.Tensor,
-        update: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        update: TokenUpdate | None = None,
     ) -> torch.Tensor:
         """`dense` from the image's upscaling basis (4096, 256) and each
-        block's factors, without the final tokens. `update` (h (r, 4096),
-        weight (r, 256), shift (1, 256)) changes the basis by `h^T weight +
-        shift` (a refinement's mask input: sam_mask_prompt.py)."""
-        coefficients, rows = [], []
-        scale = torch.ones_like(factors[-1][3]).reshape(1, -1)
-        for index in reversed(range(self.blocks)):
-            weights, values, mean, inv_std = factors[index]
-            if index + 1 < self.blocks:
-                coefficients.append(scale)  # the block's shift, scaled by the later blocks
-                rows.append(getattr(self, f"shift{index}"))
-            scale = scale * inv_std.reshape(1, -1)
-            chain = getattr(self, f"chain{index}")
-            coefficients += [weights * scale, -(mean.reshape(1, -1) * scale)]
-            rows += [values @ chain, getattr(self, f"colsum{index}")]
-        coefficients.append(torch.ones_like(scale))
-        rows.append(self.const)
-        if update is not None:
-            h, weight, shift = update
-            coefficients += [h * scale, scale]
-            rows += [weight, shift]
-        coefficient, row = torch.cat(coefficients), torch.cat(rows)  # (R, 4096), (R, 256)
+        block's factors, without the final tokens; `update` is a refinement's
+        mask input (sam_mask_prompt.py)."""
+        scale, coefficient, row = low_rank(self.product, factors, update)  # (R, 4096), (R, 256)
         scaled = basis * scale.reshape(-1, 1)
         bands = scaled.chunk(UPSCALE_BANDS, dim=0)
         parts = zip(bands, coefficient.chunk(UPSCALE_BANDS, dim=1), strict=True)
