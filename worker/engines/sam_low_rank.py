@@ -151,14 +151,22 @@ def low_rank_scores(
 
 
 def low_rank_mix(
-    weights: torch.Tensor, basis: torch.Tensor, low_rank: LowRank, heads: int, d: int
+    weights: torch.Tensor,
+    basis: torch.Tensor,
+    low_rank: LowRank,
+    constant: torch.Tensor | None,
+    heads: int,
+    d: int,
 ) -> torch.Tensor:
     """(heads, T, d): `weights` (heads, T, 4096) times each head's part of the
-    projected image tokens (as in `low_rank_scores`)."""
+    projected image tokens (given as in `low_rank_scores`)."""
     scale, coefficients, rows = low_rank
     out = (weights * scale) @ basis.reshape(heads, d, TOKENS).transpose(1, 2)
     mixed = weights @ coefficients.transpose(0, 1)  # (heads, T, R)
-    return out + mixed @ rows.reshape(-1, heads, d).transpose(0, 1)
+    out = out + mixed @ rows.reshape(-1, heads, d).transpose(0, 1)
+    if constant is not None:
+        out = out + weights @ constant.reshape(heads, d, TOKENS).transpose(1, 2)
+    return out
 
 
 class ProjectedTokens(nn.Module):
@@ -210,7 +218,12 @@ class ProjectedTokens(nn.Module):
     ) -> torch.Tensor:
         """(heads, T, d): attention weights (heads, T, 4096) times these projections."""
         return low_rank_mix(
-            weights, basis, low_rank(self.product, blocks, update), self.heads, self.d
+            weights,
+            basis,
+            low_rank(self.product, blocks, update),
+            self.constant,
+            self.heads,
+            self.d,
         )
 
 
