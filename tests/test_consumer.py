@@ -315,6 +315,42 @@ def test_the_loop_runs_on_an_installed_sam_checkpoint(
     assert rle.decode(reply["rle"]).shape == (image.height, image.width)
 
 
+def test_opening_an_image_prepares_its_first_click(
+    project: Project, owner: User, member: User, tmp_path: Any
+) -> None:
+    """The decoder's image state is computed on connect, not on the first click."""
+    from backend.segmentation.decoding import decode_engine_threads, decode_executor
+    from backend.segmentation.decoding import embedding_cache as cache
+    from backend.segmentation.engines import engine_for
+    from backend.segmentation.model_services import segmentation_model_install
+    from backend.segmentation.selectors import engine_spec_for_project
+    from tests.tiny_sam import save_tiny_checkpoint
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny.pth")
+    model = segmentation_model_install(name="tiny", arch="custom", checkpoint_path=checkpoint)
+    project.model_name = model.name
+    project.save()
+    data = shared_data("nuclei_dsb2018/image.tif").read_bytes()
+    [image] = image_upload(project=project, user=owner, files=[SimpleUploadedFile("n.tif", data)])
+    embedding_compute(embedding_id=Embedding.objects.get(image=image).pk)
+    spec = engine_spec_for_project(project)
+    engine = engine_for(spec, decoding_only=True, threads=decode_engine_threads())
+    decoder = engine.inner.onnx  # type: ignore[attr-defined]
+    array = cache().get(spec.key, image.pk).arrays[0]
+    assert not decoder.holds(array)
+    headers = session_headers(member)
+
+    async def run() -> None:
+        communicator = await connect(image.pk, headers)
+        assert (await receive_until(communicator, "status"))["embedding_status"] == "ready"
+        # The preparation was queued on the decode pool before this.
+        await asyncio.get_running_loop().run_in_executor(decode_executor(), lambda: None)
+        await communicator.disconnect()
+
+    asyncio.run(run())
+    assert decoder.holds(array)
+
+
 def test_after_a_new_channel_mapping_clicks_wait_for_the_new_embedding(
     ready_image: Image, owner: User, labels: np.ndarray
 ) -> None:

@@ -24,6 +24,7 @@ from backend.segmentation.decoding import (
     DecodeSession,
     decode_executor,
     session_decode,
+    session_prepare,
     session_refine_from,
 )
 from backend.segmentation.models import Embedding
@@ -68,6 +69,13 @@ def _embedding_state(image_id: int, spec: EngineSpec) -> tuple[str, str]:
     if embedding is None:
         return Embedding.Status.PENDING, ""
     return embedding.status, embedding.error
+
+
+def _log_prepare_failure(done: asyncio.Future[None], image_id: int) -> None:
+    exc = None if done.cancelled() else done.exception()
+    # A gone embedding (FileNotFoundError) is answered when a click comes.
+    if exc is not None and not isinstance(exc, FileNotFoundError):
+        logger.warning("preparing image %s for clicks failed: %r", image_id, exc)
 
 
 # A coarse embedding (a large image's overview while its tiles are computed)
@@ -212,6 +220,17 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
         if status != self.status:
             self.status = status
             await self.send_json(protocol.status_message(status, self.session.spec.key, error))
+            if status in CLICKABLE:
+                self._prepare()
+
+    def _prepare(self) -> None:
+        """Get the first click's work done (session_prepare) on the decode
+        pool while the annotator looks at the image; a click that comes first
+        waits its turn and finds it done. Nothing is sent, nothing awaited."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(decode_executor(), session_prepare, self.session)
+        image_id = self.session.image_id
+        future.add_done_callback(lambda done: _log_prepare_failure(done, image_id))
 
     async def _watch_status(self) -> None:
         while self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):

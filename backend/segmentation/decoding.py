@@ -22,7 +22,7 @@ from django.conf import settings
 
 from backend.segmentation.engines import engine_for
 from worker import embedding_store, rle
-from worker.engines.base import EmbeddingSet, MaskResult, Prompt
+from worker.engines.base import EmbeddingSet, MaskResult, Prepares, Prompt
 from worker.engines.mask_input import decode_refining, mask_to_previous
 from worker.engines.spec import EngineSpec
 
@@ -173,6 +173,15 @@ def session_decode(
     session.points, session.box, session.previous = new_points, new_box, result
     encoded = rle.encode_crop(result.mask_crop, result.x0, result.y0, session.height, session.width)
     return float(result.score), encoded
+
+
+def session_prepare(session: DecodeSession) -> None:
+    """What the first click on the session's image needs, done ahead: its
+    embedding loaded into the cache and the engine's per-image work (SAM's
+    decoder image state), so that click is as quick as the next ones."""
+    engine = engine_for(session.spec, decoding_only=True, threads=decode_engine_threads())
+    if isinstance(engine, Prepares):
+        engine.prepare(embedding_cache().get(session.spec.key, session.image_id))
 
 
 def session_refine_from(

@@ -11,7 +11,7 @@ tile covers `[x0, x0 + width) x [y0, y0 + height)` of the image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -80,4 +80,15 @@ class Engine(Protocol):
         self, embedding: EmbeddingSet, prompt: Prompt, previous: MaskResult | None
     ) -> MaskResult:
         """Decode one mask for `prompt`, refining `previous` when given. Cheap."""
+        ...
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    """An engine that keeps work per image for its decodes (SAM's decoder
+    keeps each image's image-side tensors) and can do it ahead of the first."""
+
+    def prepare(self, embedding: EmbeddingSet) -> None:
+        """Do the per-image work of `embedding`'s decodes now, so that its
+        first click is as quick as the next ones."""
         ...

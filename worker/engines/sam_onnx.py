@@ -283,6 +283,12 @@ class OnnxDecoder:
         feeds["point_labels"] = labels.astype(np.float32)[None]
         return feeds
 
+    def holds(self, embedding: np.ndarray) -> bool:
+        """Whether the image state of this embedding array is kept."""
+        with self._lock:
+            found = self._states.get(id(embedding))
+            return found is not None and found[0]() is embedding
+
     def image_state(self, embedding: np.ndarray) -> ImageState:
         """The image-side tensors of `embedding` without a mask input, kept
         for as long as the array lives (up to `image_states` of them)."""

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.engines.base import EmbeddingSet, Engine, MaskResult, Prompt, Tile
+from worker.engines.base import EmbeddingSet, Engine, MaskResult, Prepares, Prompt, Tile
 
 EDGE_TOLERANCE_PX = 2  # a mask this close to a tile side counts as reaching it
 MAX_MOVES = 2  # re-decodes in another tile after a cut mask
@@ -334,6 +334,12 @@ class TiledEngine:
         return [self.inner.embed(np.ascontiguousarray(crop)) for crop in crops]
 
     # -- decoding ----------------------------------------------------------
+
+    def prepare(self, embedding: EmbeddingSet) -> None:
+        """The inner engine's per-image work for an untiled embedding; a tiled
+        one's first click may fall in any tile, so nothing is done ahead."""
+        if not is_tiled(embedding) and isinstance(self.inner, Prepares):
+            self.inner.prepare(embedding)
 
     def decode(
         self, embedding: EmbeddingSet, prompt: Prompt, previous: MaskResult | None
