@@ -81,7 +81,7 @@ def test_a_token_product_equals_the_tokens_times_its_weight(
     product = TokenProduct(decoder, depth, weight, bias)
     scale, coefficients, rows = low_rank(product, factors, update)
     basis = tokens @ product.basis_weight  # the image's, without the mask
-    got = basis * scale.reshape(-1, 1) + coefficients.transpose(0, 1) @ rows
+    got = (basis + coefficients.transpose(0, 1) @ rows) * scale.reshape(-1, 1)
     want = after[depth - 1] @ weight + bias
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
     # Each block adds heads x T + 1 rows, each later shift and the constant one.

@@ -6,7 +6,7 @@ LayerNorm: a shift and scale per token (mean_l, inv_std_l), then a fixed
 shift and scale per channel (beta_l, gamma_l). So the tokens after block d
 times a fixed matrix W are
 
-    s * (tokens_0 G W) + coefficients^T rows
+    s * (tokens_0 G W + coefficients^T rows)
 
 with tokens_0 the image's own tokens, G the product of gamma_1 .. gamma_d,
 s the product of inv_std_1 .. inv_std_d (per token), and heads x T + 1
@@ -54,7 +54,7 @@ def chained_weights(
 
 class TokenProduct(nn.Module):
     """The image tokens after `depth` two-way blocks times `weight` (256,
-    columns), plus `bias`, as `s * basis + coefficients^T rows` (`low_rank`).
+    columns), plus `bias`, as `s * (basis + coefficients^T rows)` (`low_rank`).
     tokens_0 times `basis_weight` is the basis."""
 
     basis_weight: torch.Tensor
@@ -105,20 +105,34 @@ def coefficients(
     blocks: list[BlockFactors], depth: int, update: TokenUpdate | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(s (1, 4096), coefficients (R, 4096)) of the tokens after `depth`
-    blocks, the same for every TokenProduct of that depth."""
+    blocks, the same for every TokenProduct of that depth: its product is
+    `s * (basis + coefficients^T rows)`. Relative to s, the first block's
+    terms need no scaling and a later block's only the earlier blocks' std."""
+    stds = [torch.reciprocal(factors[3].reshape(1, -1)) for factors in blocks[:depth]]
+    relative: list[torch.Tensor | None] = [None]  # the std of the blocks before each
+    for std in stds:
+        earlier = relative[-1]
+        relative.append(std if earlier is None else earlier * std)
     found: list[torch.Tensor] = []
-    scale: torch.Tensor | None = None
     for index in reversed(range(depth)):
-        weights, _, mean, inv_std = blocks[index]
-        if scale is not None:
-            found.append(scale)  # the block's shift, scaled by the later blocks
-        scale = inv_std.reshape(1, -1) if scale is None else scale * inv_std.reshape(1, -1)
-        found += [weights * scale, -(mean.reshape(1, -1) * scale)]
-    assert scale is not None
-    found.append(torch.ones(1, TOKENS))
+        weights, _, mean, _ = blocks[index]
+        if index + 1 < depth:
+            found.append(_present(relative[index + 1]))  # the block's shift
+        earlier = relative[index]
+        mean_row = -mean.reshape(1, -1)
+        found += [weights, mean_row] if earlier is None else [weights * earlier, mean_row * earlier]
+    found.append(_present(relative[depth]))  # the constant row
     if update is not None:
-        found += [update[0] * scale, scale]
+        found += [update[0], torch.ones(1, TOKENS)]
+    scale = blocks[0][3].reshape(1, -1)
+    for factors in blocks[1:depth]:
+        scale = scale * factors[3].reshape(1, -1)
     return scale, torch.cat(found)
+
+
+def _present(x: torch.Tensor | None) -> torch.Tensor:
+    assert x is not None
+    return x
 
 
 def low_rank(
@@ -142,9 +156,8 @@ def low_rank_scores(
     the click's low-rank part and a constant (heads*d, 4096) (the positional
     encoding's projection) or None."""
     scale, coefficients, rows = low_rank
-    scores = (q @ basis.reshape(heads, d, TOKENS)) * scale
     per_head = rows.reshape(-1, heads, d).permute(1, 2, 0)  # (heads, d, R)
-    scores = scores + (q @ per_head) @ coefficients
+    scores = (q @ basis.reshape(heads, d, TOKENS) + (q @ per_head) @ coefficients) * scale
     if constant is not None:
         scores = scores + q @ constant.reshape(heads, d, TOKENS)
     return scores
@@ -161,8 +174,9 @@ def low_rank_mix(
     """(heads, T, d): `weights` (heads, T, 4096) times each head's part of the
     projected image tokens (given as in `low_rank_scores`)."""
     scale, coefficients, rows = low_rank
-    out = (weights * scale) @ basis.reshape(heads, d, TOKENS).transpose(1, 2)
-    mixed = weights @ coefficients.transpose(0, 1)  # (heads, T, R)
+    scaled = weights * scale
+    out = scaled @ basis.reshape(heads, d, TOKENS).transpose(1, 2)
+    mixed = scaled @ coefficients.transpose(0, 1)  # (heads, T, R)
     out = out + mixed @ rows.reshape(-1, heads, d).transpose(0, 1)
     if constant is not None:
         out = out + weights @ constant.reshape(heads, d, TOKENS).transpose(1, 2)

@@ -43,7 +43,7 @@ from worker.engines.sam_upscaling import mask_frames
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 7
+EXPORT_VERSION = 8
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
