@@ -42,12 +42,16 @@ from worker.engines.sam_low_rank import (
     projection,
 )
 from worker.engines.sam_mask_prompt import MaskPrompt
-from worker.engines.sam_upscaling import GRID, Upscaling, basis_weight
+from worker.engines.sam_upscaling import GRID, UPSCALE_BANDS, Upscaling, basis_weight
 
 TOKENS = GRID * GRID
-# ImageGraph's outputs, the first inputs of every prompt graph: five, then the
-# bases of SAM's two-block transformer's five later projections.
-STATE_SIZE = 10
+# ImageGraph's outputs, the first inputs of every prompt graph: the first
+# block's four tensors, the upscaling basis in its bands (kept apart, so that
+# no click splits it), then the bases of SAM's two-block transformer's five
+# later projections.
+FIRST_BAND = 4
+LATER = FIRST_BAND + UPSCALE_BANDS
+STATE_SIZE = LATER + 5
 
 
 def _heads(x: torch.Tensor, attention: Attention) -> torch.Tensor:
@@ -160,8 +164,9 @@ class ImageGraph(nn.Module):
     Input: image_embeddings 1x256x64x64 (float16). Outputs (STATE_NAMES),
     one row per token unless said: image_tokens 4096x256 (embedding + SAM's
     no-mask dense prompt); t2i_keys and t2i_values 4096x128 and i2t_queries
-    128x4096 (transposed), the first block's projections; up_basis 4096x256,
-    the tokens' part of the upscaling's first product (sam_upscaling.py);
+    128x4096 (transposed), the first block's projections; the tokens' part
+    of the upscaling's first product (sam_upscaling.py), 4096x256 in
+    UPSCALE_BANDS bands of rows;
     then the bases of the later projections (sam_low_rank.image_projections),
     each 128x4096 (transposed).
     """
@@ -188,7 +193,8 @@ class ImageGraph(nn.Module):
         later = [
             projection(self.projections, i).basis(tokens_t) for i in range(len(self.projections))
         ]
-        return tokens, t2i.k_proj(with_pe), t2i.v_proj(tokens), queries, basis, *later
+        bands = basis.chunk(UPSCALE_BANDS, dim=0)
+        return tokens, t2i.k_proj(with_pe), t2i.v_proj(tokens), queries, *bands, *later
 
 
 class PromptGraph(nn.Module):
@@ -264,7 +270,7 @@ class PromptGraph(nn.Module):
         if self.fold:
             update = self.mask.token_update(h) if self.mask is not None and h is not None else None
             return queries, lambda hyper_in: self.upscaling.low_rank(
-                state[4], factors, hyper_in, update
+                list(state[FIRST_BAND:LATER]), factors, hyper_in, update
             )
         return queries, lambda hyper_in: self.upscaling.dense(keys, hyper_in)
 
@@ -288,7 +294,7 @@ class PromptGraph(nn.Module):
         update = mask.token_update(h) if mask is not None and h is not None else None
         transformer = self.decoder.transformer
         keys, t2i_keys, t2i_values, i2t_queries = state[:4]
-        bases = state[5:]
+        bases = state[LATER:]
         key_pe, query_pe = self.image_pe, point_embedding
         queries = point_embedding
         factors: list[BlockFactors] = []

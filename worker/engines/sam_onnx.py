@@ -39,11 +39,11 @@ from torch import nn
 
 from worker.engines.sam_graphs import ChoiceGraph, ImageGraph, PromptGraph, RefineGraph
 from worker.engines.sam_mask_prompt import MaskGraph
-from worker.engines.sam_upscaling import mask_frames
+from worker.engines.sam_upscaling import UPSCALE_BANDS, mask_frames
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 8
+EXPORT_VERSION = 9
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
@@ -51,7 +51,8 @@ IMAGE_INPUTS = ["image_embeddings"]
 # folded graphs' low-rank products (sam_low_rank.image_projections).
 PLAIN_STATE = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries"]
 LATER_BASES = ["b2_keys", "b2_values", "b2_queries", "final_keys", "final_values"]
-STATE_NAMES = [*PLAIN_STATE, "up_basis", *LATER_BASES]
+UP_BASIS = [f"up_basis_{band:02d}" for band in range(UPSCALE_BANDS)]
+STATE_NAMES = [*PLAIN_STATE, *UP_BASIS, *LATER_BASES]
 MASK_INPUTS = [*PLAIN_STATE, "mask_input"]
 MASK_OUTPUTS = [f"{name}_with_mask" for name in PLAIN_STATE]  # ONNX names must differ
 PROMPT_INPUTS = [*STATE_NAMES, "point_coords", "point_labels"]

@@ -10,7 +10,7 @@ grid rows, so each band's intermediates stay in the cache.
 
 The first product can also be taken in low rank (`low_rank`): the final
 tokens times its 256x256 weight is the image's basis `tokens M_1` (the image
-state's up_basis) plus a product of 2 x (heads T + 1) + 2 = 116 columns a
+state's up_basis bands) plus a product of 2 x (heads T + 1) + 2 = 116 columns a
 token for T = 7 instead of 256, all scaled per token by a scale that the
 next LayerNorm undoes (sam_low_rank.py).
 """
@@ -78,12 +78,13 @@ class Upscaling(nn.Module):
 
     def low_rank(
         self,
-        basis: torch.Tensor,
+        basis: list[torch.Tensor],
         factors: list[BlockFactors],
         hyper_in: torch.Tensor,
         update: TokenUpdate | None = None,
     ) -> torch.Tensor:
-        """`dense` from the image's upscaling basis (4096, 256) and each
+        """`dense` from the image's upscaling basis (4096, 256, in its
+        UPSCALE_BANDS bands of rows) and each
         block's factors, without the final tokens; `update` is a refinement's
         mask input (sam_mask_prompt.py)."""
         # The product is s * (basis + coefficient^T row), s > 0 a scale per
@@ -91,8 +92,7 @@ class Upscaling(nn.Module):
         # token's four pixels share its s, so s changes only the norm's epsilon
         # (1e-6, against variances of order 1): it is left out.
         _, coefficient, row = low_rank(self.product, factors, update)  # (R, 4096), (R, 256)
-        bands = basis.chunk(UPSCALE_BANDS, dim=0)
-        parts = zip(bands, coefficient.chunk(UPSCALE_BANDS, dim=1), strict=True)
+        parts = zip(basis, coefficient.chunk(UPSCALE_BANDS, dim=1), strict=True)
         return self._finish([torch.addmm(b, c.transpose(0, 1), row) for b, c in parts], hyper_in)
 
     def _finish(self, bands: list[torch.Tensor], hyper_in: torch.Tensor) -> torch.Tensor:
