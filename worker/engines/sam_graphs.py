@@ -73,6 +73,20 @@ def _attend(
     return attention.out_proj(out)
 
 
+def _attend_image(
+    attention: Attention, q: torch.Tensor, keys_t: torch.Tensor, values_t: torch.Tensor
+) -> torch.Tensor:
+    """`_attend` of a few tokens' projected queries (T, internal_dim) to the
+    image's projected keys and values, kept transposed (internal_dim, 4096)
+    so that each head's rows are contiguous."""
+    heads = attention.num_heads
+    d = attention.internal_dim // heads
+    qh = _heads(q, attention) * (1.0 / math.sqrt(d))
+    weights = torch.softmax(qh @ keys_t.reshape(heads, d, TOKENS), dim=-1)
+    out = weights @ values_t.reshape(heads, d, TOKENS).transpose(1, 2)
+    return attention.out_proj(out.transpose(0, 1).reshape(-1, attention.internal_dim))
+
+
 def _attention(
     attention: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 ) -> torch.Tensor:
@@ -163,8 +177,8 @@ class ImageGraph(nn.Module):
 
     Input: image_embeddings 1x256x64x64 (float16). Outputs (STATE_NAMES),
     one row per token unless said: image_tokens 4096x256 (embedding + SAM's
-    no-mask dense prompt); t2i_keys and t2i_values 4096x128 and i2t_queries
-    128x4096 (transposed), the first block's projections; the tokens' part
+    no-mask dense prompt); t2i_keys, t2i_values and i2t_queries, the first
+    block's projections, each 128x4096 (transposed); the tokens' part
     of the upscaling's first product (sam_upscaling.py), 4096x256 in
     UPSCALE_BANDS bands of rows;
     then the bases of the later projections (sam_low_rank.image_projections),
@@ -189,12 +203,16 @@ class ImageGraph(nn.Module):
         with_pe = tokens + self.image_pe
         t2i, i2t = self.block.cross_attn_token_to_image, self.block.cross_attn_image_to_token
         queries = i2t.q_proj(with_pe).transpose(0, 1).contiguous()
+        keys_t = (t2i.k_proj.weight @ (tokens_t + self.image_pe.transpose(0, 1))).contiguous()
+        values_t = (t2i.v_proj.weight @ tokens_t).contiguous()
         basis = tokens @ self.basis_weight
         later = [
             projection(self.projections, i).basis(tokens_t) for i in range(len(self.projections))
         ]
         bands = basis.chunk(UPSCALE_BANDS, dim=0)
-        return tokens, t2i.k_proj(with_pe), t2i.v_proj(tokens), queries, *bands, *later
+        keys_t = keys_t + t2i.k_proj.bias[:, None]
+        values_t = values_t + t2i.v_proj.bias[:, None]
+        return tokens, keys_t, values_t, queries, *bands, *later
 
 
 class PromptGraph(nn.Module):
@@ -312,7 +330,7 @@ class PromptGraph(nn.Module):
                 if mask is not None and h is not None:
                     attn_out = mask.tokens_attend_image(t2i, q, t2i_keys, t2i_values, h)
                 else:
-                    attn_out = _attend(t2i, q, t2i_keys, t2i_values)
+                    attn_out = _attend_image(t2i, q, t2i_keys, t2i_values)
             elif later is not None:
                 kv = (bases[3 * index - 3], bases[3 * index - 2])
                 attn_out = _low_rank_attention(

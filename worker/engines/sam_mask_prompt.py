@@ -78,17 +78,17 @@ class MaskPrompt(nn.Module):
         h: torch.Tensor,
     ) -> torch.Tensor:
         """The first block's token-to-image attention on the kept (no-mask)
-        projections `keys` and `values`, with the mask's update folded in; `q`
-        is projected."""
+        projections `keys` and `values` (transposed, 128 x 4096), with the
+        mask's update folded in; `q` is projected."""
         heads = attention.num_heads
         d = attention.internal_dim // heads
         qh = _per_head(q, attention) * (1.0 / math.sqrt(d))  # (h, T, d)
-        kh, vh = _per_head(keys, attention), _per_head(values, attention)
         w_k = self.keys_weight.reshape(-1, heads, d).transpose(0, 1)  # (h, 16, d)
         w_v = self.values_weight.reshape(-1, heads, d).transpose(0, 1)
-        scores = qh @ kh.transpose(1, 2) + (qh @ w_k.transpose(1, 2)) @ h
+        scores = qh @ keys.reshape(heads, d, TOKENS) + (qh @ w_k.transpose(1, 2)) @ h
         weights = torch.softmax(scores, dim=-1)
-        out = weights @ vh + (weights @ h.transpose(0, 1)) @ w_v
+        out = weights @ values.reshape(heads, d, TOKENS).transpose(1, 2)
+        out = out + (weights @ h.transpose(0, 1)) @ w_v
         out = out + self.values_shift.reshape(heads, 1, d)
         return attention.out_proj(out.transpose(0, 1).reshape(-1, attention.internal_dim))
 
@@ -130,12 +130,10 @@ class MaskGraph(nn.Module):
         image_tokens, t2i_keys, t2i_values, i2t_queries, mask_input = inputs
         prompt = self.prompt
         h = prompt.h(mask_input)  # (16, 4096)
-        out = []
-        for name, base in (("tokens", image_tokens), ("keys", t2i_keys),
-                           ("values", t2i_values)):  # fmt: skip
+        tokens = image_tokens + h.transpose(0, 1) @ prompt.tokens_weight + prompt.tokens_shift
+        out = [tokens]
+        # The projections are kept transposed (128 x 4096).
+        for name, base in (("keys", t2i_keys), ("values", t2i_values), ("queries", i2t_queries)):
             weight, shift = getattr(prompt, f"{name}_weight"), getattr(prompt, f"{name}_shift")
-            out.append(base + h.transpose(0, 1) @ weight + shift)
-        # The queries are kept transposed (128 x 4096).
-        queries = i2t_queries + prompt.queries_weight.transpose(0, 1) @ h
-        out.insert(3, queries + prompt.queries_shift[:, None])
+            out.append(base + weight.transpose(0, 1) @ h + shift[:, None])
         return tuple(out)

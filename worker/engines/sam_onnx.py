@@ -43,7 +43,7 @@ from worker.engines.sam_upscaling import UPSCALE_BANDS, mask_frames
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 9
+EXPORT_VERSION = 10
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
