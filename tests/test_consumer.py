@@ -281,9 +281,9 @@ def test_bad_messages_get_clear_errors(
     assert expected in reply["message"]
 
 
-def test_the_loop_runs_on_an_installed_sam_checkpoint(
-    project: Project, owner: User, member: User, tmp_path: Any
-) -> None:
+@pytest.fixture
+def sam_image(project: Project, owner: User, tmp_path: Any) -> Image:
+    """An image of a project on an installed tiny SAM checkpoint, its embedding ready."""
     from backend.segmentation.model_services import segmentation_model_install
     from tests.tiny_sam import save_tiny_checkpoint
 
@@ -296,6 +296,12 @@ def test_the_loop_runs_on_an_installed_sam_checkpoint(
     embedding = Embedding.objects.get(image=image)
     assert embedding.engine_key.startswith("tiny-")
     embedding_compute(embedding_id=embedding.pk)
+    return image
+
+
+def test_the_loop_runs_on_an_installed_sam_checkpoint(sam_image: Image, member: User) -> None:
+    image = sam_image
+    embedding = Embedding.objects.get(image=image)
     headers = session_headers(member)
 
     async def run() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -315,25 +321,15 @@ def test_the_loop_runs_on_an_installed_sam_checkpoint(
     assert rle.decode(reply["rle"]).shape == (image.height, image.width)
 
 
-def test_opening_an_image_prepares_its_first_click(
-    project: Project, owner: User, member: User, tmp_path: Any
-) -> None:
+def test_opening_an_image_prepares_its_first_click(sam_image: Image, member: User) -> None:
     """The decoder's image state is computed on connect, not on the first click."""
     from backend.segmentation.decoding import decode_engine_threads, decode_executor
     from backend.segmentation.decoding import embedding_cache as cache
     from backend.segmentation.engines import engine_for
-    from backend.segmentation.model_services import segmentation_model_install
     from backend.segmentation.selectors import engine_spec_for_project
-    from tests.tiny_sam import save_tiny_checkpoint
 
-    checkpoint = save_tiny_checkpoint(tmp_path / "tiny.pth")
-    model = segmentation_model_install(name="tiny", arch="custom", checkpoint_path=checkpoint)
-    project.model_name = model.name
-    project.save()
-    data = shared_data("nuclei_dsb2018/image.tif").read_bytes()
-    [image] = image_upload(project=project, user=owner, files=[SimpleUploadedFile("n.tif", data)])
-    embedding_compute(embedding_id=Embedding.objects.get(image=image).pk)
-    spec = engine_spec_for_project(project)
+    image = sam_image
+    spec = engine_spec_for_project(image.project)
     engine = engine_for(spec, decoding_only=True, threads=decode_engine_threads())
     decoder = engine.inner.onnx  # type: ignore[attr-defined]
     array = cache().get(spec.key, image.pk).arrays[0]

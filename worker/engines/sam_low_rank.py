@@ -143,46 +143,6 @@ def low_rank(
     return scale, found, product.rows(blocks, update)
 
 
-def low_rank_scores(
-    q: torch.Tensor,
-    basis: torch.Tensor,
-    low_rank: LowRank,
-    constant: torch.Tensor | None,
-    heads: int,
-    d: int,
-) -> torch.Tensor:
-    """(heads, T, 4096): `q` (heads, T, d) times each head's part of the
-    projected image tokens, given as the basis (heads*d, 4096, transposed),
-    the click's low-rank part and a constant (heads*d, 4096) (the positional
-    encoding's projection) or None."""
-    scale, coefficients, rows = low_rank
-    per_head = rows.reshape(-1, heads, d).permute(1, 2, 0)  # (heads, d, R)
-    scores = (q @ basis.reshape(heads, d, TOKENS) + (q @ per_head) @ coefficients) * scale
-    if constant is not None:
-        scores = scores + q @ constant.reshape(heads, d, TOKENS)
-    return scores
-
-
-def low_rank_mix(
-    weights: torch.Tensor,
-    basis: torch.Tensor,
-    low_rank: LowRank,
-    constant: torch.Tensor | None,
-    heads: int,
-    d: int,
-) -> torch.Tensor:
-    """(heads, T, d): `weights` (heads, T, 4096) times each head's part of the
-    projected image tokens (given as in `low_rank_scores`)."""
-    scale, coefficients, rows = low_rank
-    scaled = weights * scale
-    out = scaled @ basis.reshape(heads, d, TOKENS).transpose(1, 2)
-    mixed = scaled @ coefficients.transpose(0, 1)  # (heads, T, R)
-    out = out + mixed @ rows.reshape(-1, heads, d).transpose(0, 1)
-    if constant is not None:
-        out = out + weights @ constant.reshape(heads, d, TOKENS).transpose(1, 2)
-    return out
-
-
 class ProjectedTokens(nn.Module):
     """A linear layer of a two-way attention applied to the image tokens
     after `depth` blocks, with the positional encoding added first when
@@ -218,10 +178,16 @@ class ProjectedTokens(nn.Module):
         blocks: list[BlockFactors],
         update: TokenUpdate | None,
     ) -> torch.Tensor:
-        """(heads, T, 4096): q (heads, T, d) against these projections."""
-        return low_rank_scores(
-            q, basis, low_rank(self.product, blocks, update), self.constant, self.heads, self.d
-        )
+        """(heads, T, 4096): `q` (heads, T, d) times each head's part of these
+        projections of the image tokens, from the image's basis (out, 4096)
+        and the click's blocks' factors."""
+        scale, coefficients, rows = low_rank(self.product, blocks, update)
+        heads, d = self.heads, self.d
+        per_head = rows.reshape(-1, heads, d).permute(1, 2, 0)  # (heads, d, R)
+        scores = (q @ basis.reshape(heads, d, TOKENS) + (q @ per_head) @ coefficients) * scale
+        if self.constant is not None:
+            scores = scores + q @ self.constant.reshape(heads, d, TOKENS)
+        return scores
 
     def mix(
         self,
@@ -230,15 +196,17 @@ class ProjectedTokens(nn.Module):
         blocks: list[BlockFactors],
         update: TokenUpdate | None,
     ) -> torch.Tensor:
-        """(heads, T, d): attention weights (heads, T, 4096) times these projections."""
-        return low_rank_mix(
-            weights,
-            basis,
-            low_rank(self.product, blocks, update),
-            self.constant,
-            self.heads,
-            self.d,
-        )
+        """(heads, T, d): attention weights (heads, T, 4096) times each head's
+        part of these projections (given as in `scores`)."""
+        scale, coefficients, rows = low_rank(self.product, blocks, update)
+        heads, d = self.heads, self.d
+        scaled = weights * scale
+        out = scaled @ basis.reshape(heads, d, TOKENS).transpose(1, 2)
+        mixed = scaled @ coefficients.transpose(0, 1)  # (heads, T, R)
+        out = out + mixed @ rows.reshape(-1, heads, d).transpose(0, 1)
+        if self.constant is not None:
+            out = out + weights @ self.constant.reshape(heads, d, TOKENS).transpose(1, 2)
+        return out
 
 
 def image_projections(mask_decoder: MaskDecoder, image_pe: torch.Tensor) -> nn.ModuleList:
