@@ -61,6 +61,18 @@ CHROMIUM_ARGS = [
 ]
 
 
+def browser_marks(timeout_s: int, *, array_warning: bool = False) -> list[pytest.MarkDecorator]:
+    """The marks of a module of real-browser tests: browser, slow and a
+    timeout; `array_warning` filters numpy 2's __array__ DeprecationWarning,
+    which decoding the modules' label images raises."""
+    marks = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(timeout_s)]
+    if array_warning:
+        marks.append(
+            pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+        )
+    return marks
+
+
 @dataclass
 class ServerProcess:
     name: str

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import tifffile
 from django.contrib.auth.models import User
 from django.core.files import File
@@ -22,15 +21,10 @@ from playwright.sync_api import Page, expect
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 from tests.test_browser_loop import PASSWORD, log_in, screen_xy, snap
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.timeout(180),
-    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-]
+pytestmark = browser_marks(180, array_warning=True)
 
 PIXEL_TIMEOUT_S = 15.0
 OPEN_TIMEOUT_MS = 60_000

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import tifffile
 from playwright.sync_api import expect
 
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 from tests.test_browser_loop import (
     decode,
     interior_point,
@@ -31,12 +30,7 @@ from tests.test_browser_loop import (
 )
 from tests.test_browser_project_panel import log_in, person, project_with_nuclei
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.timeout(240),
-    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-]
+pytestmark = browser_marks(240, array_warning=True)
 
 EMBEDDING_TIMEOUT_S = 90
 

@@ -24,14 +24,9 @@ from pycocotools.coco import COCO
 from scipy import ndimage
 
 from tests.conftest import shared_data
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.timeout(180),
-    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-]
+pytestmark = browser_marks(180, array_warning=True)
 
 PASSWORD = "annotator-password-1"
 # Set MASKROOM_SCREENSHOTS=folder to keep a screenshot of each step.

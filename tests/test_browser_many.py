@@ -26,10 +26,10 @@ from playwright.sync_api import Page, expect
 from backend.images.models import Image
 from backend.projects.models import Label
 from backend.projects.services import project_create
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 from tests.many_instances import Cell, cell_rle, crowded_image_create
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = browser_marks(240)
 
 PASSWORD = "annotator-password-1"
 COUNT = 2000

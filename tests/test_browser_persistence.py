@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from django.contrib.auth.models import User
 from PIL import Image as PILImage
 from playwright.sync_api import Page, Route, expect
@@ -22,9 +21,9 @@ from backend.annotations.services import instance_create
 from backend.images.models import Image
 from backend.projects.models import Label, Membership, Project
 from tests.conftest import client_for, shared_data
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = browser_marks(180)
 
 PASSWORD = "annotator-password-1"
 SCREENSHOTS = os.environ.get("MASKROOM_SCREENSHOTS", "")

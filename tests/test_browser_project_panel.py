@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 import tifffile
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
@@ -19,10 +18,10 @@ from backend.projects.models import Label, Membership, Project
 from backend.segmentation.embedding_compute import embedding_compute
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 from worker import rle
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = browser_marks(240)
 
 PASSWORD = "panel-password-1"
 

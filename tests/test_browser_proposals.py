@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
 from playwright.sync_api import expect
 
 from backend.annotations.models import Instance
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 from tests.test_browser_tools import nuclei_labels, open_editor_with
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = browser_marks(240)
 
 
 def eventually(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:

@@ -18,10 +18,10 @@ from scipy import ndimage
 
 from backend.images.models import Image, ImageStack
 from tests.conftest import shared_data
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 from tests.test_browser_loop import PASSWORD, log_in, snap
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = browser_marks(180)
 
 EMBEDDING_TIMEOUT_MS = 90_000
 TIMELAPSE = "nuclei_timelapse/images.tif"

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
-import pytest
 import tifffile
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -23,7 +22,7 @@ from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
 from tests.conftest import shared_data
-from tests.live import BrowserPage, LiveApp, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
 from tests.test_browser_loop import (
     EMBEDDING_TIMEOUT_MS,
     PASSWORD,
@@ -38,12 +37,7 @@ from tests.test_browser_loop import (
 )
 from worker import rle
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.timeout(180),
-    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-]
+pytestmark = browser_marks(180, array_warning=True)
 
 SERVER_TIMEOUT_S = 30.0
 T = TypeVar("T")
