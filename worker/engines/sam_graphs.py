@@ -178,11 +178,10 @@ class ImageGraph(nn.Module):
     Input: image_embeddings 1x256x64x64 (float16). Outputs (STATE_NAMES),
     one row per token unless said: image_tokens 4096x256 (embedding + SAM's
     no-mask dense prompt); t2i_keys, t2i_values and i2t_queries, the first
-    block's projections, each 128x4096 (transposed); the tokens' part
-    of the upscaling's first product (sam_upscaling.py), 4096x256 in
-    UPSCALE_BANDS bands of rows;
-    then the bases of the later projections (sam_low_rank.image_projections),
-    each 128x4096 (transposed).
+    block's projections, each 128x4096 (transposed); the tokens' part of the
+    upscaling's first product (sam_upscaling.py), 4096x256 in UPSCALE_BANDS
+    bands of rows; then the bases of the later projections
+    (sam_low_rank.image_projections), each 128x4096 (transposed).
     """
 
     image_pe: torch.Tensor
@@ -203,15 +202,13 @@ class ImageGraph(nn.Module):
         with_pe = tokens + self.image_pe
         t2i, i2t = self.block.cross_attn_token_to_image, self.block.cross_attn_image_to_token
         queries = i2t.q_proj(with_pe).transpose(0, 1).contiguous()
-        keys_t = (t2i.k_proj.weight @ (tokens_t + self.image_pe.transpose(0, 1))).contiguous()
-        values_t = (t2i.v_proj.weight @ tokens_t).contiguous()
-        basis = tokens @ self.basis_weight
+        with_pe_t = tokens_t + self.image_pe.transpose(0, 1)
+        keys_t = t2i.k_proj.weight @ with_pe_t + t2i.k_proj.bias[:, None]
+        values_t = t2i.v_proj.weight @ tokens_t + t2i.v_proj.bias[:, None]
+        bands = (tokens @ self.basis_weight).chunk(UPSCALE_BANDS, dim=0)
         later = [
             projection(self.projections, i).basis(tokens_t) for i in range(len(self.projections))
         ]
-        bands = basis.chunk(UPSCALE_BANDS, dim=0)
-        keys_t = keys_t + t2i.k_proj.bias[:, None]
-        values_t = values_t + t2i.v_proj.bias[:, None]
         return tokens, keys_t, values_t, queries, *bands, *later
 
 
