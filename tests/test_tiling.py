@@ -474,6 +474,23 @@ def test_tiny_sam_masks_land_in_the_image_frame(
 # -- the app: registry, embedding_compute, session_decode -------------------------
 
 
+@pytest.mark.slow
+def test_only_an_untiled_embedding_is_prepared_ahead(
+    tiny_spec: EngineSpec, tiny_tiled: tuple[TiledEngine, EmbeddingSet, np.ndarray], tmp_path: Path
+) -> None:
+    """A tiled image's first click may fall in any tile: nothing is computed
+    for it ahead; an untiled one gets its decoder image state."""
+    _, embedding, _ = tiny_tiled
+    sam = SamEngine(tiny_spec, load_image_encoder=False, backend="onnx", models_dir=tmp_path)
+    assert sam.onnx is not None
+    engine = TiledEngine(sam, SAM_CONFIG)
+    engine.prepare(embedding)
+    assert not any(sam.onnx.holds(array) for array in embedding.arrays)
+    single = tile_view(embedding, 0)
+    engine.prepare(single)
+    assert sam.onnx.holds(single.arrays[0])
+
+
 def test_the_registry_wraps_sam_engines_only(tiny_spec: EngineSpec) -> None:
     registry.forget()
     try:

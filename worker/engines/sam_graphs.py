@@ -35,6 +35,7 @@ from segment_anything.modeling.transformer import Attention
 from torch import nn
 
 from worker.engines.sam_low_rank import (
+    TOKENS,
     BlockFactors,
     ProjectedTokens,
     TokenUpdate,
@@ -42,9 +43,8 @@ from worker.engines.sam_low_rank import (
     projection,
 )
 from worker.engines.sam_mask_prompt import MaskPrompt
-from worker.engines.sam_upscaling import GRID, UPSCALE_BANDS, Upscaling, basis_weight
+from worker.engines.sam_upscaling import UPSCALE_BANDS, Upscaling, basis_weight
 
-TOKENS = GRID * GRID
 # ImageGraph's outputs, the first inputs of every prompt graph: the first
 # block's four tensors, the upscaling basis in its bands (kept apart, so that
 # no click splits it), then the bases of SAM's two-block transformer's five

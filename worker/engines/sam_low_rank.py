@@ -28,7 +28,7 @@ import torch
 from segment_anything.modeling import MaskDecoder
 from torch import nn
 
-TOKENS = 64 * 64
+TOKENS = 64 * 64  # SAM's image tokens: the 64x64 embedding grid, row-major
 
 # One two-way block's contribution: the attention weights (heads*T, 4096),
 # the folded values (heads*T, 256), and the LayerNorm's mean and 1/std (4096, 1).
