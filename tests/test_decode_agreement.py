@@ -257,7 +257,9 @@ def blob_logits(rng: np.random.Generator, input_size: tuple[int, int] = (1024, 1
         ((768, 1024), (1200, 1600)),
     ],
 )
-@pytest.mark.parametrize("kind", ["blob", "noise"])  # edge pixels only / dense fallback
+# Edge pixels only (the window analysis); noise over the image and a noisy
+# patch (every pixel's value, over the whole image or a small region).
+@pytest.mark.parametrize("kind", ["blob", "noise", "patch"])
 def test_region_upsampling_equals_full_upsampling(
     input_size: tuple[int, int], original_size: tuple[int, int], kind: str
 ) -> None:
@@ -265,8 +267,14 @@ def test_region_upsampling_equals_full_upsampling(
     for _ in range(3):
         if kind == "blob":
             logits = blob_logits(rng, input_size)
-        else:
+        elif kind == "noise":
             logits = rng.normal(0, 1, (256, 256)).astype(np.float32)
+        else:
+            logits = np.full((256, 256), -3.0, dtype=np.float32)
+            rows, cols = input_size[0] // 4, input_size[1] // 4  # the image's logits
+            h, w = min(24, rows), min(24, cols)
+            y, x = int(rng.integers(0, rows - h + 1)), int(rng.integers(0, cols - w + 1))
+            logits[y : y + h, x : x + w] = rng.normal(0, 1, (h, w))
         want = torch_upsampled(logits, input_size, original_size)
         got = region_upsampled(logits, input_size, original_size)
         assert want.any()

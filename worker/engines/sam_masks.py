@@ -14,6 +14,10 @@ so the certain part is decided on a grid of windows and repeated out to
 pixels, and the exact sums are taken for the edge pixels alone. Only the
 region around the positive logits is visited, whatever the image size. The
 result equals torch's F.interpolate up to float rounding.
+
+Noise-like logits (edge pixels everywhere) need every pixel's value: then
+the taps are summed over the whole region, one axis after the other, the
+second (image-size) pass in column chunks small enough to stay in cache.
 """
 
 from __future__ import annotations
@@ -65,7 +69,11 @@ class AxisTaps:
 
 
 TAPS = 3  # bilinear twice: two taps of two adjacent taps
-DENSE_BELOW = 4  # use the dense product when over 1 in DENSE_BELOW pixels is an edge pixel
+DENSE_BELOW = 4  # compute every pixel's value when over 1 in DENSE_BELOW is an edge pixel
+# Noise-like logits (over 1 in NOISE_CHANGES neighbours differ in sign) skip the
+# window analysis: nearly every window straddles the threshold.
+NOISE_CHANGES = 10
+CHUNK_PIXELS = 1 << 17  # pixels per chunk of the dense pass (512 KiB of float32)
 
 
 @lru_cache(maxsize=64)
@@ -126,8 +134,24 @@ def upsample_region(
     x0, x1 = int(cols.first[lx].min()), int(cols.last[lx].max()) + 1
     if y0 >= y1 or x0 >= x1:  # positive only in the padding
         return np.zeros((0, 0), dtype=bool), 0, 0
-    mask = _threshold(logits, positive, rows, cols, (y0, y1), (x0, x1), threshold)
+    region = ((y0, y1), (x0, x1))
+    if _noise_like(positive[ly[0] : ly[-1] + 1, lx[0] : lx[-1] + 1]):
+        mask = _dense(logits, rows, cols, region, threshold)
+    else:
+        mask = _threshold(logits, positive, rows, cols, region, threshold)
     return tight_crop(mask, x0, y0)
+
+
+def _noise_like(positive: np.ndarray) -> bool:
+    """Whether over 1 in NOISE_CHANGES pairs of neighbouring logits differ
+    in sign: then most pixels' windows straddle the threshold, and all
+    their values are needed (`_threshold` would find so, at a cost)."""
+    changes = np.count_nonzero(positive[1:] != positive[:-1])
+    changes += np.count_nonzero(positive[:, 1:] != positive[:, :-1])
+    return changes * NOISE_CHANGES > 2 * positive.size
+
+
+Region = tuple[tuple[int, int], tuple[int, int]]  # ((y0, y1), (x0, x1)) in image pixels
 
 
 def _threshold(
@@ -135,11 +159,11 @@ def _threshold(
     positive: np.ndarray,
     rows: AxisTaps,
     cols: AxisTaps,
-    y_range: tuple[int, int],
-    x_range: tuple[int, int],
+    region: Region,
     threshold: float,
 ) -> np.ndarray:
     """The bool mask of image pixels [y0, y1) x [x0, x1)."""
+    y_range, x_range = region
     gy, gx = rows.group[slice(*y_range)], cols.group[slice(*x_range)]
     count_y, count_x = np.bincount(gy - gy[0]), np.bincount(gx - gx[0])
     groups_y, groups_x = slice(gy[0], gy[-1] + 1), slice(gx[0], gx[-1] + 1)
@@ -152,8 +176,8 @@ def _threshold(
     edge = some.T & ~every.T
     edge_pixels = int(count_y @ edge @ count_x)
     if edge_pixels * DENSE_BELOW > count_y.sum() * count_x.sum():
-        # Edges everywhere (noise-like logits): a dense product is cheaper than the taps.
-        return (_dense_t(logits, rows, cols, y_range, x_range) > threshold).T
+        # Edges everywhere: every pixel's value is needed.
+        return _dense(logits, rows, cols, region, threshold)
     # Built column-major (x first), as run-length encoding reads it.
     mask = np.repeat(np.repeat(every, count_x, axis=0), count_y, axis=1).T
     if edge_pixels:
@@ -163,17 +187,21 @@ def _threshold(
     return mask
 
 
-def _dense_t(
-    logits: np.ndarray,
-    rows: AxisTaps,
-    cols: AxisTaps,
-    y_range: tuple[int, int],
-    x_range: tuple[int, int],
+def _dense(
+    logits: np.ndarray, rows: AxisTaps, cols: AxisTaps, region: Region, threshold: float
 ) -> np.ndarray:
-    """The upsampled values of the whole region, transposed (x, y): the taps
-    of each axis in turn, as weighted sums of gathered rows (no BLAS threads)."""
-    along_y = _taps_apply(logits, rows, y_range)  # (y, 256)
-    return _taps_apply(np.ascontiguousarray(along_y.T), cols, x_range)  # (x, y)
+    """The bool mask of the whole region from every pixel's value: the taps
+    along y, then along x in column chunks small enough to stay in cache.
+    Column-major (built x first), as run-length encoding reads it."""
+    (y0, y1), (x0, x1) = region
+    along_y = np.ascontiguousarray(_taps_apply(logits, rows, (y0, y1)).T)  # (256, y)
+    mask_t = np.empty((x1 - x0, y1 - y0), dtype=bool)
+    step = max(1, CHUNK_PIXELS // (y1 - y0))
+    for start in range(x0, x1, step):
+        stop = min(start + step, x1)
+        values = _taps_apply(along_y, cols, (start, stop))  # (x, y)
+        np.greater(values, threshold, out=mask_t[start - x0 : stop - x0])
+    return mask_t.T
 
 
 def _taps_apply(values: np.ndarray, taps: AxisTaps, pixel_range: tuple[int, int]) -> np.ndarray:
