@@ -148,7 +148,7 @@ def _noise_like(positive: np.ndarray) -> bool:
     their values are needed (`_threshold` would find so, at a cost)."""
     changes = np.count_nonzero(positive[1:] != positive[:-1])
     changes += np.count_nonzero(positive[:, 1:] != positive[:, :-1])
-    return changes * NOISE_CHANGES > 2 * positive.size
+    return bool(changes * NOISE_CHANGES > 2 * positive.size)
 
 
 Region = tuple[tuple[int, int], tuple[int, int]]  # ((y0, y1), (x0, x1)) in image pixels
