@@ -75,6 +75,8 @@ DENSE_BELOW = 4  # compute every pixel's value when over 1 in DENSE_BELOW is an 
 NOISE_CHANGES = 10
 CHUNK_PIXELS = 1 << 17  # pixels per chunk of the dense pass (512 KiB of float32)
 
+Region = tuple[tuple[int, int], tuple[int, int]]  # ((y0, y1), (x0, x1)) in image pixels
+
 
 @lru_cache(maxsize=64)
 def axis_taps(input_len: int, original_len: int) -> AxisTaps:
@@ -149,9 +151,6 @@ def _noise_like(positive: np.ndarray) -> bool:
     changes = np.count_nonzero(positive[1:] != positive[:-1])
     changes += np.count_nonzero(positive[:, 1:] != positive[:, :-1])
     return bool(changes * NOISE_CHANGES > 2 * positive.size)
-
-
-Region = tuple[tuple[int, int], tuple[int, int]]  # ((y0, y1), (x0, x1)) in image pixels
 
 
 def _threshold(
