@@ -72,10 +72,39 @@ def test_it_accepts_a_label_id(image: Image, owner: User) -> None:
     assert response.json()["label"] == "cell"
 
 
-def test_it_saves_a_proposed_instance(image: Image, owner: User) -> None:
+def test_it_refuses_a_proposal_made_by_a_client(image: Image, owner: User) -> None:
     rle = rle_of(square_mask(0, 0, 2, 2))
     response = post_instance(owner, image, {"label": "cell", "rle": rle, "state": "proposed"})
-    assert response.json()["state"] == "proposed"
+    assert response.status_code == 400
+    assert "proposals are made by the server" in response.json()["detail"]
+    assert not Instance.objects.exists()
+
+
+def test_it_refuses_a_crafted_run_length_at_once_and_saves_nothing(
+    image: Image, owner: User
+) -> None:
+    # Quadratic in the old parser (27 s, inside the write transaction).
+    crafted = {"size": [HEIGHT, WIDTH], "counts": "Q" * 1_280_000 + "0"}
+    response = post_instance(owner, image, {"label": "nucleus", "rle": crafted})
+    assert response.status_code == 400
+    assert "number of over 8 characters" in response.json()["detail"]
+    assert not Instance.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ("1" * (HEIGHT * WIDTH + 2), "more runs (1202) than the image has pixels"),
+        ("0" + "Xk1" + "0", "longer than the image's 1200 pixels"),
+    ],
+)
+def test_it_refuses_runs_the_image_cannot_hold(
+    image: Image, owner: User, counts: str, message: str
+) -> None:
+    rle = {"size": [HEIGHT, WIDTH], "counts": counts}
+    response = post_instance(owner, image, {"label": "nucleus", "rle": rle})
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ def test_it_refuses_rle_of_another_size() -> None:
 
 def test_decode_refuses_counts_that_would_overrun_the_image() -> None:
     long_run = coco_encode(np.ones((20, 20), dtype=bool))["counts"]
-    with pytest.raises(ValueError, match="cover"):
+    with pytest.raises(ValueError, match="longer than the image's 100 pixels"):
         rle.decode({"size": [10, 10], "counts": long_run})
 
 
@@ -120,3 +120,47 @@ def test_it_matches_pycocotools_on_random_crops() -> None:
         crop = rng.random((h, w)) < rng.choice([0.05, 0.5, 0.9, 1.0])
         encoded = rle.encode_crop(crop, x0, y0, height, width)
         assert encoded == coco_encode(placed(crop, x0, y0, height, width))
+
+
+def reference_counts(counts: str) -> list[int]:
+    """pycocotools' rleFrString, character by character (the old parser)."""
+    runs: list[int] = []
+    i = 0
+    while i < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            c = ord(counts[i]) - 48
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            i += 1
+            shift += 1
+            if not more and c & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def test_it_reads_counts_as_pycocotools_does() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        runs = rng.integers(0, rng.choice([4, 40, 4000, 2**30]), size=int(rng.integers(1, 60)))
+        text = rle.counts_to_string(runs)
+        assert rle.counts_from_string(text).tolist() == reference_counts(text) == runs.tolist()
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ("Q" * 1_280_000 + "0", "number of over 8 characters"),
+        ("1" * 102, r"more runs \(102\) than the image has pixels"),
+        ("0Xk10", "longer than the image's 100 pixels"),
+        ("010K", "negative run length"),  # the 4th run is 1 - 5
+        ("Q", "end in the middle of a number"),
+        ("1é", "ASCII"),
+    ],
+)
+def test_it_refuses_crafted_counts_before_any_arithmetic(counts: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        rle.validate({"size": [10, 10], "counts": counts}, 10, 10)

@@ -13,6 +13,8 @@ from PIL import Image as PILImage
 from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Instance, InstanceHistory
+from backend.annotations.serializers import instance_json
+from backend.annotations.services import instance_create
 from backend.images.models import Image
 from backend.projects.models import Label, Membership, Project
 from tests.conftest import client_for
@@ -176,13 +178,17 @@ def test_history_records_who_did_what(instance: dict[str, Any], owner: User, mem
     assert all(e["at"] for e in entries)
 
 
-def test_accepting_a_proposal_is_in_its_history(image: Image, owner: User, member: User) -> None:
-    response = client_for(owner).post(
-        f"/api/images/{image.pk}/instances/",
-        {"label": "cell", "rle": square(0, 0, 3, 3), "state": "proposed"},
-        format="json",
+def proposed(image: Image, user: User) -> dict[str, Any]:
+    """A proposal saved as the server saves them (clients cannot)."""
+    cell = Label.objects.get(project=image.project, name="cell")
+    made = instance_create(
+        image=image, user=user, label=cell, rle=square(0, 0, 3, 3), state=Instance.State.PROPOSED
     )
-    proposal = response.json()
+    return instance_json(made)
+
+
+def test_accepting_a_proposal_is_in_its_history(image: Image, owner: User, member: User) -> None:
+    proposal = proposed(image, owner)
     accepted = client_for(member).post(url(proposal, "accept/"))
     assert accepted.status_code == 200
     assert accepted.json()["version"] == 2
@@ -199,15 +205,7 @@ def test_a_rejected_proposal_stays_out_of_recently_deleted_but_undo_restores_it(
     image: Image, instance: dict[str, Any], owner: User, member: User
 ) -> None:
     client = client_for(member)
-    proposal = (
-        client_for(owner)
-        .post(
-            f"/api/images/{image.pk}/instances/",
-            {"label": "cell", "rle": square(0, 0, 3, 3), "state": "proposed"},
-            format="json",
-        )
-        .json()
-    )
+    proposal = proposed(image, owner)
     assert client.delete(url(proposal) + "?version=1").status_code == 204  # R
     assert client.delete(url(instance) + "?version=1").status_code == 204
     deleted = client.get(f"/api/images/{image.pk}/instances/?deleted=1").json()
@@ -294,3 +292,43 @@ def test_a_create_sent_twice_saves_one_instance(image: Image, member: User) -> N
         f"/api/images/{image.pk}/instances/", {**payload, "client_key": "other"}, format="json"
     )
     assert other.status_code == 201
+
+
+def test_a_create_sent_again_after_its_instance_was_deleted_answers_that_instance(
+    image: Image, member: User
+) -> None:
+    payload = {"label": "cell", "rle": square(2, 2, 3, 3), "client_key": "k-deleted"}
+    client = client_for(member)
+    first = client.post(f"/api/images/{image.pk}/instances/", payload, format="json").json()
+    assert client.delete(url(first) + "?version=1").status_code == 204
+    again = client.post(f"/api/images/{image.pk}/instances/", payload, format="json")
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    assert Instance.all_objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_create_sent_three_times_at_once_saves_one_instance(image: Image, member: User) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    def send(key: str, barrier: Barrier) -> tuple[int, int]:
+        try:
+            barrier.wait()
+            payload = {"label": "cell", "rle": square(2, 2, 3, 3), "client_key": key}
+            response = client_for(member).post(
+                f"/api/images/{image.pk}/instances/", payload, format="json"
+            )
+            return response.status_code, response.json()["id"]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(3) as pool:
+        for round_ in range(5):
+            barrier = Barrier(3)
+            answers = list(pool.map(lambda _: send(f"key-{round_}", barrier), range(3)))
+            assert sorted(status for status, _ in answers) == [200, 200, 201]
+            assert len({instance_id for _, instance_id in answers}) == 1
+    assert Instance.objects.count() == 5

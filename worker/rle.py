@@ -25,6 +25,10 @@ RLE = dict[str, Any]
 # offset by 48 so the text is printable ('0' .. 'o').
 _CHAR_MIN = 48
 _CHAR_MAX = 48 + 63
+# A number of a counts string has at most this many characters: 40 bits, far
+# more than any image's pixel count, and sums of up to 2**23 of them stay
+# inside int64.
+MAX_NUMBER_CHARS = 8
 # A crop of at least 1/FRAME_ENCODE_SHARE of the frame is encoded on the whole frame.
 FRAME_ENCODE_SHARE = 4
 
@@ -171,7 +175,7 @@ def validate(rle: Any, height: int, width: int, *, allow_empty: bool = False) ->
             f"the image's {height}x{width}"
         )
     counts = _check_counts(rle.get("counts"), height, width)
-    if not allow_empty and sum(counts[1::2]) == 0:
+    if not allow_empty and not counts[1::2].any():
         raise ValueError("the mask is empty")
 
 
@@ -186,7 +190,7 @@ def _size(rle: RLE) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _check_counts(counts: Any, height: int, width: int) -> list[int]:
+def _check_counts(counts: Any, height: int, width: int) -> np.ndarray:
     if isinstance(counts, bytes):
         try:
             counts = counts.decode("ascii")
@@ -196,39 +200,63 @@ def _check_counts(counts: Any, height: int, width: int) -> list[int]:
         raise ValueError("mask counts must be a COCO compressed RLE string")
     if not counts:
         raise ValueError("mask counts are empty")
-    runs = counts_from_string(counts)
-    if any(r < 0 for r in runs):
+    pixels = height * width
+    runs = counts_from_string(counts, max_runs=pixels + 1)
+    if runs.min() < 0:
         raise ValueError("mask counts contain a negative run length")
-    total = sum(runs)
-    if total != height * width:
+    if runs.max() > pixels:
+        raise ValueError(f"a run of the mask is longer than the image's {pixels} pixels")
+    total = int(runs.sum())
+    if total != pixels:
         raise ValueError(
-            f"mask runs cover {total} pixels, but a {height}x{width} image has {height * width}"
+            f"mask runs cover {total} pixels, but a {height}x{width} image has {pixels}"
         )
     return runs
 
 
-def counts_from_string(counts: str) -> list[int]:
-    """Run lengths of a COCO counts string (port of pycocotools' rleFrString)."""
-    runs: list[int] = []
-    i, n = 0, len(counts)
-    while i < n:
-        value, shift, more = 0, 0, True
-        while more:
-            if i >= n:
-                raise ValueError("mask counts end in the middle of a number")
-            c = ord(counts[i])
-            if not _CHAR_MIN <= c <= _CHAR_MAX:
-                raise ValueError(f"mask counts contain an invalid character {counts[i]!r}")
-            c -= _CHAR_MIN
-            value |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            i += 1
-            shift += 1
-            if not more and c & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
+def counts_from_string(counts: str, *, max_runs: int | None = None) -> np.ndarray:
+    """Run lengths (int64) of a COCO counts string, as pycocotools'
+    rleFrString reads them, in time linear in the string's length.
+
+    Each number is at most MAX_NUMBER_CHARS characters (pycocotools' own
+    `long` would overflow past 12), and there are at most `max_runs` numbers,
+    so a crafted string is refused at its first over-long number or as soon
+    as its numbers are counted, never after arithmetic on huge integers.
+    """
+    try:
+        raw = np.frombuffer(counts.encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        raise ValueError("mask counts must be an ASCII string") from None
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    invalid = (raw < _CHAR_MIN) | (raw > _CHAR_MAX)
+    if invalid.any():
+        bad = chr(int(raw[int(np.argmax(invalid))]))
+        raise ValueError(f"mask counts contain an invalid character {bad!r}")
+    more = ((raw - _CHAR_MIN) & 0x20) != 0
+    if more[-1]:
+        raise ValueError("mask counts end in the middle of a number")
+    ends = np.flatnonzero(~more)  # the last character of each number
+    if max_runs is not None and ends.size > max_runs:
+        raise ValueError(f"mask counts have more runs ({ends.size}) than the image has pixels")
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if int(lengths.max()) > MAX_NUMBER_CHARS:
+        raise ValueError(
+            f"mask counts contain a number of over {MAX_NUMBER_CHARS} characters, "
+            "longer than any run length"
+        )
+    payload = (raw - _CHAR_MIN) & 0x1F
+    values = payload[starts].astype(np.int64)
+    for k in range(1, int(lengths.max())):  # the k-th character of the longer numbers
+        longer = np.flatnonzero(lengths > k)
+        values[longer] |= payload[starts[longer] + k].astype(np.int64) << (5 * k)
+    negative = (payload[ends] & 0x10) != 0
+    values[negative] |= np.left_shift(np.int64(-1), 5 * lengths[negative])
+    # From the third run on, a value is the difference to the run two before.
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
     return runs
 
 

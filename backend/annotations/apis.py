@@ -16,7 +16,6 @@ from backend.annotations.selectors import (
     deleted_instance_list,
     instance_any_for_user,
     instance_history,
-    instance_list,
     instance_list_rows,
 )
 from backend.annotations.serializers import (
@@ -31,7 +30,7 @@ from backend.annotations.serializers import (
 from backend.annotations.services import (
     InstanceConflictError,
     instance_accept,
-    instance_create,
+    instance_create_once,
     instance_delete,
     instance_restore,
     instance_update,
@@ -61,20 +60,18 @@ class ImageInstancesApi(APIView):
     def post(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)
         data = parse_input(InstanceCreateInput, request.data)
-        if data["client_key"]:
-            # A create sent again because its answer was lost: the first one stands.
-            found = instance_list(image=image).filter(client_key=data["client_key"]).first()
-            if found is not None:
-                return Response(instance_json(found), status=status.HTTP_200_OK)
-        instance = instance_create(
+        # A create sent again because its answer was lost: the first one stands.
+        instance, created = instance_create_once(
             image=image,
             user=request.user,
             label=label_resolve(project=image.project, label=data["label"]),
             rle=data["rle"],
-            state=data["state"],
             client_key=data["client_key"],
         )
-        return Response(instance_json(instance), status=status.HTTP_201_CREATED)
+        return Response(
+            instance_json(instance),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class InstanceDetailApi(APIView):

@@ -21,7 +21,15 @@ class LabelRefField(serializers.Field):
 class InstanceCreateInput(serializers.Serializer):
     label = LabelRefField()
     rle = serializers.JSONField()
-    state = serializers.ChoiceField(choices=Instance.State.values, default=Instance.State.ACCEPTED)
+    # Only the server makes proposals: a client's instance is accepted.
+    state = serializers.ChoiceField(
+        choices=[Instance.State.ACCEPTED],
+        default=Instance.State.ACCEPTED,
+        error_messages={
+            "invalid_choice": "only \"accepted\" instances can be created; "
+            "proposals are made by the server"
+        },
+    )
     client_key = serializers.CharField(max_length=64, required=False, default="")
 
 

@@ -5,10 +5,11 @@ InstanceHistory row in the same transaction; edits and deletes given a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
@@ -34,8 +35,19 @@ class InstanceConflictError(ServiceError):
         self.instance = instance
 
 
-def _checked_rle(*, image: Image, rle: Any) -> dict[str, Any]:
-    """`rle` as {"size": [h, w], "counts": str} of a non-empty mask of `image`."""
+@dataclass(frozen=True)
+class CheckedMask:
+    """A client's mask, validated: its RLE in the image frame, area and bbox."""
+
+    rle: dict[str, Any]
+    area: int
+    bbox: list[int]
+
+
+def mask_check(*, image: Image, rle: Any) -> CheckedMask:
+    """`rle` checked as a non-empty COCO compressed RLE of `image`, in time
+    linear in its length (worker/rle.py), or ServiceError. Callers check
+    before any transaction, so a malformed mask never holds a lock."""
     counts = rle.get("counts") if isinstance(rle, dict) else None
     if isinstance(counts, str) and len(counts) > MAX_COUNTS_LENGTH:
         raise ServiceError("rle: the mask counts are too long.")
@@ -43,7 +55,9 @@ def _checked_rle(*, image: Image, rle: Any) -> dict[str, Any]:
         rle_codec.validate(rle, image.height, image.width)
     except ValueError as exc:
         raise ServiceError(f"rle: {exc}.") from exc
-    return {"size": [image.height, image.width], "counts": rle["counts"]}
+    checked = {"size": [image.height, image.width], "counts": rle["counts"]}
+    area, bbox = rle_codec.area_and_bbox(checked)
+    return CheckedMask(rle=checked, area=area, bbox=bbox)
 
 
 def _checked_label(*, image: Image, label: Label) -> Label:
@@ -87,7 +101,6 @@ def _live_at(*, instance: Instance, version: int | None) -> Instance:
     return locked
 
 
-@transaction.atomic
 def instance_create(
     *,
     image: Image,
@@ -97,27 +110,65 @@ def instance_create(
     state: str = Instance.State.ACCEPTED,
     client_key: str = "",
 ) -> Instance:
-    """Save a mask (COCO compressed RLE in the image frame) as an instance."""
-    checked = _checked_rle(image=image, rle=rle)
+    """Save a mask (COCO compressed RLE in the image frame) as an instance
+    (see `instance_create_once`)."""
+    return instance_create_once(
+        image=image, user=user, label=label, rle=rle, state=state, client_key=client_key
+    )[0]
+
+
+def instance_create_once(
+    *,
+    image: Image,
+    user: AbstractBaseUser,
+    label: Label,
+    rle: Any,
+    state: str = Instance.State.ACCEPTED,
+    client_key: str = "",
+) -> tuple[Instance, bool]:
+    """Save a mask as an instance; (instance, created). A `client_key`
+    already saved on the image (a create sent again, or several times at
+    once) answers that instance, deleted or not, and saves nothing. Clients
+    create accepted instances only: proposals are the server's
+    (backend/segmentation/proposal_services.py)."""
+    mask = mask_check(image=image, rle=rle)
     label = _checked_label(image=image, label=label)
     if state not in Instance.State.values:
         raise ServiceError(f"state must be one of: {', '.join(Instance.State.values)}.")
-    area, bbox = rle_codec.area_and_bbox(checked)
-    instance = Instance.objects.create(
-        image=image,
-        label=label,
-        rle=checked,
-        area=area,
-        bbox=bbox,
-        state=state,
-        author=user,
-        client_key=client_key,
+    if client_key:
+        found = _by_client_key(image=image, client_key=client_key)
+        if found is not None:
+            return found, False
+    try:
+        with transaction.atomic():
+            instance = Instance.objects.create(
+                image=image,
+                label=label,
+                rle=mask.rle,
+                area=mask.area,
+                bbox=mask.bbox,
+                state=state,
+                author=user,
+                client_key=client_key,
+            )
+            _record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
+    except IntegrityError:
+        # The same key saved meanwhile by a concurrent request.
+        found = _by_client_key(image=image, client_key=client_key) if client_key else None
+        if found is None:
+            raise
+        return found, False
+    return instance, True
+
+
+def _by_client_key(*, image: Image, client_key: str) -> Instance | None:
+    return (
+        Instance.all_objects.select_related("image", "label", "author")
+        .filter(image=image, client_key=client_key)
+        .first()
     )
-    _record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
-    return instance
 
 
-@transaction.atomic
 def instance_update(
     *,
     instance: Instance,
@@ -130,15 +181,17 @@ def instance_update(
     (InstanceConflictError) unless it is the current one; without, apply anyway."""
     if label is None and rle is None:
         raise ServiceError("Give a label or an rle to change.")
-    locked = _live_at(instance=instance, version=version)
-    if label is not None:
-        locked.label = _checked_label(image=locked.image, label=label)
-    if rle is not None:
-        locked.rle = _checked_rle(image=locked.image, rle=rle)
-        locked.area, locked.bbox = rle_codec.area_and_bbox(locked.rle)
-    locked.version += 1
-    locked.save(update_fields=["label", "rle", "area", "bbox", "version", "updated_at"])
-    _record(instance=locked, user=user, action=InstanceHistory.Action.UPDATE)
+    # The image's size never changes: the mask is checked before the lock.
+    mask = None if rle is None else mask_check(image=instance.image, rle=rle)
+    with transaction.atomic():
+        locked = _live_at(instance=instance, version=version)
+        if label is not None:
+            locked.label = _checked_label(image=locked.image, label=label)
+        if mask is not None:
+            locked.rle, locked.area, locked.bbox = mask.rle, mask.area, mask.bbox
+        locked.version += 1
+        locked.save(update_fields=["label", "rle", "area", "bbox", "version", "updated_at"])
+        _record(instance=locked, user=user, action=InstanceHistory.Action.UPDATE)
     return locked
 
 

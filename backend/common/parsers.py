@@ -1,0 +1,68 @@
+"""The REST API's JSON parser: strict, bounded in size and in depth.
+
+DRF's own parser reads the request stream without Django's body limit and
+lets a deeply nested document end in RecursionError (a 500); this one
+answers both as a 4xx with a sentence, before anything else runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser
+
+# Deeper than any body of the API (a mask is 3 levels); json itself would
+# recurse about 1,000 levels before RecursionError.
+MAX_JSON_DEPTH = 32
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
+class BoundedJSONParser(JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise RequestTooLarge(f"The request body is over {limit // (1024 * 1024)} MiB.")
+        return json_loads_bounded(body)
+
+
+def json_loads_bounded(body: bytes | str) -> Any:
+    """A strict JSON document (no NaN or Infinity) of at most MAX_JSON_DEPTH
+    levels, or ParseError with a sentence."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    depth_check(text)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"The body is not valid JSON: {exc}") from None
+
+
+def depth_check(text: str) -> None:
+    """ParseError when brackets nest deeper than MAX_JSON_DEPTH, counted
+    outside strings, at C speed (a regex and a cumulative sum)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    bare = _STRING.sub("", text).encode("utf-8")
+    chars = np.frombuffer(bare, dtype=np.uint8)
+    opens = (chars == ord("[")) | (chars == ord("{"))
+    steps = opens.astype(np.int32) - ((chars == ord("]")) | (chars == ord("}")))
+    if steps.size and int(np.cumsum(steps).max()) > MAX_JSON_DEPTH:
+        raise ParseError(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
