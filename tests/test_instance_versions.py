@@ -328,7 +328,7 @@ def test_a_create_sent_three_times_at_once_saves_one_instance(image: Image, memb
     with ThreadPoolExecutor(3) as pool:
         for round_ in range(5):
             barrier = Barrier(3)
-            answers = list(pool.map(lambda _: send(f"key-{round_}", barrier), range(3)))
+            answers = list(pool.map(send, [f"key-{round_}"] * 3, [barrier] * 3))
             assert sorted(status for status, _ in answers) == [200, 200, 201]
             assert len({instance_id for _, instance_id in answers}) == 1
     assert Instance.objects.count() == 5

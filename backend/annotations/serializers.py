@@ -26,7 +26,7 @@ class InstanceCreateInput(serializers.Serializer):
         choices=[Instance.State.ACCEPTED],
         default=Instance.State.ACCEPTED,
         error_messages={
-            "invalid_choice": "only \"accepted\" instances can be created; "
+            "invalid_choice": 'only "accepted" instances can be created; '
             "proposals are made by the server"
         },
     )

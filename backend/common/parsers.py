@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import numpy as np
-
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
