@@ -216,7 +216,7 @@ def test_opening_a_later_plane_of_a_long_stack_schedules_its_embedding(
     client = Client()
     client.force_login(member)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    headers = [(b"origin", b"http://localhost"), (b"cookie", cookie)]
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
 
     async def open_plane() -> dict:
         socket = WebsocketCommunicator(application, f"/ws/images/{ids[3]}/", headers=headers)

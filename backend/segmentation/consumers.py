@@ -1,10 +1,11 @@
 """The WebSocket consumer for one image: prompts in, masks out.
 
 Authorizes in `connect` through backend.projects.access (an outsider's
-handshake is refused, like a missing image), dispatches messages through a
-table of handlers, and decodes on a thread pool, never on the event loop.
-Messages of one connection are handled one at a time, so replies keep the
-order of requests.
+handshake is refused, like a missing image), queues each frame
+(prompt_queue.py: waiting prompts are decoded together, moot ones
+superseded), runs the queue's steps one at a time through a table of
+handlers, and decodes on a thread pool, never on the event loop. Replies
+keep the order of requests.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from backend.segmentation.decoding import (
     session_refine_from,
 )
 from backend.segmentation.models import Embedding
+from backend.segmentation.prompt_queue import Decode, PromptQueue, Refine, Reset, Send, Waiting
 from backend.segmentation.selectors import embedding_for_image, engine_spec_for_project
 from backend.segmentation.services import embedding_schedule
 from worker.engines.spec import EngineSpec
@@ -85,8 +87,10 @@ CLICKABLE = (Embedding.Status.COARSE, Embedding.Status.READY)
 
 class ImageConsumer(AsyncJsonWebsocketConsumer):
     session: DecodeSession
+    queue: PromptQueue
     status: str = ""
     watcher: asyncio.Task[None] | None = None
+    drainer: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
@@ -99,46 +103,53 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=protocol.CLOSE_NOT_FOUND)
             return
         self.session = session
+        self.queue = PromptQueue(width=session.width, height=session.height)
         await self.accept()
         await self._refresh_status()
         if self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):
             self.watcher = asyncio.create_task(self._watch_status())
 
     async def disconnect(self, code: int) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
+        for task in (self.watcher, self.drainer):
+            if task is not None:
+                task.cancel()
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if not isinstance(content, dict):
-            await self.send_json(protocol.error_message(None, "a message must be a JSON object"))
-            return
-        handler = self.handlers.get(str(content.get("type")))
-        if handler is None:
-            await self.send_json(
-                protocol.error_message(
-                    content.get("request_id"), f"unknown message type {content.get('type')!r}"
-                )
-            )
-            return
-        await handler(self, content)
-
-    async def handle_prompt(self, content: dict[str, Any]) -> None:
-        request_id = content.get("request_id")
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Queue the frame (or why it is no message) and answer in turn; a bad
+        frame gets an error and the connection stays open."""
+        if not hasattr(self, "queue"):
+            return  # refused in connect: nothing is answered
         try:
-            message = protocol.parse_prompt(
-                content, width=self.session.width, height=self.session.height
-            )
+            item: Waiting = protocol.decode_frame(text_data, bytes_data)
         except protocol.ProtocolError as exc:
-            await self.send_json(protocol.error_message(request_id, str(exc)))
-            return
-        if self.status not in CLICKABLE:
-            await self._refresh_status()
-        if self.status not in CLICKABLE:
-            await self.send_json(
-                protocol.error_message(
-                    message.request_id, f"the image embedding is not ready yet ({self.status})"
-                )
+            item = exc
+        if not self.queue.push(item):
+            logger.warning(
+                "closing a connection on image %s: too many messages waiting", self.session.image_id
             )
+            await self.close(code=protocol.CLOSE_TOO_MANY)
+            return
+        if self.drainer is None or self.drainer.done():
+            self.drainer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.queue:
+            step = self.queue.take(object_points=len(self.session.points))
+            try:
+                await self.steps[type(step)](self, step)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("a message on image %s failed", self.session.image_id)
+
+    async def run_send(self, step: Send) -> None:
+        await self.send_json(step.message)
+
+    async def run_reset(self, step: Reset) -> None:
+        self.session.reset()
+
+    async def run_decode(self, step: Decode) -> None:
+        if not await self._clickable(step.request_ids):
             return
         loop = asyncio.get_running_loop()
         try:
@@ -146,57 +157,50 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
                 decode_executor(),
                 lambda: session_decode(
                     self.session,
-                    points=message.points_xy_image,
-                    box=message.box_xyxy_image,
+                    points=list(step.points_xy_image),
+                    box=step.box_xyxy_image,
                 ),
             )
         except FileNotFoundError:
             # The stored embedding went (a new channel mapping, another model)
             # since this connection saw it ready: say so, and follow the new one.
-            await self._embedding_gone(message.request_id)
+            await self._embedding_gone(step.request_ids)
             return
         except Exception:
             logger.exception("decoding a prompt on image %s failed", self.session.image_id)
-            await self.send_json(
-                protocol.error_message(message.request_id, "the mask could not be decoded")
-            )
+            await self._errors(step.request_ids, "the mask could not be decoded")
             return
-        await self.send_json(protocol.mask_message(message.request_id, score, rle))
+        for merged in step.request_ids[:-1]:
+            await self.send_json(protocol.superseded_message(merged))
+        await self.send_json(protocol.mask_message(step.request_ids[-1], score, rle))
 
-    async def _embedding_gone(self, request_id: Any) -> None:
-        self.status = ""
-        await self._refresh_status()
-        await self.send_json(
-            protocol.error_message(
-                request_id, f"the image embedding is not ready yet ({self.status})"
-            )
-        )
-        if self.watcher is None or self.watcher.done():
-            self.watcher = asyncio.create_task(self._watch_status())
-
-    async def handle_reset(self, content: dict[str, Any]) -> None:
-        self.session.reset()
-
-    async def handle_refine(self, content: dict[str, Any]) -> None:
-        """Reopen a saved instance: its mask becomes the session's previous result."""
-        try:
-            message = protocol.parse_refine(content)
-        except protocol.ProtocolError as exc:
-            await self.send_json(protocol.error_message(content.get("request_id"), str(exc)))
-            return
-        rid = message.request_id
-        saved = await _instance_rle(
-            self.scope.get("user"), message.instance_id, self.session.image_id
-        )
-        if saved is None:
-            await self.send_json(protocol.error_message(rid, "no such instance on this image"))
-            return
+    async def _clickable(self, request_ids: tuple[int | None, ...]) -> bool:
         if self.status not in CLICKABLE:
             await self._refresh_status()
         if self.status not in CLICKABLE:
-            await self.send_json(
-                protocol.error_message(rid, f"the image embedding is not ready yet ({self.status})")
-            )
+            await self._errors(request_ids, f"the image embedding is not ready yet ({self.status})")
+            return False
+        return True
+
+    async def _errors(self, request_ids: tuple[int | None, ...], message: str) -> None:
+        for rid in request_ids:
+            await self.send_json(protocol.error_message(rid, message))
+
+    async def _embedding_gone(self, request_ids: tuple[int | None, ...]) -> None:
+        self.status = ""
+        await self._refresh_status()
+        await self._errors(request_ids, f"the image embedding is not ready yet ({self.status})")
+        if self.watcher is None or self.watcher.done():
+            self.watcher = asyncio.create_task(self._watch_status())
+
+    async def run_refine(self, step: Refine) -> None:
+        """Reopen a saved instance: its mask becomes the session's previous result."""
+        rid = step.request_id
+        saved = await _instance_rle(self.scope.get("user"), step.instance_id, self.session.image_id)
+        if saved is None:
+            await self.send_json(protocol.error_message(rid, "no such instance on this image"))
+            return
+        if not await self._clickable((rid,)):
             return
         loop = asyncio.get_running_loop()
         try:
@@ -209,10 +213,11 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json(protocol.mask_message(rid, score, rle))
 
-    handlers: dict[str, Callable[[ImageConsumer, dict[str, Any]], Awaitable[None]]] = {
-        protocol.PROMPT: handle_prompt,
-        protocol.RESET: handle_reset,
-        protocol.REFINE: handle_refine,
+    steps: dict[type, Callable[[ImageConsumer, Any], Awaitable[None]]] = {
+        Send: run_send,
+        Reset: run_reset,
+        Decode: run_decode,
+        Refine: run_refine,
     }
 
     async def _refresh_status(self) -> None:

@@ -7,6 +7,8 @@ the full-resolution frame of the image.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +20,20 @@ REFINE = "refine"
 MASK = "mask"
 STATUS = "status"
 ERROR = "error"
+SUPERSEDED = "superseded"
 
+# Points per message, and per object (the points accumulated since the last
+# reset): beyond that a prompt is refused and the client is told to reset.
 MAX_POINTS = 64
+MAX_OBJECT_POINTS = 64
+# A request_id is an integer a browser can hold exactly (Number.MAX_SAFE_INTEGER).
+MAX_REQUEST_ID = 2**53 - 1
+# Frames deeper than this are not messages of the protocol.
+MAX_DEPTH = 8
 # Close code when the image does not exist or the user may not see it.
 CLOSE_NOT_FOUND = 4404
+# Close code for a client that keeps more than MAX_QUEUED messages waiting.
+CLOSE_TOO_MANY = 4429
 
 
 class ProtocolError(ValueError):
@@ -35,16 +47,55 @@ class PromptMessage:
     box_xyxy_image: tuple[float, float, float, float] | None
 
 
-def _request_id(message: dict[str, Any]) -> int | None:
+def decode_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
+    """A frame as a message object, or ProtocolError: binary frames, text that
+    is not strict JSON (no NaN or Infinity, numbers of at most 4,300 digits),
+    nests deeper than MAX_DEPTH or is not an object."""
+    if text is None:
+        raise ProtocolError("binary frames are not part of the protocol: send JSON text")
+    if text.count("[") + text.count("{") > 4 * MAX_DEPTH and _depth(text) > MAX_DEPTH:
+        raise ProtocolError(f"a message nests deeper than {MAX_DEPTH} levels")
+    try:
+        message = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"a message must be JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    return message
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:  # a bound on nesting: brackets inside strings count too
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_request_id(message: dict[str, Any]) -> int | None:
+    """The message's request_id: absent, or an integer a browser holds exactly."""
     rid = message.get("request_id")
-    if rid is None or (isinstance(rid, int) and not isinstance(rid, bool)):
+    if rid is None:
+        return None
+    if isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) <= MAX_REQUEST_ID:
         return rid
-    raise ProtocolError("request_id must be an integer")
+    raise ProtocolError(f"request_id must be an integer of at most {MAX_REQUEST_ID}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parse_prompt(message: dict[str, Any], *, width: int, height: int) -> PromptMessage:
     """Validate a prompt message against the image size; raise ProtocolError."""
-    rid = _request_id(message)
+    rid = parse_request_id(message)
     raw_points = message.get("points") or []
     if not isinstance(raw_points, list):
         raise ProtocolError("points must be a list of [x, y, label]")
@@ -52,15 +103,11 @@ def parse_prompt(message: dict[str, Any], *, width: int, height: int) -> PromptM
         raise ProtocolError(f"at most {MAX_POINTS} points per prompt")
     points: list[tuple[float, float, int]] = []
     for item in raw_points:
-        if (
-            not isinstance(item, list | tuple)
-            or len(item) != 3
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in item)
-        ):
-            raise ProtocolError("each point must be [x, y, label] with numbers")
-        x, y, label = float(item[0]), float(item[1]), int(item[2])
-        if label not in (0, 1):
+        if not isinstance(item, list | tuple) or len(item) != 3 or not all(map(_number, item)):
+            raise ProtocolError("each point must be [x, y, label] with finite numbers")
+        if item[2] not in (0, 1):
             raise ProtocolError("a point's label must be 1 (positive) or 0 (negative)")
+        x, y, label = float(item[0]), float(item[1]), int(item[2])
         if not (0 <= x < width and 0 <= y < height):
             raise ProtocolError(f"point ({x:g}, {y:g}) lies outside the {width}x{height} image")
         points.append((x, y, label))
@@ -80,7 +127,7 @@ class RefineMessage:
 
 def parse_refine(message: dict[str, Any]) -> RefineMessage:
     """Validate a refine message; raise ProtocolError."""
-    rid = _request_id(message)
+    rid = parse_request_id(message)
     instance_id = message.get("instance_id")
     if not isinstance(instance_id, int) or isinstance(instance_id, bool) or instance_id < 1:
         raise ProtocolError("instance_id must be a positive integer")
@@ -90,12 +137,8 @@ def parse_refine(message: dict[str, Any]) -> RefineMessage:
 def _parse_box(raw: Any, *, width: int, height: int) -> tuple[float, float, float, float] | None:
     if raw is None:
         return None
-    if (
-        not isinstance(raw, list | tuple)
-        or len(raw) != 4
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
-    ):
-        raise ProtocolError("box must be [x0, y0, x1, y1] or null")
+    if not isinstance(raw, list | tuple) or len(raw) != 4 or not all(map(_number, raw)):
+        raise ProtocolError("box must be [x0, y0, x1, y1] with finite numbers, or null")
     x0, y0, x1, y1 = (float(v) for v in raw)
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
@@ -121,3 +164,9 @@ def status_message(embedding_status: str, engine: str, detail: str = "") -> dict
 
 def error_message(request_id: int | None, message: str) -> dict[str, Any]:
     return {"type": ERROR, "request_id": request_id, "message": message}
+
+
+def superseded_message(request_id: int | None) -> dict[str, Any]:
+    """The prompt was decoded together with later ones (the next mask holds
+    it), or a later reset or refine made it moot; no mask comes for it."""
+    return {"type": SUPERSEDED, "request_id": request_id}

@@ -13,7 +13,7 @@ import { LabelPicker } from "./labels.js";
 import { maskBitmap } from "./overlay.js";
 import { Proposal } from "./proposal.js";
 import { attachSaveState } from "./savestate.js";
-import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, resetMessage, socketUrl } from "./protocol.js";
+import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, SUPERSEDED, resetMessage, socketUrl } from "./protocol.js";
 import { SegmentationSocket } from "./socket.js";
 import { mountStackControls } from "./stack.js";
 import { InstanceStore, isLocalId } from "./store.js";
@@ -216,6 +216,7 @@ const socket = new SegmentationSocket(
     [MASK]: (message) => {
       if (proposal.applyMask(message)) showEditorError("");
     },
+    [SUPERSEDED]: (message) => proposal.answered(message.request_id),
     [ERROR]: (message) => {
       proposal.rejected(message.request_id);
       showEditorError(message.message);

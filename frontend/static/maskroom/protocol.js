@@ -8,9 +8,16 @@ export const REFINE = "refine";
 export const MASK = "mask";
 export const STATUS = "status";
 export const ERROR = "error";
+// The prompt was decoded with later ones (the next mask holds it), or a later
+// reset or refine made it moot: no mask comes for it.
+export const SUPERSEDED = "superseded";
+// At most this many points per object (since the last reset).
+export const MAX_OBJECT_POINTS = 64;
 
 // Close code when the image does not exist or the user may not see it: stop retrying.
 export const CLOSE_NOT_FOUND = 4404;
+// Close code for a client that keeps too many messages waiting.
+export const CLOSE_TOO_MANY = 4429;
 
 export const POSITIVE = 1;
 export const NEGATIVE = 0;
