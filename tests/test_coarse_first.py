@@ -25,9 +25,9 @@ from backend.segmentation.engines import engine_for
 from backend.segmentation.model_services import segmentation_model_install
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_key
-from tests.test_consumer import connect, receive_until, session_headers
 from tests.test_tiling import CONFIG, StampEngine, tiff_upload
 from tests.tiny_sam import save_tiny_checkpoint, synthetic_cells
+from tests.ws_fixtures import connect, receive_until, session_headers
 from worker import embedding_store, rle
 from worker.engines import registry
 from worker.engines.base import EmbeddingSet, Prompt

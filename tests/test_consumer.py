@@ -8,77 +8,29 @@ from typing import Any
 
 import numpy as np
 import pytest
-import tifffile
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from backend.asgi import application
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Project
 from backend.segmentation.embedding_compute import embedding_compute
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
+from tests.ws_fixtures import (  # noqa: F401 (fixtures)
+    HOST,
+    ORIGIN,
+    connect,
+    image_fixture,
+    labels_fixture,
+    ready_image_fixture,
+    receive_until,
+    session_headers,
+)
 from worker import rle
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ORIGIN = (b"origin", b"http://localhost")
-HOST = (b"host", b"localhost")
-
-
-@pytest.fixture
-def labels() -> np.ndarray:
-    return tifffile.imread(shared_data("nuclei_dsb2018/labels.tif"))
-
-
-@pytest.fixture
-def image(project: Project, owner: User) -> Image:
-    data = shared_data("nuclei_dsb2018/image.tif").read_bytes()
-    upload = SimpleUploadedFile("nuclei.tif", data, content_type="image/tiff")
-    [created] = image_upload(project=project, user=owner, files=[upload])
-    return created
-
-
-@pytest.fixture
-def ready_image(image: Image) -> Image:
-    embedding = Embedding.objects.get(image=image)
-    embedding_compute(embedding_id=embedding.pk)
-    embedding.refresh_from_db()
-    assert embedding.status == Embedding.Status.READY, embedding.error
-    return image
-
-
-def session_headers(user: User) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies["sessionid"].value
-    return [ORIGIN, HOST, (b"cookie", f"sessionid={cookie}".encode())]
-
-
-async def connect(image_id: int, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, f"/ws/images/{image_id}/", headers=headers)
-    connected, _ = await communicator.connect(timeout=10)
-    if not connected:
-        await communicator.disconnect()
-        raise PermissionError("handshake refused")
-    first = await communicator.receive_output(timeout=10)
-    if first["type"] == "websocket.close":
-        assert first["code"] == 4404
-        raise PermissionError("closed with 4404")
-    # Not a close: hand the message back so the test sees it.
-    communicator.output_queue.put_nowait(first)
-    return communicator
-
-
-async def receive_until(communicator: WebsocketCommunicator, kind: str) -> dict[str, Any]:
-    while True:
-        message = await communicator.receive_json_from(timeout=30)
-        if message["type"] == kind:
-            return message
 
 
 def nucleus_centre(labels: np.ndarray, label_id: int) -> tuple[int, int]:
@@ -241,7 +193,7 @@ def test_replies_keep_request_order(ready_image: Image, member: User, labels: np
             await communicator.send_json_to(
                 {"type": "prompt", "request_id": rid, "points": [[x, y, 1]]}
             )
-        replies = []
+        replies: list[tuple[str, int]] = []
         while len(replies) < len(points):
             reply = await communicator.receive_json_from(timeout=30)
             if reply["type"] in ("mask", "superseded"):

@@ -9,19 +9,17 @@ import asyncio
 import json
 from typing import Any
 
-import numpy as np
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
 from backend.asgi import application
 from backend.images.models import Image
-from tests.test_consumer import (  # noqa: F401 (fixtures)
+from tests.ws_fixtures import (  # noqa: F401 (fixtures)
     HOST,
     connect,
-    image,
-    labels,
-    ready_image,
+    image_fixture,
+    ready_image_fixture,
     receive_until,
     session_headers,
 )
@@ -127,7 +125,7 @@ def test_an_object_takes_at_most_64_points_then_asks_for_a_reset(
 
 
 def test_a_flood_of_prompts_is_merged_and_every_one_answered_in_order(
-    ready_image: Image, member: User, labels: np.ndarray
+    ready_image: Image, member: User
 ) -> None:
     """120 prompts sent at once cost a few decodes, not 120; each is answered
     (superseded, or the mask of the last decode that holds it), in order."""

@@ -29,7 +29,10 @@ def queue_of(*items: Any) -> PromptQueue:
 
 def test_waiting_prompts_are_decoded_as_one() -> None:
     queue = queue_of(
-        prompt(1, (1, 1, 1)), prompt(2, (2, 2, 0)), prompt(3, box=[0, 0, 9, 9]), prompt(4, (3, 3, 1))
+        prompt(1, (1, 1, 1)),
+        prompt(2, (2, 2, 0)),
+        prompt(3, box=[0, 0, 9, 9]),
+        prompt(4, (3, 3, 1)),
     )
     step = queue.take(object_points=0)
     assert step == Decode(

@@ -24,7 +24,7 @@ from backend.projects.models import Label, Membership, Project
 from backend.segmentation.embedding_compute import embedding_compute
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
-from tests.test_consumer import connect, receive_until, session_headers
+from tests.ws_fixtures import connect, receive_until, session_headers
 from worker import rle
 from worker.engines.base import EmbeddingSet, Prompt, Tile
 from worker.engines.mask_input import (
