@@ -154,6 +154,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 EMBEDDING_LEASE_SECONDS = env_int("EMBEDDING_LEASE_SECONDS", 60)
 if EMBEDDING_LEASE_SECONDS < 1:
     raise ConfigError(f"EMBEDDING_LEASE_SECONDS must be >= 1, got {EMBEDDING_LEASE_SECONDS}")
+# An embedding task that meets a transient error (the database locked or gone,
+# the broker unavailable) tries again this many times, waiting 1, 2, 4 ... 60 s,
+# then marks the embedding failed with the reason.
+EMBEDDING_TASK_RETRIES = env_int("EMBEDDING_TASK_RETRIES", 6)
+# Opening an image's editor or its project's page queues again an embedding
+# left pending this long since it was queued (its task lost), or running
+# with its lease run out (its worker died).
+EMBEDDING_STALE_SECONDS = env_int("EMBEDDING_STALE_SECONDS", 600)
 EMBEDDING_CACHE_ITEMS = env_int("EMBEDDING_CACHE_ITEMS", 32)
 # Bound in memory too: a tiled 4096 px image holds 26 tiles of 2 MiB.
 EMBEDDING_CACHE_MB = env_int("EMBEDDING_CACHE_MB", 512)

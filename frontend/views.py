@@ -16,6 +16,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from backend.projects.access import image_for_user, project_for_user, visible_projects
 from backend.projects.models import Membership
 from backend.projects.selectors import project_role
+from backend.segmentation.models import Embedding
+from backend.segmentation.services import embeddings_requeue_stale
 
 
 @login_required
@@ -34,6 +36,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_for_user(request.user, project_id)
+    embeddings_requeue_stale(embeddings=Embedding.objects.filter(image__project=project))
     role = project_role(project=project, user=request.user)
     return render(
         request,
@@ -46,4 +49,5 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 @ensure_csrf_cookie
 def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
     image = image_for_user(request.user, image_id)
+    embeddings_requeue_stale(embeddings=Embedding.objects.filter(image=image))
     return render(request, "frontend/image_editor.html", {"image": image, "project": image.project})

@@ -31,7 +31,7 @@ from backend.segmentation.decoding import (
 from backend.segmentation.models import Embedding
 from backend.segmentation.prompt_queue import Decode, PromptQueue, Refine, Reset, Send, Waiting
 from backend.segmentation.selectors import embedding_for_image, engine_spec_for_project
-from backend.segmentation.services import embedding_schedule
+from backend.segmentation.services import embedding_schedule, embeddings_requeue_stale
 from worker.engines.spec import EngineSpec
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ def _open_session(user: Any, image_id: int) -> DecodeSession | None:
     spec = engine_spec_for_project(image.project)
     if embedding_for_image(image=image, spec=spec) is None:
         embedding_schedule(image=image)  # a new model: compute its embedding now
+    else:
+        embeddings_requeue_stale(embeddings=Embedding.objects.filter(image=image))
     return DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
 
 

@@ -18,11 +18,12 @@ bad image fails alone.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from backend.common.errors import ServiceError
@@ -262,3 +263,29 @@ def embedding_complete(*, image: Image, spec: EngineSpec) -> tuple[EmbeddingSet,
         computed = computed or not embedding_compute(embedding_id=row_id)
     failed = Embedding.objects.filter(pk=row_id).values_list("error", flat=True).first()
     raise ServiceError(f"Could not compute the embedding of image {image.name}: {failed or ''}")
+
+
+# How long a task that gives up keeps trying to record so, before it leaves
+# the rows to be queued again when their image is opened.
+GIVE_UP_WRITE_SECONDS = 30.0
+
+
+def embeddings_give_up(*, embedding_ids: Sequence[int], reason: str) -> None:
+    """Mark the unfinished of `embedding_ids` failed with `reason`. The
+    database may be what failed: a fresh connection, tried for up to
+    GIVE_UP_WRITE_SECONDS; after that the rows stay as they are, to be
+    queued again (services.embeddings_requeue_stale)."""
+    logger.error("embeddings %s: %s", list(embedding_ids), reason)
+    deadline = time.monotonic() + GIVE_UP_WRITE_SECONDS
+    while True:
+        connection.close()
+        try:
+            Embedding.objects.filter(pk__in=embedding_ids).exclude(
+                status=Embedding.Status.READY
+            ).update(status=Embedding.Status.FAILED, error=reason[:2000], updated_at=timezone.now())
+            return
+        except DatabaseError:
+            if time.monotonic() > deadline:
+                logger.exception("could not mark embeddings %s failed", list(embedding_ids))
+                return
+            time.sleep(1.0)

@@ -47,6 +47,9 @@ class Embedding(models.Model):
     path = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When a task for it was last handed to the broker (null: never, or the
+    # broker refused it); an unfinished row queued long ago is queued again.
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -1,16 +1,25 @@
-"""Writes for segmentation: scheduling embeddings."""
+"""Writes for segmentation: scheduling embeddings, and queueing again the
+ones whose task was lost."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from backend.images.models import Image
 from backend.projects.models import Project
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_project
 from worker.engines.spec import EngineSpec
+
+logger = logging.getLogger(__name__)
 
 # Embeddings of one engine per worker task: enough for the engine to batch,
 # few enough that several workers share a large upload and a redelivered
@@ -49,15 +58,16 @@ def _embedding_reset(*, image: Image, spec: EngineSpec) -> Embedding:
 
 
 def _enqueue_after_commit(embeddings: Iterable[Embedding]) -> None:
-    for ids in _task_batches(embeddings):
+    for ids in _task_batches((e.pk, e.engine_key) for e in embeddings):
         transaction.on_commit(lambda ids=ids: _enqueue(ids))
 
 
-def _task_batches(embeddings: Iterable[Embedding]) -> list[list[int]]:
-    """Embedding ids grouped by engine key, EMBEDDINGS_PER_TASK at most per group."""
+def _task_batches(rows: Iterable[tuple[int, str]]) -> list[list[int]]:
+    """Embedding ids of (id, engine key) rows, grouped by engine key,
+    EMBEDDINGS_PER_TASK at most per group."""
     by_key: dict[str, list[int]] = {}
-    for embedding in embeddings:
-        by_key.setdefault(embedding.engine_key, []).append(embedding.pk)
+    for pk, engine_key in rows:
+        by_key.setdefault(engine_key, []).append(pk)
     return [
         ids[start : start + EMBEDDINGS_PER_TASK]
         for ids in by_key.values()
@@ -66,12 +76,20 @@ def _task_batches(embeddings: Iterable[Embedding]) -> list[list[int]]:
 
 
 def _enqueue(embedding_ids: list[int]) -> None:
+    """Hand a task to the broker and note when. A broker that refuses it is
+    logged, not raised: the rows stay unfinished and are queued again when
+    their image or project is opened (`embeddings_requeue_stale`)."""
     from backend.segmentation.tasks import compute_embedding, compute_embeddings
 
-    if len(embedding_ids) == 1:
-        compute_embedding.delay(embedding_ids[0])
-    else:
-        compute_embeddings.delay(embedding_ids)
+    try:
+        if len(embedding_ids) == 1:
+            compute_embedding.delay(embedding_ids[0])
+        else:
+            compute_embeddings.delay(embedding_ids)
+    except BrokerError as exc:
+        logger.warning("could not queue embeddings %s: %s", embedding_ids, exc)
+        return
+    Embedding.objects.filter(pk__in=embedding_ids).update(queued_at=timezone.now())
 
 
 def embeddings_schedule_for_project(*, project: Project) -> int:
@@ -102,7 +120,37 @@ def embeddings_requeue_unfinished() -> int:
             ]
         ).values_list("pk", flat=True)
     )
-    Embedding.objects.filter(pk__in=unfinished).update(status=Embedding.Status.PENDING)
+    Embedding.objects.filter(pk__in=unfinished).update(
+        status=Embedding.Status.PENDING, queued_at=timezone.now()
+    )
     for embedding_id in unfinished:
         compute_embedding.delay(embedding_id)
     return len(unfinished)
+
+
+# At most this many embeddings are queued again per page opened.
+REQUEUE_BATCH = 64
+
+
+def embeddings_requeue_stale(*, embeddings: QuerySet[Embedding]) -> int:
+    """Queue again those of `embeddings` that look lost: pending for
+    EMBEDDING_STALE_SECONDS since they were queued (a task lost to a broker
+    outage or a worker error), or running or coarse with their lease run out
+    (their worker died). Called when an image's editor or its project's page
+    opens; a duplicate task is harmless (a ready or held embedding is left
+    alone). Returns how many were queued."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.EMBEDDING_STALE_SECONDS)
+    lease = now - timedelta(seconds=settings.EMBEDDING_LEASE_SECONDS)
+    lost = embeddings.filter(
+        Q(status=Embedding.Status.PENDING, updated_at__lt=stale)
+        & (Q(queued_at__isnull=True) | Q(queued_at__lt=stale))
+        | Q(status__in=[Embedding.Status.RUNNING, Embedding.Status.COARSE], updated_at__lt=lease)
+        & (Q(queued_at__isnull=True) | Q(queued_at__lt=lease))
+    )
+    rows = list(lost.order_by("updated_at").values_list("pk", "engine_key")[:REQUEUE_BATCH])
+    if rows:
+        logger.info("queueing %s lost embedding(s) again: %s", len(rows), [pk for pk, _ in rows])
+    for ids in _task_batches(rows):
+        _enqueue(ids)
+    return len(rows)
