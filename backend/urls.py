@@ -1,6 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backend.accounts.forms import AdminLoginForm
+
+# The admin's login tells a throttled user to wait (backend/accounts/throttle.py).
+admin.site.login_form = AdminLoginForm
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("backend.accounts.urls")),

@@ -272,8 +272,8 @@ def scene(images: int = 1) -> Scene:
 
 def _scene_create() -> Scene:
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
 
+    from backend.accounts.services import token_for
     from backend.projects.services import project_create
     from backend.segmentation.model_services import segmentation_model_install
     from backend.segmentation.selectors import engine_spec_named
@@ -281,7 +281,7 @@ def _scene_create() -> Scene:
     checkpoint = random_vit_b_checkpoint()
     model = segmentation_model_install(name=MODEL_NAME, arch="vit_b", checkpoint_path=checkpoint)
     user = User.objects.create_user("bench", password="bench-password-1")
-    token = Token.objects.create(user=user)
+    token = token_for(user=user)
     project_create(user=user, name="Benchmark", labels=["nucleus"], model=model.name)
     spec = engine_spec_named(MODEL_NAME)
     assert spec is not None

@@ -1,8 +1,11 @@
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 
+from backend.accounts.forms import LoginForm
 from frontend import views
 
 urlpatterns = [
+    path("accounts/login/", LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", views.project_list, name="project-list"),
     path("projects/<int:project_id>/", views.project_detail, name="project-detail"),

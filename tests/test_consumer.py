@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 
+from backend.accounts.services import token_for
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Project
@@ -135,7 +135,7 @@ def test_a_click_on_a_nucleus_returns_its_mask(
 
 
 def test_it_authenticates_with_a_token_header(ready_image: Image, member: User) -> None:
-    token = Token.objects.create(user=member)
+    token = token_for(user=member)
 
     async def run() -> dict[str, Any]:
         communicator = await connect(

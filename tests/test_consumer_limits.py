@@ -234,3 +234,26 @@ def test_a_trusted_origin_may_connect(image: Image, member: User, settings: Any)
     assert asyncio.run(handshake(image.pk, headers)) is True
     headers = origin_headers(member, b"https://annotate.example.org:8443", b"localhost:8000")
     assert asyncio.run(handshake(image.pk, headers)) is False
+
+
+def test_a_revoked_or_outdated_token_opens_no_socket(ready_image: Image, member: User) -> None:
+    from backend.accounts.services import token_for, token_revoke
+    from tests.ws_fixtures import ORIGIN
+
+    revoked = token_for(user=member).key
+    token_revoke(user=member)
+    outdated = token_for(user=member).key
+    member.set_password("another-password-3")
+    member.save()
+
+    async def refused(key: str) -> bool:
+        headers = [ORIGIN, HOST, (b"authorization", f"Token {key}".encode())]
+        try:
+            communicator = await connect(ready_image.pk, headers)
+        except PermissionError:
+            return True
+        await communicator.disconnect()
+        return False
+
+    assert asyncio.run(refused(revoked))
+    assert asyncio.run(refused(outdated))

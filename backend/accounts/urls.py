@@ -3,5 +3,5 @@ from django.urls import path
 from backend.accounts import apis
 
 urlpatterns = [
-    path("auth/token/", apis.TokenObtainApi.as_view(), name="api-token"),
+    path("auth/token/", apis.TokenApi.as_view(), name="api-token"),
 ]

@@ -11,12 +11,11 @@ from django.contrib.auth.models import AnonymousUser
 
 @database_sync_to_async
 def _user_for_token(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
+    """The token's user, as for the REST API (backend/accounts/selectors.py)."""
+    from backend.accounts.selectors import token_check
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+    token, _ = token_check(key)
+    return AnonymousUser() if token is None else token.user
 
 
 class _TokenAuthMiddleware:

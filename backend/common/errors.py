@@ -14,6 +14,7 @@ class ServiceError(Exception):
     """A request the service refuses; the message is shown to the user as is."""
 
     status_code = status.HTTP_400_BAD_REQUEST
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
@@ -24,7 +25,10 @@ class ServiceError(Exception):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
-        return Response({"detail": exc.message}, status=exc.status_code)
+        response = Response({"detail": exc.message}, status=exc.status_code)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=exc.messages)
     return drf_exception_handler(exc, context)
