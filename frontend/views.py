@@ -15,7 +15,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from backend.projects.access import image_for_user, project_for_user, visible_projects
 from backend.projects.models import Membership
-from backend.projects.selectors import project_role
+from backend.projects.selectors import membership_of, memberships_of
+from backend.projects.serializers import added_by_name
 from backend.segmentation.models import Embedding
 from backend.segmentation.services import embeddings_requeue_stale
 
@@ -23,12 +24,15 @@ from backend.segmentation.services import embeddings_requeue_stale
 @login_required
 @ensure_csrf_cookie
 def project_list(request: HttpRequest) -> HttpResponse:
-    projects = (
+    projects = list(
         visible_projects(request.user)
         .annotate(image_count=Count("images", distinct=True))
         .prefetch_related("labels")
         .order_by("-id")
     )
+    mine = memberships_of(user=request.user)
+    for project in projects:
+        project.added_by_name = added_by_name(mine.get(project.pk))  # type: ignore[attr-defined]
     return render(request, "frontend/project_list.html", {"projects": projects})
 
 
@@ -37,11 +41,15 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_for_user(request.user, project_id)
     embeddings_requeue_stale(embeddings=Embedding.objects.filter(image__project=project))
-    role = project_role(project=project, user=request.user)
+    mine = membership_of(project=project, user=request.user)
     return render(
         request,
         "frontend/project_detail.html",
-        {"project": project, "is_owner": role == Membership.Role.OWNER},
+        {
+            "project": project,
+            "is_owner": mine is not None and mine.role == Membership.Role.OWNER,
+            "added_by": added_by_name(mine),
+        },
     )
 
 

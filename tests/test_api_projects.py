@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
 from backend.projects.models import Membership, Project
 from tests.conftest import client_for
@@ -19,7 +20,9 @@ def test_it_creates_a_project_with_labels_and_makes_the_creator_owner(owner: Use
     body = response.json()
     assert set(body) == {
         "id", "name", "labels", "model", "created_at", "image_count", "embedded_count",
+        "role", "added_by",
     }  # fmt: skip
+    assert (body["role"], body["added_by"]) == ("owner", None)
     assert body["name"] == "Liver"
     assert [label["name"] for label in body["labels"]] == ["nucleus", "cell"]
     assert all(label["color"].startswith("#") and label["id"] for label in body["labels"])
@@ -118,9 +121,9 @@ def test_it_refuses_an_empty_new_name(project: Project, owner: User) -> None:
 def test_it_lists_members(project: Project, member: User) -> None:
     response = client_for(member).get(f"/api/projects/{project.pk}/members/")
     assert response.status_code == 200
-    assert response.json() == [
-        {"username": "mateo", "role": "annotator"},
-        {"username": "olivia", "role": "owner"},
+    assert [(m["username"], m["role"]) for m in response.json()] == [
+        ("mateo", "annotator"),
+        ("olivia", "owner"),
     ]
 
 
@@ -129,8 +132,11 @@ def test_owner_adds_an_annotator(project: Project, owner: User, outsider: User) 
         f"/api/projects/{project.pk}/members/", {"username": "oscar"}, format="json"
     )
     assert response.status_code == 201
-    assert response.json() == {"username": "oscar", "role": "annotator"}
-    assert client_for(outsider).get(f"/api/projects/{project.pk}/").status_code == 200
+    body = response.json()
+    assert (body["username"], body["role"], body["added_by"]) == ("oscar", "annotator", "olivia")
+    seen = client_for(outsider).get(f"/api/projects/{project.pk}/")
+    assert seen.status_code == 200
+    assert (seen.json()["role"], seen.json()["added_by"]) == ("annotator", "olivia")
 
 
 def test_owner_changes_a_role(project: Project, owner: User, member: User) -> None:
@@ -149,7 +155,7 @@ def test_it_keeps_the_last_owner(project: Project, owner: User) -> None:
         {"username": "olivia", "role": "annotator"},
         format="json",
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "at least one owner" in response.json()["detail"]
 
 
@@ -190,3 +196,70 @@ def test_it_hides_members_from_outsider(project: Project, outsider: User) -> Non
     )
     assert response.status_code == 404
     assert not Membership.objects.filter(user=outsider).exists()
+
+
+# --- leaving and removing --------------------------------------------------
+
+
+def test_a_member_leaves(project: Project, member: User) -> None:
+    assert client_for(member).post(f"/api/projects/{project.pk}/leave/").status_code == 204
+    assert not Membership.objects.filter(project=project, user=member).exists()
+    assert client_for(member).get(f"/api/projects/{project.pk}/").status_code == 404
+
+
+def test_the_last_owner_cannot_leave_but_one_of_two_can(
+    project: Project, owner: User, member: User
+) -> None:
+    refused = client_for(owner).post(f"/api/projects/{project.pk}/leave/")
+    assert refused.status_code == 409
+    assert "at least one owner" in refused.json()["detail"]
+    Membership.objects.filter(project=project, user=member).update(role="owner")
+    assert client_for(owner).post(f"/api/projects/{project.pk}/leave/").status_code == 204
+    assert list(project.memberships.values_list("user__username", flat=True)) == ["mateo"]
+
+
+def test_an_owner_removes_a_member_whose_work_stays(
+    project: Project, owner: User, member: User
+) -> None:
+    from backend.annotations.models import Instance
+    from backend.images.models import Image
+
+    image = Image.objects.create(
+        project=project, name="a.png", width=4, height=4, uploaded_by=owner, format="png"
+    )
+    label = project.labels.first()
+    Instance.objects.create(
+        image=image, label=label, rle={"size": [4, 4], "counts": "0g0"}, area=16,
+        bbox=[0, 0, 4, 4], author=member,
+    )  # fmt: skip
+    response = client_for(owner).delete(f"/api/projects/{project.pk}/members/mateo/")
+    assert response.status_code == 204
+    assert not Membership.objects.filter(project=project, user=member).exists()
+    assert Instance.objects.get(image=image).author == member
+
+
+def test_a_member_cannot_remove_another(project: Project, owner: User, member: User) -> None:
+    response = client_for(member).delete(f"/api/projects/{project.pk}/members/olivia/")
+    assert response.status_code == 403
+    assert Membership.objects.filter(project=project, user=owner).exists()
+
+
+def test_removing_is_404_for_outsiders_and_strangers(
+    project: Project, owner: User, outsider: User
+) -> None:
+    gone = client_for(outsider).delete(f"/api/projects/{project.pk}/members/mateo/")
+    assert gone.status_code == 404
+    assert client_for(outsider).post(f"/api/projects/{project.pk}/leave/").status_code == 404
+    stranger = client_for(owner).delete(f"/api/projects/{project.pk}/members/oscar/")
+    assert stranger.status_code == 404
+    assert "not a member" in stranger.json()["detail"]
+
+
+def test_the_project_list_says_who_added_me(project: Project, member: User, owner: User) -> None:
+    Membership.objects.filter(project=project, user=member).update(added_by=owner)
+    [listed] = client_for(member).get("/api/projects/").json()
+    assert (listed["role"], listed["added_by"]) == ("annotator", "olivia")
+    browser = Client()
+    browser.force_login(member)
+    assert "added by olivia" in browser.get("/").content.decode()
+    assert "olivia added you" in browser.get(f"/projects/{project.pk}/").content.decode()

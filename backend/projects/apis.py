@@ -9,7 +9,13 @@ from rest_framework.views import APIView
 
 from backend.common.inputs import parse_input
 from backend.projects.access import project_for_user
-from backend.projects.selectors import member_list, project_list, project_stats
+from backend.projects.selectors import (
+    member_list,
+    membership_of,
+    memberships_of,
+    project_list,
+    project_stats,
+)
 from backend.projects.serializers import (
     MemberAddInput,
     ProjectCreateInput,
@@ -17,28 +23,40 @@ from backend.projects.serializers import (
     member_json,
     project_json,
 )
-from backend.projects.services import project_create, project_member_add, project_update
+from backend.projects.services import (
+    project_create,
+    project_leave,
+    project_member_add,
+    project_member_remove,
+    project_update,
+)
 
 
 class ProjectListApi(APIView):
     def get(self, request: Request) -> Response:
         projects = project_list(user=request.user)
-        return Response([project_json(p, project_stats(project=p)) for p in projects])
+        mine = memberships_of(user=request.user)
+        return Response(
+            [project_json(p, project_stats(project=p), mine.get(p.pk)) for p in projects]
+        )
 
     def post(self, request: Request) -> Response:
         data = parse_input(ProjectCreateInput, request.data)
         project = project_create(
             user=request.user, name=data["name"], labels=data["labels"], model=data["model"]
         )
+        mine = membership_of(project=project, user=request.user)
         return Response(
-            project_json(project, project_stats(project=project)), status=status.HTTP_201_CREATED
+            project_json(project, project_stats(project=project), mine),
+            status=status.HTTP_201_CREATED,
         )
 
 
 class ProjectDetailApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
-        return Response(project_json(project, project_stats(project=project)))
+        mine = membership_of(project=project, user=request.user)
+        return Response(project_json(project, project_stats(project=project), mine))
 
     def patch(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
@@ -46,7 +64,8 @@ class ProjectDetailApi(APIView):
         project = project_update(
             project=project, user=request.user, name=data.get("name"), model=data.get("model")
         )
-        return Response(project_json(project, project_stats(project=project)))
+        mine = membership_of(project=project, user=request.user)
+        return Response(project_json(project, project_stats(project=project), mine))
 
 
 class ProjectMembersApi(APIView):
@@ -64,3 +83,21 @@ class ProjectMembersApi(APIView):
             member_json(membership),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+class ProjectMemberApi(APIView):
+    """DELETE -> the member is removed (an owner removes anyone; a member, themselves)."""
+
+    def delete(self, request: Request, project_id: int, username: str) -> Response:
+        project = project_for_user(request.user, project_id)
+        project_member_remove(project=project, user=request.user, username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectLeaveApi(APIView):
+    """POST -> the caller is no longer a member (204)."""
+
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for_user(request.user, project_id)
+        project_leave(project=project, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -45,6 +45,16 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+    # Who made this membership (null: the project's creator, or a user since
+    # deleted), so that someone added by another sees by whom.
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    added_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

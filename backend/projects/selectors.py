@@ -66,7 +66,21 @@ def project_ensure_owner(*, project: Project, user: AnyUser, action: str) -> Non
 
 
 def member_list(*, project: Project) -> QuerySet[Membership]:
-    return project.memberships.select_related("user").order_by("user__username")
+    return project.memberships.select_related("user", "added_by").order_by("user__username")
+
+
+def membership_of(*, project: Project, user: AnyUser) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.select_related("added_by").filter(project=project, user=user).first()
+
+
+def memberships_of(*, user: AnyUser) -> dict[int, Membership]:
+    """The user's memberships by project id."""
+    if not user.is_authenticated:
+        return {}
+    rows = Membership.objects.select_related("added_by").filter(user=user)
+    return {m.project_id: m for m in rows}
 
 
 def label_resolve(*, project: Project, label: object) -> Label:

@@ -35,7 +35,10 @@ def label_json(label: Label) -> dict[str, Any]:
     return {"id": label.pk, "name": label.name, "color": label.color}
 
 
-def project_json(project: Project, stats: ProjectStats) -> dict[str, Any]:
+def project_json(
+    project: Project, stats: ProjectStats, mine: Membership | None = None
+) -> dict[str, Any]:
+    """`mine`: the caller's membership, for their `role` and who added them."""
     return {
         "id": project.pk,
         "name": project.name,
@@ -44,8 +47,24 @@ def project_json(project: Project, stats: ProjectStats) -> dict[str, Any]:
         "created_at": project.created_at.isoformat(),
         "image_count": stats.image_count,
         "embedded_count": stats.embedded_count,
+        "role": mine.role if mine is not None else None,
+        "added_by": added_by_name(mine),
     }
 
 
 def member_json(membership: Membership) -> dict[str, Any]:
-    return {"username": membership.user.get_username(), "role": membership.role}
+    return {
+        "username": membership.user.get_username(),
+        "role": membership.role,
+        "added_by": added_by_name(membership),
+        "added_at": membership.added_at.isoformat() if membership.added_at else None,
+    }
+
+
+def added_by_name(membership: Membership | None) -> str | None:
+    """Who added the member, unless they added themselves (created the project)."""
+    if membership is None or membership.added_by is None:
+        return None
+    if membership.added_by_id == membership.user_id:
+        return None
+    return str(membership.added_by.get_username())

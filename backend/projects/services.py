@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
+from rest_framework import status
 
 from backend.common.errors import ServiceError
 from backend.projects.models import Label, Membership, Project
@@ -71,7 +73,13 @@ def project_create(
     label_names = _clean_labels(labels)
     model_name = _clean_model(model)
     project = Project.objects.create(name=name, created_by=user, model_name=model_name)
-    Membership.objects.create(project=project, user=user, role=Membership.Role.OWNER)
+    Membership.objects.create(
+        project=project,
+        user=user,
+        role=Membership.Role.OWNER,
+        added_by=user,
+        added_at=timezone.now(),
+    )
     Label.objects.bulk_create(
         Label(project=project, name=label, color=LABEL_COLORS[i % len(LABEL_COLORS)], order=i)
         for i, label in enumerate(label_names)
@@ -117,11 +125,55 @@ def project_member_add(
         raise ServiceError(f"There is no user named {username.strip()!r}.")
     membership = Membership.objects.select_for_update().filter(project=project, user=member).first()
     if membership is None:
-        return Membership.objects.create(project=project, user=member, role=role), True
+        created = Membership.objects.create(
+            project=project, user=member, role=role, added_by=user, added_at=timezone.now()
+        )
+        return created, True
     if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
-        owners = project.memberships.filter(role=Membership.Role.OWNER).count()
-        if owners == 1:
-            raise ServiceError("A project keeps at least one owner.")
+        _ensure_another_owner(project=project, leaving=membership)
     membership.role = role
     membership.save(update_fields=["role"])
     return membership, False
+
+
+def _ensure_another_owner(*, project: Project, leaving: Membership) -> None:
+    """Refuse (409) a change that would leave the project without an owner.
+    The owners' rows are locked, so two owners leaving at once cannot both go."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(project=project, role=Membership.Role.OWNER)
+        .exclude(pk=leaving.pk)
+        .values_list("pk", flat=True)
+    )
+    if leaving.role == Membership.Role.OWNER and not owners:
+        raise ServiceError(
+            "A project keeps at least one owner: make another member owner first.",
+            status_code=status.HTTP_409_CONFLICT,
+        )
+
+
+@transaction.atomic
+def project_member_remove(*, project: Project, user: AbstractBaseUser, username: str) -> None:
+    """Remove `username` from the project: an owner removes anyone, a member
+    removes only themselves (leaving). The last owner cannot go. What they
+    annotated stays, with their name."""
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user")
+        .filter(project=project, user__username=username.strip())
+        .first()
+    )
+    if membership is None:
+        raise ServiceError(
+            f"{username.strip()!r} is not a member of this project.",
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    if membership.user_id != user.pk:
+        project_ensure_owner(project=project, user=user, action="remove members")
+    _ensure_another_owner(project=project, leaving=membership)
+    membership.delete()
+
+
+def project_leave(*, project: Project, user: AbstractBaseUser) -> None:
+    """The caller leaves the project (an owner only while another owner remains)."""
+    project_member_remove(project=project, user=user, username=user.get_username())

@@ -10,4 +10,14 @@ urlpatterns = [
         apis.ProjectMembersApi.as_view(),
         name="api-project-members",
     ),
+    path(
+        "projects/<int:project_id>/members/<str:username>/",
+        apis.ProjectMemberApi.as_view(),
+        name="api-project-member",
+    ),
+    path(
+        "projects/<int:project_id>/leave/",
+        apis.ProjectLeaveApi.as_view(),
+        name="api-project-leave",
+    ),
 ]

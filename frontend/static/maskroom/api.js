@@ -56,7 +56,7 @@ export async function api(path, { method = "GET", json, form } = {}) {
     }
   }
   if (!response.ok) {
-    if (response.status === 413) throw new ApiError("The upload is too large.", 413);
+    if (response.status === 413 && !data?.detail) throw new ApiError("The upload is too large.", 413);
     throw new ApiError(errorMessage(data, response.status), response.status);
   }
   return data;
@@ -73,6 +73,9 @@ export const endpoints = {
   health: () => "/api/health/",
   projects: () => "/api/projects/",
   project: (id) => `/api/projects/${id}/`,
+  projectMembers: (id) => `/api/projects/${id}/members/`,
+  projectMember: (id, username) => `/api/projects/${id}/members/${encodeURIComponent(username)}/`,
+  projectLeave: (id) => `/api/projects/${id}/leave/`,
   projectImages: (id) => `/api/projects/${id}/images/`,
   projectExport: (id) => `/api/projects/${id}/export/?format=coco`,
   image: (id) => `/api/images/${id}/`,
