@@ -32,7 +32,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
     )
     mine = memberships_of(user=request.user)
     for project in projects:
-        project.added_by_name = added_by_name(mine.get(project.pk))  # type: ignore[attr-defined]
+        project.added_by_name = added_by_name(mine.get(project.pk))
     return render(request, "frontend/project_list.html", {"projects": projects})
 
 
