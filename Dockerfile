@@ -16,7 +16,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-RUN python manage.py collectstatic --noinput \
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
  && useradd --system --create-home --uid 10001 maskroom \
  && mkdir -p /data \
  && chown maskroom:maskroom /data

@@ -9,11 +9,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --progress-bar off
 
-# `make run` settings; each can also come from the environment.
+# `make run` settings; each can also come from the environment. DEBUG=true
+# is for development (Django's debug pages); HTTPS=true behind a TLS proxy.
 PORT ?= 8000
 HOST ?= 127.0.0.1
 MASKROOM_HOME ?= $(CURDIR)/.maskroom
-RUN_ENV = MASKROOM_HOME="$(MASKROOM_HOME)" PORT="$(PORT)" HOST="$(HOST)"
+DEBUG ?= false
+HTTPS ?= false
+RUN_ENV = MASKROOM_HOME="$(MASKROOM_HOME)" PORT="$(PORT)" HOST="$(HOST)" DEBUG="$(DEBUG)" HTTPS="$(HTTPS)"
 
 MYPY_PATHS ?= backend worker tests scripts
 PYTEST_ARGS ?=
@@ -22,7 +25,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run     install, migrate, seed the demo project, serve on http://$(HOST):$(PORT)/"
-	@echo "             (PORT, HOST and MASKROOM_HOME=$(MASKROOM_HOME) can be set)"
+	@echo "             (PORT, HOST, DEBUG, HTTPS and MASKROOM_HOME=$(MASKROOM_HOME) can be set)"
 	@echo "make test    install, start throwaway PostgreSQL and Redis, run ruff, mypy and pytest"
 	@echo "make lint    ruff and mypy only"
 	@echo "make bench   the benchmarks in bench/"
@@ -30,6 +33,7 @@ help:
 	@echo "make distclean   clean, and remove the virtualenv"
 
 run: $(VENV)/.stamp-run
+	$(RUN_ENV) $(PY) scripts/secret_key.py
 	$(RUN_ENV) $(PY) manage.py prepare_home
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py seed_demo

@@ -7,6 +7,7 @@ stops the process at start-up instead of running with a silent default.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 
@@ -45,6 +46,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def read_secret_key_file(path: Path) -> str:
+    """The key kept in `path` (one line), or "" when there is none."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def database_from_url(url: str) -> dict[str, object]:

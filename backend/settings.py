@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.env import ConfigError, database_from_url, env_bool, env_int, env_list, env_str
+from backend.env import (
+    ConfigError,
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    read_secret_key_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MASKROOM_HOME = Path(env_str("MASKROOM_HOME", str(BASE_DIR / ".maskroom"))).resolve()
@@ -18,12 +26,22 @@ MEDIA_ROOT = MASKROOM_HOME / "media"
 EMBEDDINGS_ROOT = MASKROOM_HOME / "embeddings"
 MODELS_ROOT = MASKROOM_HOME / "models"
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_str("SECRET_KEY")
+# Off unless asked for: Django's debug pages show code, settings and URLs.
+DEBUG = env_bool("DEBUG", False)
+# The key: SECRET_KEY, else the one `make run` keeps in MASKROOM_HOME
+# (scripts/secret_key.py), else (DEBUG only) a fixed development key.
+SECRET_KEY = env_str("SECRET_KEY") or read_secret_key_file(MASKROOM_HOME / "secret_key")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ConfigError("SECRET_KEY must be set when DEBUG is false")
+        raise ConfigError(
+            "SECRET_KEY must be set when DEBUG is false (make run keeps one in "
+            "MASKROOM_HOME/secret_key; set DEBUG=true for development)"
+        )
     SECRET_KEY = "maskroom-embedded-development-key-not-for-production"
+# Served over HTTPS (behind a TLS proxy): secure cookies, HSTS and a redirect
+# from plain HTTP. On by default without DEBUG; `make run` serves plain HTTP
+# on this machine and sets HTTPS=false.
+HTTPS = env_bool("HTTPS", not DEBUG)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -48,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "backend.common.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.common.api_errors.ApiJsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -233,9 +252,12 @@ LOGGING = {
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
 
-if not DEBUG:
+if HTTPS:
+    # Whether a request came over HTTPS is the ASGI scheme, which uvicorn takes
+    # from X-Forwarded-Proto only when the proxy's address is in
+    # FORWARDED_ALLOW_IPS; Django does not read the header itself (that would
+    # trust it from anyone who reaches the port).
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

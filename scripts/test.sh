@@ -32,6 +32,9 @@ eval "$exports"
 export DATABASE_URL REDIS_URL
 # Anything that falls back to the default home writes here, not into the checkout.
 export MASKROOM_HOME="$scratch/home"
+# The settings' development defaults (a fixed key, no HTTPS); the tests that
+# need production or `make run` settings set their own.
+export DEBUG=true
 
 failed=()
 echo "== ruff check"

@@ -358,3 +358,6 @@ def browser_page_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
             # The test's ORM calls ran in Playwright's context and opened a
             # connection of their own; left open, it blocks dropping the test database.
             connections.close_all()
+    # Every page the test opened kept to the Content-Security-Policy.
+    violations = [line for line in browser.console if "Content Security Policy" in line]
+    assert not violations, violations

@@ -135,3 +135,16 @@ def test_docker_compose_refuses_to_start_without_a_secret_key() -> None:
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_the_web_port_is_published_on_loopback_only(services: dict[str, Any]) -> None:
+    [published] = services["web"]["ports"]
+    assert published.startswith("${BIND_ADDRESS:-127.0.0.1}:"), published
+
+
+def test_forwarded_headers_are_trusted_from_the_proxy_only(services: dict[str, Any]) -> None:
+    trusted = services["web"]["environment"]["FORWARDED_ALLOW_IPS"]
+    assert "*" not in trusted
+    default = trusted.removeprefix("${FORWARDED_ALLOW_IPS:-").removesuffix("}").split(",")
+    network = _load(COMPOSE)["networks"]["default"]["ipam"]["config"][0]
+    assert sorted(default) == sorted(["127.0.0.1", network["gateway"]])

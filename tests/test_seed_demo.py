@@ -84,3 +84,16 @@ def test_synthetic_nuclei_are_deterministic_and_labelled() -> None:
     inside = first.image[first.labels > 0].mean()
     outside = first.image[first.labels == 0].mean()
     assert inside > 2 * outside
+
+
+def test_a_second_run_leaves_the_demo_account_as_its_user_left_it() -> None:
+    seed()
+    user = User.objects.get(username="demo")
+    user.set_password("changed-by-its-user-7")
+    user.is_active = False
+    user.save()
+    output = seed()
+    user.refresh_from_db()
+    assert user.check_password("changed-by-its-user-7")
+    assert not user.is_active
+    assert "demo-password" not in output

@@ -48,15 +48,20 @@ def _free_port() -> int:
 
 
 def _embedded_env(home: Path, port: int | None = None) -> dict[str, str]:
-    """The environment of a one-machine install: no PostgreSQL, no Redis."""
+    """The environment `make run` gives: no PostgreSQL, no Redis, DEBUG off,
+    plain HTTP, the key kept in the home (scripts/secret_key.py)."""
     env = {
         name: value
         for name, value in os.environ.items()
         if name not in {"DATABASE_URL", "REDIS_URL", "HOST", "PORT", "SECRET_KEY", "DEMO_PASSWORD"}
     }
-    env.update(MASKROOM_HOME=str(home), DEBUG="true", PYTHONUNBUFFERED="1")
+    env.update(MASKROOM_HOME=str(home), DEBUG="false", HTTPS="false", PYTHONUNBUFFERED="1")
     if port is not None:
         env["PORT"] = str(port)
+    key = subprocess.run(
+        [sys.executable, "scripts/secret_key.py"], cwd=REPO, env=env, capture_output=True
+    )
+    assert key.returncode == 0, key.stderr
     return env
 
 
@@ -270,6 +275,49 @@ def test_it_stops_web_server_and_worker_on_signal(served: Served, signum: int) -
     # serve waits for its children: none outlives it by more than a moment.
     assert _wait_until_gone(list(processes), timeout=2) == []
     assert "maskroom stopped." in served.output()
+
+
+def test_it_restarts_a_worker_that_dies_and_says_so(served: Served) -> None:
+    first = _pid_of(_descendants(served.process.pid), "celery")
+    os.kill(first, signal.SIGKILL)
+
+    deadline = time.monotonic() + 60
+    again = None
+    while time.monotonic() < deadline:
+        assert served.process.poll() is None, served.output()
+        workers = [p for p, cmd in _descendants(served.process.pid).items() if "celery" in cmd]
+        again = min(workers) if workers and first not in workers else None
+        if again is not None and "restarted the worker process" in served.output():
+            break
+        time.sleep(0.5)
+    assert again is not None, served.output()
+    assert "the worker process exited (status -9); restarting it in 1 s" in served.output()
+    url = f"http://127.0.0.1:{served.port}/api/health/"
+    while time.monotonic() < deadline and _health(url).get("status") != "ok":
+        time.sleep(1)
+    assert _health(url)["checks"] == {"database": True, "broker": True, "worker": True}
+
+
+def test_its_pages_show_no_debug_information(served: Served) -> None:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{served.port}/no-such-page/", timeout=10)
+    except urllib.error.HTTPError as error:
+        body = error.read().decode(errors="replace")
+        assert error.code == 404
+    assert "URLconf" not in body and "DEBUG = True" not in body and "Traceback" not in body
+    secret = (served.home / "secret_key").stat()
+    assert secret.st_mode & 0o077 == 0  # readable by its owner only
+
+
+def test_it_refuses_to_listen_on_the_network_with_the_demo_password(
+    embedded_home: Path,
+) -> None:
+    env = _embedded_env(embedded_home, _free_port())
+    env["HOST"] = "0.0.0.0"
+    result = _manage("serve", env=env)
+    assert result.returncode != 0
+    assert "still has the password 'demo-password'" in result.stderr
+    assert "changepassword demo" in result.stderr
 
 
 def test_it_stops_the_worker_and_fails_when_the_web_server_dies(served: Served) -> None:

@@ -2,21 +2,26 @@
 
 Runs a Celery worker and the uvicorn web server as child processes, prints the
 address and the demo login once the web server answers, and stops both on
-Ctrl-C or SIGTERM, or as soon as either of them dies (then exits non-zero).
-HOST (default 127.0.0.1) and PORT (default 8000) come from the environment.
+Ctrl-C or SIGTERM, or when the web server dies (then exits non-zero). A worker
+that dies is started again (backend/common/processes.py: at most 5 times in 10
+minutes, after 1, 2, 4 ... s), and the embeddings it left unfinished are
+queued again. HOST (default 127.0.0.1) and PORT (default 8000) come from the
+environment; listening beyond this machine is refused while the demo account
+still has its well-known password.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections
 
-from backend.common.demo import DEMO_USERNAME, demo_password
+from backend.common.demo import DEMO_PASSWORD, DEMO_USERNAME, demo_password
 from backend.common.home import home_folders_create
 from backend.common.processes import Child, supervise
 from backend.env import env_int, env_str
@@ -41,6 +46,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, host: str, port: int, stop_timeout: float, **options: Any) -> None:
+        if host not in _LOOPBACK and demo_password_is_default():
+            raise CommandError(
+                f"Refusing to listen on {host}: the {DEMO_USERNAME} account still has the "
+                f"password {DEMO_PASSWORD!r}, which anyone can read in the README. Change it "
+                f"first (python manage.py changepassword {DEMO_USERNAME}), or deactivate the "
+                "account in the admin."
+            )
         home_folders_create()
         requeued = embeddings_requeue_unfinished()
         if requeued:
@@ -60,11 +72,20 @@ class Command(BaseCommand):
             self.stdout.write("Press Ctrl-C to stop.")
             self.stdout.flush()
 
+        def log(line: str) -> None:
+            self.stderr.write(f"maskroom: {line}")
+            self.stderr.flush()
+
         outcome = supervise(
-            [Child("worker", celery_argv()), Child("web", uvicorn_argv(host, port))],
+            [
+                Child("worker", celery_argv(), restart=True),
+                Child("web", uvicorn_argv(host, port)),
+            ],
             ready=lambda: port_open(host, port),
             on_ready=announce,
             stop_timeout=stop_timeout,
+            log=log,
+            on_restart=lambda name: requeue_after_restart(log),
         )
         if outcome.exited is not None:
             raise CommandError(
@@ -86,12 +107,38 @@ def uvicorn_argv(host: str, port: int) -> list[str]:
         sys.executable, "-m", "uvicorn", "backend.asgi:application",
         "--host", host, "--port", str(port),
         "--ws-max-size", str(WS_MAX_BYTES),
+        # X-Forwarded-* are believed from FORWARDED_ALLOW_IPS only (uvicorn's
+        # default: 127.0.0.1, a proxy on this machine).
+        "--proxy-headers",
         # Masks are small RLE strings: compressing each reply costs a click
         # about 3 ms (both ends) and saves a few hundred bytes.
         "--ws-per-message-deflate", "false",
         "--timeout-graceful-shutdown", "5",
         "--lifespan", "off",  # Django's ASGI handler speaks no lifespan
     ]  # fmt: skip
+
+
+def requeue_after_restart(log: Callable[[str], None]) -> None:
+    """The restarted worker is the only one: what the dead one left unfinished
+    (or lost with its task) is queued again."""
+    try:
+        requeued = embeddings_requeue_unfinished()
+    except DatabaseError as exc:
+        log(f"could not queue unfinished embeddings again: {exc}")
+        return
+    finally:
+        connections.close_all()
+    if requeued:
+        log(f"queued {requeued} unfinished embedding(s) again")
+
+
+def demo_password_is_default() -> bool:
+    """Whether the demo account exists, is active and has the README's password."""
+    try:
+        user = get_user_model().objects.filter(username=DEMO_USERNAME, is_active=True).first()
+    except DatabaseError:
+        return False
+    return user is not None and user.check_password(DEMO_PASSWORD)
 
 
 def demo_login_hint() -> str:

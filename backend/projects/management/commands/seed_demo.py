@@ -1,13 +1,14 @@
 """`python manage.py seed_demo`: a demo account with a project to annotate.
 
-Idempotent: a second run changes nothing but the demo password (set from
-DEMO_PASSWORD, default "demo-password") and uploads only missing images.
-Images go through the upload service, so their embeddings are scheduled.
+Idempotent: the demo account is created once, with DEMO_PASSWORD (default
+"demo-password"), and never changed again (a password its user set stays, a
+deactivated account stays deactivated); a second run uploads only missing
+images. Images go through the upload service, so their embeddings are
+scheduled.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from backend.common.demo import DEMO_PASSWORD, DEMO_USERNAME
+from backend.common.demo import DEMO_USERNAME, demo_password
 from backend.images.demo_data import demo_files
 from backend.images.services import image_upload
 from backend.projects.models import Project
@@ -30,8 +31,8 @@ class Command(BaseCommand):
     help = "Create the demo user, the demo project and its images (safe to run again)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        password = os.environ.get("DEMO_PASSWORD") or DEMO_PASSWORD
-        user = demo_user_ensure(password=password)
+        password = demo_password()
+        user, made = demo_user_ensure(password=password)
         project, created = demo_project_ensure(user=user)
         names = demo_images_ensure(project=project, user=user)
         verb = "Created" if created else "Found"
@@ -40,16 +41,19 @@ class Command(BaseCommand):
             self.stdout.write(f"Uploaded {len(names)} image(s): {', '.join(names)}.")
         else:
             self.stdout.write("All demo images were already there.")
-        self.stdout.write(self.style.SUCCESS(f"Log in as {DEMO_USERNAME} / {password}"))
+        if made:
+            self.stdout.write(self.style.SUCCESS(f"Log in as {DEMO_USERNAME} / {password}"))
+        else:
+            self.stdout.write(f"The {DEMO_USERNAME} account exists already: left as it is.")
 
 
-def demo_user_ensure(*, password: str) -> AbstractBaseUser:
-    user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
-    if not user.check_password(password) or not user.is_active:
-        user.set_password(password)
-        user.is_active = True
-        user.save()
-    return user
+def demo_user_ensure(*, password: str) -> tuple[AbstractBaseUser, bool]:
+    """The demo user, created with `password` the first time only; (user, created)."""
+    model = get_user_model()
+    user = model.objects.filter(username=DEMO_USERNAME).first()
+    if user is not None:
+        return user, False
+    return model.objects.create_user(username=DEMO_USERNAME, password=password), True
 
 
 @transaction.atomic
