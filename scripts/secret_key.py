@@ -15,7 +15,8 @@ from pathlib import Path
 
 
 def main() -> int:
-    home = Path(os.environ.get("MASKROOM_HOME") or Path(__file__).resolve().parents[1] / ".maskroom")
+    default = Path(__file__).resolve().parents[1] / ".maskroom"
+    home = Path(os.environ.get("MASKROOM_HOME") or default)
     home.mkdir(parents=True, exist_ok=True)
     path = home / "secret_key"
     try:
