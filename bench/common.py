@@ -40,7 +40,6 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 CHECKPOINT_SEED = 0
 MODEL_NAME = "bench-vit-b"
 IMAGE_SIZE = 1024
-ORIGIN = "http://127.0.0.1"
 
 
 # --- options and output -----------------------------------------------------
@@ -459,8 +458,11 @@ def live_server(
         server_stop(handle)
 
 
-def ws_headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Token {token}", "Origin": ORIGIN}
+def ws_headers(token: str, server_url: str) -> dict[str, str]:
+    """The handshake's headers: the token, and the page's own origin (the
+    server checks scheme, host and port)."""
+    origin = server_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+    return {"Authorization": f"Token {token}", "Origin": origin}
 
 
 def now_ms() -> float:
@@ -484,7 +486,7 @@ class Client:
 
         connection = await connect(
             f"{server.url}/ws/images/{image_id}/",
-            additional_headers=ws_headers(token),
+            additional_headers=ws_headers(token, server.url),
             max_size=16 * 1024 * 1024,
             open_timeout=60,
             ping_interval=None,  # as a browser: it answers the server's pings, sends none
