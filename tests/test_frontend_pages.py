@@ -63,7 +63,7 @@ def test_the_login_page_logs_a_user_in(owner: User) -> None:
 def test_the_login_page_says_when_the_password_is_wrong(owner: User) -> None:
     response = Client().post("/accounts/login/", {"username": "olivia", "password": "nope"})
     assert response.status_code == 200
-    assert b"didn't match" in response.content
+    assert b"Please enter a correct username and password" in response.content
 
 
 def test_logging_out_goes_back_to_the_login_page(owner: User) -> None:

@@ -48,16 +48,21 @@ def json_loads_bounded(body: bytes | str) -> Any:
 
 
 def depth_check(text: str) -> None:
-    """ParseError when brackets nest deeper than MAX_JSON_DEPTH, counted
-    outside strings, at C speed (a regex and a cumulative sum)."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return
-    bare = _STRING.sub("", text).encode("utf-8")
-    chars = np.frombuffer(bare, dtype=np.uint8)
+    """ParseError when brackets nest deeper than MAX_JSON_DEPTH."""
+    if nesting_depth(text, beyond=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ParseError(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")
+
+
+def nesting_depth(text: str, *, beyond: int) -> int:
+    """How deep the brackets of a JSON text nest, counted outside strings, at
+    C speed (a regex and a cumulative sum); 0 when there are at most
+    `beyond` brackets, which cannot nest deeper than that."""
+    if text.count("[") + text.count("{") <= beyond:
+        return 0
+    chars = np.frombuffer(_STRING.sub("", text).encode("utf-8"), dtype=np.uint8)
     opens = (chars == ord("[")) | (chars == ord("{"))
     steps = opens.astype(np.int32) - ((chars == ord("]")) | (chars == ord("}")))
-    if steps.size and int(np.cumsum(steps).max()) > MAX_JSON_DEPTH:
-        raise ParseError(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")
+    return int(np.cumsum(steps).max()) if steps.size else 0
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)

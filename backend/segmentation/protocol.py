@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from backend.common.parsers import nesting_depth
+
 # Client -> server
 PROMPT = "prompt"
 RESET = "reset"
@@ -53,7 +55,7 @@ def decode_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
     nests deeper than MAX_DEPTH or is not an object."""
     if text is None:
         raise ProtocolError("binary frames are not part of the protocol: send JSON text")
-    if text.count("[") + text.count("{") > 4 * MAX_DEPTH and _depth(text) > MAX_DEPTH:
+    if nesting_depth(text, beyond=MAX_DEPTH) > MAX_DEPTH:
         raise ProtocolError(f"a message nests deeper than {MAX_DEPTH} levels")
     try:
         message = json.loads(text, parse_constant=_refuse_constant)
@@ -62,17 +64,6 @@ def decode_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     return message
-
-
-def _depth(text: str) -> int:
-    depth = deepest = 0
-    for char in text:  # a bound on nesting: brackets inside strings count too
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _refuse_constant(name: str) -> Any:
