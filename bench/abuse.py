@@ -181,29 +181,8 @@ def crafted_masks(server: Server, made: Scene) -> Table:
 # --- the parser alone -----------------------------------------------------------
 
 
-def character_parser(counts: str) -> list[int]:
-    """The parser maskroom had before (a port of pycocotools' rleFrString in
-    Python): each number's digits are OR-ed into a Python int, so a number of
-    n characters costs n big-integer shifts of growing size."""
-    runs: list[int] = []
-    i = 0
-    while i < len(counts):
-        value, shift, more = 0, 0, True
-        while more:
-            c = ord(counts[i]) - 48
-            value |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            i += 1
-            shift += 1
-            if not more and c & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs
-
-
 def parser_table() -> Table:
+    from tests.rle_reference import reference_counts
     from worker import rle
 
     table = Table(
@@ -217,7 +196,7 @@ def parser_table() -> Table:
     ]
     for label, counts in inputs:
         ours = _time_ms(lambda counts=counts: _refused_or_read(rle.counts_from_string, counts))
-        before = _time_ms(lambda counts=counts: character_parser(counts))
+        before = _time_ms(lambda counts=counts: reference_counts(counts))
         table.add(label, len(counts), ours, before, f"{before / max(ours, 1e-6):.0f}x")
     table.notes += [
         "maskroom refuses a number of over 8 characters as soon as it is seen; the old parser "

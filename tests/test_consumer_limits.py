@@ -257,3 +257,23 @@ def test_a_revoked_or_outdated_token_opens_no_socket(ready_image: Image, member:
 
     assert asyncio.run(refused(revoked))
     assert asyncio.run(refused(outdated))
+
+
+def test_a_client_keeping_too_many_messages_waiting_is_closed(
+    ready_image: Image, member: User
+) -> None:
+    from backend.segmentation.prompt_queue import MAX_QUEUED
+
+    headers = session_headers(member)
+
+    async def run() -> int:
+        communicator = await connect(ready_image.pk, headers)
+        frame = {"type": "prompt", "request_id": 1, "points": [[5, 5, 1]]}
+        for _ in range(MAX_QUEUED * 4):
+            await communicator.send_json_to(frame)
+        while True:
+            output = await communicator.receive_output(timeout=60)
+            if output["type"] == "websocket.close":
+                return int(output["code"])
+
+    assert asyncio.run(run()) == 4429

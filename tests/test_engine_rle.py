@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
+from tests.rle_reference import reference_counts
 from worker import rle
 
 
@@ -120,26 +121,6 @@ def test_it_matches_pycocotools_on_random_crops() -> None:
         crop = rng.random((h, w)) < rng.choice([0.05, 0.5, 0.9, 1.0])
         encoded = rle.encode_crop(crop, x0, y0, height, width)
         assert encoded == coco_encode(placed(crop, x0, y0, height, width))
-
-
-def reference_counts(counts: str) -> list[int]:
-    """pycocotools' rleFrString, character by character (the old parser)."""
-    runs: list[int] = []
-    i = 0
-    while i < len(counts):
-        value, shift, more = 0, 0, True
-        while more:
-            c = ord(counts[i]) - 48
-            value |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            i += 1
-            shift += 1
-            if not more and c & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs
 
 
 def test_it_reads_counts_as_pycocotools_does() -> None:

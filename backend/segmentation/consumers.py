@@ -93,6 +93,7 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
     status: str = ""
     watcher: asyncio.Task[None] | None = None
     drainer: asyncio.Task[None] | None = None
+    closing = False
 
     async def connect(self) -> None:
         image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
@@ -119,8 +120,8 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Queue the frame (or why it is no message) and answer in turn; a bad
         frame gets an error and the connection stays open."""
-        if not hasattr(self, "queue"):
-            return  # refused in connect: nothing is answered
+        if not hasattr(self, "queue") or self.closing:
+            return  # refused in connect, or being closed: nothing more is answered
         try:
             item: Waiting = protocol.decode_frame(text_data, bytes_data)
         except protocol.ProtocolError as exc:
@@ -129,6 +130,9 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
             logger.warning(
                 "closing a connection on image %s: too many messages waiting", self.session.image_id
             )
+            self.closing = True
+            if self.drainer is not None:
+                self.drainer.cancel()
             await self.close(code=protocol.CLOSE_TOO_MANY)
             return
         if self.drainer is None or self.drainer.done():
