@@ -207,3 +207,29 @@ def test_a_token_from_before_the_upgrade_works_until_the_password_changes(
     owner.set_password("a-new-password-2")
     owner.save()
     assert authed("a" * 40).get("/api/projects/").status_code in (401, 403)
+
+
+def test_the_migration_carries_over_tokens_of_the_app_used_before(
+    project: Project, owner: User
+) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = import_module("backend.accounts.migrations.0001_initial")
+    with connection.cursor() as cursor:  # rest_framework.authtoken's table, as it was
+        cursor.execute(
+            "CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, "
+            "created timestamp with time zone NOT NULL, user_id integer NOT NULL)"
+        )
+        cursor.execute(
+            "INSERT INTO authtoken_token VALUES (%s, %s, %s)",
+            ["b" * 40, timezone.now() - timedelta(days=3), owner.pk],
+        )
+    with connection.schema_editor() as editor:
+        migration.copy_rest_framework_tokens(apps, editor)
+    carried = ApiToken.objects.get(key="b" * 40)
+    assert carried.user == owner
+    assert timezone.now() - carried.created > timedelta(days=2)
+    assert authed("b" * 40).get("/api/projects/").status_code == 200
