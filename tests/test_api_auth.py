@@ -233,3 +233,17 @@ def test_the_migration_carries_over_tokens_of_the_app_used_before(
     assert carried.user == owner
     assert timezone.now() - carried.created > timedelta(days=2)
     assert authed("b" * 40).get("/api/projects/").status_code == 200
+
+
+def test_failures_are_forgotten_after_a_quiet_window(owner: User, settings: Any) -> None:
+    for _ in range(6):
+        token_request("olivia", "wrong", address="10.5.0.1")
+    quiet = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURES_FORGOTTEN_SECONDS + 1)
+    LoginFailure.objects.update(last_failed_at=quiet, blocked_until=None)
+    token_request("someone-else", "guess", address="10.6.0.1")  # counting purges old keys
+    assert set(LoginFailure.objects.values_list("key", flat=True)) == {
+        "user:someone-else",
+        "ip:10.6.0.1",
+    }
+    answers = [token_request("olivia", "wrong", address="10.5.0.1").status_code for _ in range(5)]
+    assert answers == [400] * 5  # free again

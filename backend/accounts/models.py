@@ -32,5 +32,5 @@ class LoginFailure(models.Model):
 
     key = models.CharField(max_length=300, unique=True)
     failures = models.PositiveIntegerField(default=0)
-    last_failed_at = models.DateTimeField(null=True)
+    last_failed_at = models.DateTimeField(null=True, db_index=True)
     blocked_until = models.DateTimeField(null=True)

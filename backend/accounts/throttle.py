@@ -81,12 +81,13 @@ def delay_after(failures: int) -> int:
 def _count(key: str) -> tuple[int, int]:
     now = timezone.now()
     forgotten = now - timedelta(seconds=settings.LOGIN_FAILURES_FORGOTTEN_SECONDS)
+    # Keys quiet for the whole window go, so a spray of made-up names does
+    # not grow the table without bound.
+    LoginFailure.objects.filter(last_failed_at__lt=forgotten).delete()
     with contextlib.suppress(IntegrityError):  # made meanwhile by a concurrent failure
         LoginFailure.objects.get_or_create(key=key)
     with transaction.atomic():
         row = LoginFailure.objects.select_for_update().get(key=key)
-        if row.last_failed_at is not None and row.last_failed_at < forgotten:
-            row.failures = 0
         row.failures += 1
         row.last_failed_at = now
         delay = delay_after(row.failures)

@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('key', models.CharField(max_length=300, unique=True)),
                 ('failures', models.PositiveIntegerField(default=0)),
-                ('last_failed_at', models.DateTimeField(null=True)),
+                ('last_failed_at', models.DateTimeField(db_index=True, null=True)),
                 ('blocked_until', models.DateTimeField(null=True)),
             ],
         ),
