@@ -26,6 +26,14 @@ from tests.ws_fixtures import (  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def _in_memory_channel_layer(settings: Any) -> None:
+    """Nothing here is sent to a group: the in-process layer keeps these
+    floods of frames independent of the shared Redis (a read from it timed
+    out once under the 4429 test in a full run of the suite)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
 BOX = {"type": "prompt", "request_id": 99, "box": [10, 10, 60, 60]}
 
 
