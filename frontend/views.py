@@ -17,7 +17,6 @@ from backend.projects.access import image_for_user, project_for_user, visible_pr
 from backend.projects.models import Membership
 from backend.projects.selectors import membership_of, memberships_of
 from backend.projects.serializers import added_by_name
-from backend.segmentation.models import Embedding
 from backend.segmentation.services import embeddings_requeue_stale
 
 
@@ -40,7 +39,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_for_user(request.user, project_id)
-    embeddings_requeue_stale(embeddings=Embedding.objects.filter(image__project=project))
+    embeddings_requeue_stale(project=project)
     mine = membership_of(project=project, user=request.user)
     return render(
         request,
@@ -57,5 +56,5 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 @ensure_csrf_cookie
 def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
     image = image_for_user(request.user, image_id)
-    embeddings_requeue_stale(embeddings=Embedding.objects.filter(image=image))
+    embeddings_requeue_stale(image=image)
     return render(request, "frontend/image_editor.html", {"image": image, "project": image.project})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from rest_framework.test import APIClient
 
 from backend.projects.models import Label, Membership, Project
@@ -64,6 +65,14 @@ def project(owner: User, member: User) -> Project:
     Label.objects.create(project=project, name="nucleus", color="#ff00ff", order=0)
     Label.objects.create(project=project, name="cell", color="#00ff00", order=1)
     return project
+
+
+def browser_for(user: User | None, *, enforce_csrf_checks: bool = False) -> Client:
+    """A plain Django client, as a browser: logged in as `user` (a session) unless None."""
+    client = Client(enforce_csrf_checks=enforce_csrf_checks)
+    if user is not None:
+        client.force_login(user)
+    return client
 
 
 def client_for(user: User | None) -> APIClient:

@@ -10,15 +10,14 @@ from django.test import Client
 
 from backend.annotations.models import Instance
 from backend.projects.models import Project
+from tests.conftest import browser_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def client(member: User) -> Client:
-    client = Client()
-    client.force_login(member)
-    return client
+    return browser_for(member)
 
 
 def post_raw(client: Client, path: str, body: bytes | str):
@@ -64,7 +63,6 @@ def test_a_page_that_does_not_exist_stays_html(client: Client) -> None:
 
 
 def test_a_missing_csrf_token_is_a_json_403(member: User, project: Project) -> None:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(member)
+    client = browser_for(member, enforce_csrf_checks=True)
     response = post_raw(client, f"/api/projects/{project.pk}/members/", "{}")
     assert_json_error(response, 403, "CSRF")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 
 from backend.projects.models import Membership, Project
-from tests.conftest import client_for
+from tests.conftest import browser_for, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -259,7 +258,6 @@ def test_the_project_list_says_who_added_me(project: Project, member: User, owne
     Membership.objects.filter(project=project, user=member).update(added_by=owner)
     [listed] = client_for(member).get("/api/projects/").json()
     assert (listed["role"], listed["added_by"]) == ("annotator", "olivia")
-    browser = Client()
-    browser.force_login(member)
+    browser = browser_for(member)
     assert "added by olivia" in browser.get("/").content.decode()
     assert "olivia added you" in browser.get(f"/projects/{project.pk}/").content.decode()

@@ -34,6 +34,7 @@ def _in_memory_channel_layer(settings: Any) -> None:
     out once under the 4429 test in a full run of the suite)."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+
 BOX = {"type": "prompt", "request_id": 99, "box": [10, 10, 60, 60]}
 
 

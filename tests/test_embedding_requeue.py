@@ -14,14 +14,13 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.utils import timezone
 
 from backend.images.services import image_upload
 from backend.projects.models import Project
 from backend.segmentation.models import Embedding
 from backend.segmentation.services import embeddings_requeue_unfinished
-from tests.conftest import shared_data
+from tests.conftest import browser_for, shared_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,12 +92,6 @@ def age(embedding: Embedding, *, status: str, seconds: float, queued: bool = Tru
     )
 
 
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_opening_the_editor_queues_a_lost_embedding_again(
     project: Project, owner: User, queue: redis.Redis, settings: Any
 ) -> None:
@@ -106,14 +99,14 @@ def test_opening_the_editor_queues_a_lost_embedding_again(
     queue.delete("celery")
     age(embedding, status="pending", seconds=settings.EMBEDDING_STALE_SECONDS + 5)
 
-    assert logged_in(owner).get(f"/images/{embedding.image_id}/").status_code == 200
+    assert browser_for(owner).get(f"/images/{embedding.image_id}/").status_code == 200
 
     assert queued_embedding_ids(queue) == [embedding.pk]
     embedding.refresh_from_db()
     assert embedding.queued_at is not None
     assert timezone.now() - embedding.queued_at < timedelta(seconds=60)
     # Queued again once, not at every opening.
-    logged_in(owner).get(f"/images/{embedding.image_id}/")
+    browser_for(owner).get(f"/images/{embedding.image_id}/")
     assert queued_embedding_ids(queue) == [embedding.pk]
 
 
@@ -130,7 +123,7 @@ def test_the_project_page_queues_lost_ones_and_leaves_the_others(
     age(embeddings[4], status="running", seconds=1)  # a worker is on it
     age(embeddings[5], status="pending", seconds=5)  # queued a moment ago
 
-    assert logged_in(owner).get(f"/projects/{project.pk}/").status_code == 200
+    assert browser_for(owner).get(f"/projects/{project.pk}/").status_code == 200
 
     assert sorted(queued_embedding_ids(queue) + queued_batch_ids(queue)) == sorted(
         e.pk for e in embeddings[:4]
@@ -143,7 +136,7 @@ def test_an_outsider_opening_the_editor_queues_nothing(
     [embedding] = uploaded(project, owner, 1)
     queue.delete("celery")
     age(embedding, status="pending", seconds=settings.EMBEDDING_STALE_SECONDS + 5)
-    assert logged_in(outsider).get(f"/images/{embedding.image_id}/").status_code == 404
+    assert browser_for(outsider).get(f"/images/{embedding.image_id}/").status_code == 404
     assert queued_embedding_ids(queue) == []
 
 
@@ -161,7 +154,7 @@ def test_an_upload_while_the_broker_is_down_is_saved_and_queued_later(
     assert (embedding.status, embedding.queued_at) == ("pending", None)
     age(embedding, status="pending", seconds=settings.EMBEDDING_STALE_SECONDS + 5, queued=False)
 
-    logged_in(owner).get(f"/images/{embedding.image_id}/")
+    browser_for(owner).get(f"/images/{embedding.image_id}/")
 
     assert queued_embedding_ids(queue) == [embedding.pk]
 

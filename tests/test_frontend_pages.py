@@ -12,17 +12,11 @@ from django.test import Client
 
 from backend.images.models import Image
 from backend.projects.models import Project
+from tests.conftest import browser_for
 
 pytestmark = pytest.mark.django_db
 
 STATIC = Path(__file__).resolve().parents[1] / "frontend" / "static" / "maskroom"
-
-
-def browser_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 @pytest.fixture

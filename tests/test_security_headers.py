@@ -12,15 +12,14 @@ from django.test import Client
 
 from backend.common.csp import POLICY
 from backend.projects.models import Project
+from tests.conftest import browser_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def client(owner: User) -> Client:
-    client = Client()
-    client.force_login(owner)
-    return client
+    return browser_for(owner)
 
 
 @pytest.mark.parametrize("path", ["/", "/projects/{id}/", "/api/projects/", "/accounts/login/"])

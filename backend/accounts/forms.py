@@ -9,13 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from backend.accounts.backends import login_wait_of
-
-
-def throttled_message(wait: int) -> str:
-    return (
-        "Too many failed logins for this account or from this address: "
-        f"try again in {wait} seconds."
-    )
+from backend.accounts.throttle import throttled_message
 
 
 class _ThrottleAware:

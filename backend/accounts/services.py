@@ -11,9 +11,9 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from backend.accounts.backends import login_wait_of
-from backend.accounts.forms import throttled_message
 from backend.accounts.models import ApiToken
 from backend.accounts.selectors import token_check
+from backend.accounts.throttle import throttled_message
 from backend.common.errors import ServiceError
 
 

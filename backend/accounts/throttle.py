@@ -34,6 +34,13 @@ logger = logging.getLogger(__name__)
 MAX_KEY_LENGTH = 300
 
 
+def throttled_message(wait: int) -> str:
+    return (
+        "Too many failed logins for this account or from this address: "
+        f"try again in {wait} seconds."
+    )
+
+
 def login_keys(*, username: str, address: str) -> list[str]:
     return [f"user:{username.casefold()}"[:MAX_KEY_LENGTH], f"ip:{address}"[:MAX_KEY_LENGTH]]
 

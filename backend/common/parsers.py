@@ -8,14 +8,14 @@ answers both as a 4xx with a sentence, before anything else runs.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
+
+from backend.common.json_depth import nesting_depth
 
 # Deeper than any body of the API (a mask is 3 levels); json itself would
 # recurse about 1,000 levels before RecursionError.
@@ -51,21 +51,6 @@ def depth_check(text: str) -> None:
     """ParseError when brackets nest deeper than MAX_JSON_DEPTH."""
     if nesting_depth(text, beyond=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ParseError(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")
-
-
-def nesting_depth(text: str, *, beyond: int) -> int:
-    """How deep the brackets of a JSON text nest, counted outside strings, at
-    C speed (a regex and a cumulative sum); 0 when there are at most
-    `beyond` brackets, which cannot nest deeper than that."""
-    if text.count("[") + text.count("{") <= beyond:
-        return 0
-    chars = np.frombuffer(_STRING.sub("", text).encode("utf-8"), dtype=np.uint8)
-    opens = (chars == ord("[")) | (chars == ord("{"))
-    steps = opens.astype(np.int32) - ((chars == ord("]")) | (chars == ord("}")))
-    return int(np.cumsum(steps).max()) if steps.size else 0
-
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def _refuse_constant(name: str) -> Any:

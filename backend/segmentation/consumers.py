@@ -49,7 +49,7 @@ def _open_session(user: Any, image_id: int) -> DecodeSession | None:
     if embedding_for_image(image=image, spec=spec) is None:
         embedding_schedule(image=image)  # a new model: compute its embedding now
     else:
-        embeddings_requeue_stale(embeddings=Embedding.objects.filter(image=image))
+        embeddings_requeue_stale(image=image)
     return DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
 
 

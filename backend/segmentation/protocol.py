@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from backend.common.parsers import nesting_depth
+from backend.common.json_depth import nesting_depth
 
 # Client -> server
 PROMPT = "prompt"

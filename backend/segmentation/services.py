@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -132,13 +132,17 @@ def embeddings_requeue_unfinished() -> int:
 REQUEUE_BATCH = 64
 
 
-def embeddings_requeue_stale(*, embeddings: QuerySet[Embedding]) -> int:
-    """Queue again those of `embeddings` that look lost: pending for
-    EMBEDDING_STALE_SECONDS since they were queued (a task lost to a broker
-    outage or a worker error), or running or coarse with their lease run out
-    (their worker died). Called when an image's editor or its project's page
-    opens; a duplicate task is harmless (a ready or held embedding is left
-    alone). Returns how many were queued."""
+def embeddings_requeue_stale(*, image: Image | None = None, project: Project | None = None) -> int:
+    """Queue again the embeddings of `image`, or of every image of `project`,
+    that look lost: pending for EMBEDDING_STALE_SECONDS since they were
+    queued (a task lost to a broker outage or a worker error), or running or
+    coarse with their lease run out (their worker died). Called when an
+    image's editor or its project's page opens; a duplicate task is harmless
+    (a ready or held embedding is left alone). Returns how many were queued."""
+    if image is not None:
+        embeddings = Embedding.objects.filter(image=image)
+    else:
+        embeddings = Embedding.objects.filter(image__project=project)
     now = timezone.now()
     stale = now - timedelta(seconds=settings.EMBEDDING_STALE_SECONDS)
     lease = now - timedelta(seconds=settings.EMBEDDING_LEASE_SECONDS)
