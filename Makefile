@@ -26,8 +26,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run     install, migrate, seed the demo project, serve on http://$(HOST):$(PORT)/"
 	@echo "             (PORT, HOST, DEBUG, HTTPS and MASKROOM_HOME=$(MASKROOM_HOME) can be set)"
-	@echo "make test    install, start throwaway PostgreSQL and Redis, run ruff, mypy and pytest"
-	@echo "make lint    ruff and mypy only"
+	@echo "make test    install, start throwaway PostgreSQL and Redis, run ruff, import-linter, mypy and pytest"
+	@echo "make lint    ruff, import-linter (layers, no cycles) and mypy only"
 	@echo "make bench   the benchmarks in bench/"
 	@echo "make clean   remove caches and collected static files (keeps MASKROOM_HOME and .venv)"
 	@echo "make distclean   clean, and remove the virtualenv"
@@ -44,6 +44,7 @@ test: $(VENV)/.stamp-dev chromium
 
 lint: $(VENV)/.stamp-dev
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m mypy $(MYPY_PATHS)
 
 bench: $(VENV)/.stamp-dev

@@ -11,7 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from backend.accounts.ws_auth import TokenOrSessionAuthMiddleware  # noqa: E402
 from backend.common.ws_origin import SameOriginValidator  # noqa: E402
-from backend.segmentation.routing import websocket_urlpatterns  # noqa: E402
+from backend.segmentation.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "backend.images",
     "backend.annotations",
     "backend.segmentation",
+    "backend.proposals",
+    "backend.evaluations",
     "frontend",
 ]
 

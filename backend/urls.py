@@ -13,5 +13,7 @@ urlpatterns = [
     path("api/", include("backend.images.urls")),
     path("api/", include("backend.annotations.urls")),
     path("api/", include("backend.segmentation.urls")),
+    path("api/", include("backend.proposals.urls")),
+    path("api/", include("backend.evaluations.urls")),
     path("", include("frontend.urls")),
 ]

@@ -30,12 +30,12 @@ def run() -> list[Table]:
     made = scene(images=1)  # sets Django up first
     from django.conf import settings
 
-    from backend.segmentation.decoding import MIB, EmbeddingCache, embedding_nbytes
+    from backend.segmentation.live.session import MIB, EmbeddingCache, embedding_nbytes
     from backend.segmentation.selectors import engine_spec_named
     from bench.common import MODEL_NAME
     from worker import embedding_store
     from worker.engines.registry import load_engine
-    from worker.engines.sam import SamEngine
+    from worker.engines.sam.engine import SamEngine
 
     repeats = 20 if options().quick else 200
     root, key, image_id = Path(settings.EMBEDDINGS_ROOT), made.engine_key, made.image_ids[0]

@@ -42,7 +42,6 @@ from bench.common import (
     Server,
     Stats,
     Table,
-    iou,
     live_server,
     load_note,
     options,
@@ -50,6 +49,7 @@ from bench.common import (
     rle_mask,
     scene,
 )
+from worker.metrics import iou
 
 SCENARIOS = ("click", "refine", "box")
 WARMUP = 5

@@ -274,7 +274,7 @@ def _scene_create() -> Scene:
 
     from backend.accounts.services import token_for
     from backend.projects.services import project_create
-    from backend.segmentation.model_services import segmentation_model_install
+    from backend.segmentation.checkpoints import segmentation_model_install
     from backend.segmentation.selectors import engine_spec_named
 
     checkpoint = random_vit_b_checkpoint()
@@ -317,7 +317,7 @@ def _embedding_ready(image_id: int, engine_key: str) -> None:
     picture (cached in BENCH_HOME); later images get a copy."""
     from django.conf import settings
 
-    from backend.segmentation.embedding_compute import embedding_compute
+    from backend.segmentation.compute import embedding_compute
     from backend.segmentation.models import Embedding
     from worker import embedding_store
 
@@ -360,7 +360,7 @@ def _reference_features(made: Scene) -> None:
         import torch
         from segment_anything import SamPredictor
 
-        from worker.engines.sam_loading import load_sam
+        from worker.engines.sam.loading import load_sam
 
         predictor = SamPredictor(load_sam(made.checkpoint, "vit_b"))
         predictor.set_image(image_model_rgb(Image.objects.get(pk=made.image_ids[0])))
@@ -383,7 +383,7 @@ def reference_predictor(made: Scene) -> Any:
     import torch
     from segment_anything import SamPredictor
 
-    from worker.engines.sam_loading import load_sam
+    from worker.engines.sam.loading import load_sam
 
     predictor = SamPredictor(load_sam(made.checkpoint, "vit_b"))
     predictor.features = torch.from_numpy(made.features)
@@ -539,8 +539,3 @@ def rle_mask(rle: dict[str, Any]) -> np.ndarray:
 
     coded = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
     return np.asarray(coco_mask.decode(coded), dtype=bool)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)

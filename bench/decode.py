@@ -104,7 +104,7 @@ def baseline_decoder(engine: Any, folder: Path) -> Any:
         del sys.modules[name]
     sys.path.insert(0, str(Path(tree).resolve()))
     try:
-        old = importlib.import_module("worker.engines.sam_onnx")
+        old = importlib.import_module("worker.engines.sam.decoder.onnx")
         graph = old.DecoderGraph(engine.prompt_encoder, engine.mask_decoder).eval()
         return old.load_or_export(graph, folder, "baseline", threads=1)
     finally:
@@ -154,7 +154,7 @@ def postprocess_actions(
     replies: list[dict[str, object]],
 ) -> dict[str, Callable[[], object]]:
     from worker import rle
-    from worker.engines import sam_masks
+    from worker.engines.sam import masks as sam_masks
 
     def upsample() -> object:
         return [sam_masks.upsample_region(lg, (1024, 1024), (1024, 1024)) for lg in logits_list]
@@ -184,9 +184,10 @@ def run() -> list[Table]:
     from backend.segmentation.selectors import engine_spec_named
     from bench.common import MODEL_NAME
     from worker import rle
-    from worker.engines import sam_masks, sam_onnx
-    from worker.engines.sam import SamEngine
-    from worker.engines.sam_upscaling import mask_frames
+    from worker.engines.sam import masks as sam_masks
+    from worker.engines.sam.decoder import onnx as sam_onnx
+    from worker.engines.sam.decoder.upscaling import mask_frames
+    from worker.engines.sam.engine import SamEngine
 
     rounds = 8 if options().quick else 40
     spec = engine_spec_named(MODEL_NAME)
@@ -248,7 +249,7 @@ def run() -> list[Table]:
         replies = [{"type": "mask", "request_id": 1, "score": 0.9,
                     "rle": rle.encode_crop(*c, 1024, 1024)} for c in crops]  # fmt: skip
         stage = postprocess_actions(kind, logits_list, crops, replies)
-        old_masks = baseline_module("worker/engines/sam_masks.py")
+        old_masks = baseline_module("worker/engines/sam/masks.py")
         old_rle = baseline_module("worker/rle.py")
         if old_masks is not None and old_rle is not None:
             stage.update(baseline_actions(kind, logits_list, crops, old_masks, old_rle))

@@ -38,12 +38,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import Table, bench_home, bench_image, iou, load_note, machine_table, options
-from worker.engines import sam_loading
+from bench.common import Table, bench_home, bench_image, load_note, machine_table, options
 from worker.engines.base import EmbeddingSet, Prompt, Tile
-from worker.engines.sam import SamEngine
-from worker.engines.sam_encoder import Precision, pick_device, pick_dtype
+from worker.engines.sam import loading as sam_loading
+from worker.engines.sam.encoder import Precision, pick_device, pick_dtype
+from worker.engines.sam.engine import SamEngine
 from worker.engines.spec import EngineSpec
+from worker.metrics import iou
 
 SEED = 0
 PROMPTS = 48

@@ -38,7 +38,7 @@ from bench.common import (
 )
 from worker import embedding_store, rle
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt
-from worker.engines.sam import SamEngine
+from worker.engines.sam.engine import SamEngine
 from worker.engines.spec import EngineSpec
 from worker.engines.tiling import TiledEngine, TilingConfig, tile_layout
 

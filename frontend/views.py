@@ -13,11 +13,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from backend.projects.access import image_for_user, project_for_user, visible_projects
+from backend.images.selectors import image_for_user
+from backend.projects.access import project_for_user, visible_projects
 from backend.projects.models import Membership
 from backend.projects.selectors import membership_of, memberships_of
 from backend.projects.serializers import added_by_name
-from backend.segmentation.services import embeddings_requeue_stale
+from backend.segmentation.embeddings import embeddings_requeue_stale
 
 
 @login_required

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `make test` runs once the virtualenv is ready: throwaway PostgreSQL and
-# Redis, ruff, mypy, then the whole pytest suite (browser tests included).
+# Redis, ruff, import-linter, mypy, then the whole pytest suite (browser tests included).
 # Every step runs even when an earlier one fails; the services stop however
 # the run ends (unless they were running before: then they are reused and left
 # running); the exit status is non-zero if any step failed.
@@ -39,6 +39,8 @@ export DEBUG=true
 failed=()
 echo "== ruff check"
 "$py" -m ruff check . || failed+=(ruff)
+echo "== import-linter (layers and cycles: pyproject.toml)"
+.venv/bin/lint-imports || failed+=(import-linter)
 echo "== mypy $mypy_paths"
 # shellcheck disable=SC2086 # a list of paths
 "$py" -m mypy $mypy_paths || failed+=(mypy)
@@ -51,7 +53,7 @@ echo
 if [ ${#failed[@]} -gt 0 ]; then
   echo "make test: FAILED: ${failed[*]}"
 else
-  echo "make test: ruff, mypy and pytest passed"
+  echo "make test: ruff, import-linter, mypy and pytest passed"
 fi
 # pytest's own summary line comes last, where log readers look for it.
 grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* in [0-9.]+s.* =+$' \

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
-from backend.annotations.services import instance_create
+from backend.annotations.services.instances import instance_create
 from backend.images.models import Image
 from backend.projects.models import Label, Project
 from tests.conftest import client_for, shared_data

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from backend.annotations.models import Instance
 from backend.annotations.serializers import instance_json
-from backend.annotations.services import instance_delete
+from backend.annotations.services.instances import instance_delete
 from backend.projects.models import Label, Project
 from tests.conftest import client_for
 from tests.many_instances import crowded_image_create

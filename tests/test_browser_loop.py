@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from tests.conftest import shared_data
 from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
+from worker.metrics import iou
 
 pytestmark = browser_marks(180, array_warning=True)
 
@@ -78,10 +79,6 @@ def interior_point(nucleus: np.ndarray) -> tuple[float, float]:
 def decode(rle: dict[str, Any]) -> np.ndarray:
     compressed = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
     return mask_utils.decode(compressed).astype(bool)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max(1, (a | b).sum()))
 
 
 # --- steps ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, Route, expect
 from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Instance
-from backend.annotations.services import instance_create
+from backend.annotations.services.instances import instance_create
 from backend.images.models import Image
 from backend.projects.models import Label, Membership, Project
 from tests.conftest import client_for, shared_data

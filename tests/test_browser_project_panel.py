@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from backend.annotations.models import Instance
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
-from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.compute import embedding_compute
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
 from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from skimage.draw import polygon as draw_polygon
 
 from backend.annotations.models import Instance
-from backend.annotations.services import instance_create
+from backend.annotations.services.instances import instance_create
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project

@@ -19,10 +19,10 @@ from backend.images.models import Image
 from backend.images.rendering import image_model_rgb
 from backend.images.services import image_upload
 from backend.projects.models import Project
-from backend.segmentation.decoding import embedding_cache
-from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.checkpoints import segmentation_model_install
+from backend.segmentation.compute import embedding_compute
 from backend.segmentation.engines import engine_for
-from backend.segmentation.model_services import segmentation_model_install
+from backend.segmentation.live.session import embedding_cache
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_key
 from tests.test_tiling import CONFIG, StampEngine, tiff_upload

@@ -15,7 +15,7 @@ from backend.accounts.services import token_for
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Project
-from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.compute import embedding_compute
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
 from tests.ws_fixtures import (  # noqa: F401 (fixtures)
@@ -29,6 +29,7 @@ from tests.ws_fixtures import (  # noqa: F401 (fixtures)
     session_headers,
 )
 from worker import rle
+from worker.metrics import iou
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,10 +40,6 @@ def nucleus_centre(labels: np.ndarray, label_id: int) -> tuple[int, int]:
     distance = ndimage.distance_transform_edt(labels == label_id)
     y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
     return int(x), int(y)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 def test_it_refuses_outsider(image: Image, outsider: User) -> None:
@@ -245,7 +242,7 @@ def test_bad_messages_get_clear_errors(
 @pytest.fixture
 def sam_image(project: Project, owner: User, tmp_path: Any) -> Image:
     """An image of a project on an installed tiny SAM checkpoint, its embedding ready."""
-    from backend.segmentation.model_services import segmentation_model_install
+    from backend.segmentation.checkpoints import segmentation_model_install
     from tests.tiny_sam import save_tiny_checkpoint
 
     checkpoint = save_tiny_checkpoint(tmp_path / "tiny.pth")
@@ -284,9 +281,9 @@ def test_the_loop_runs_on_an_installed_sam_checkpoint(sam_image: Image, member: 
 
 def test_opening_an_image_prepares_its_first_click(sam_image: Image, member: User) -> None:
     """The decoder's image state is computed on connect, not on the first click."""
-    from backend.segmentation.decoding import decode_engine_threads, decode_executor
-    from backend.segmentation.decoding import embedding_cache as cache
     from backend.segmentation.engines import engine_for
+    from backend.segmentation.live.session import decode_engine_threads, decode_executor
+    from backend.segmentation.live.session import embedding_cache as cache
     from backend.segmentation.selectors import engine_spec_for_project
 
     image = sam_image

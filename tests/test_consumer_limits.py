@@ -271,7 +271,7 @@ def test_a_revoked_or_outdated_token_opens_no_socket(ready_image: Image, member:
 def test_a_client_keeping_too_many_messages_waiting_is_closed(
     ready_image: Image, member: User
 ) -> None:
-    from backend.segmentation.prompt_queue import MAX_QUEUED
+    from backend.segmentation.live.prompt_queue import MAX_QUEUED
 
     headers = session_headers(member)
 

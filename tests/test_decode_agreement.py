@@ -22,16 +22,16 @@ from torch.nn import functional
 
 from tests.tiny_sam import (
     build_tiny_sam,
-    iou,
     result_mask,
     synthetic_cells,
     tiny_spec,
 )
 from worker import rle
-from worker.engines import sam_masks
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
-from worker.engines.sam import SamEngine
+from worker.engines.sam import masks as sam_masks
+from worker.engines.sam.engine import SamEngine
 from worker.engines.spec import EngineSpec
+from worker.metrics import iou
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -305,7 +305,7 @@ def test_counts_strings_equal_pycocotools() -> None:
 
 
 def test_a_decode_engine_exported_once_is_reused(engine: SamEngine, tmp_path: Path) -> None:
-    from worker.engines.sam_onnx import image_graph_path, onnx_path_for
+    from worker.engines.sam.decoder.onnx import image_graph_path, onnx_path_for
 
     SamEngine(engine.spec, load_image_encoder=False, backend="onnx", models_dir=tmp_path)
     prompt_graph = onnx_path_for(tmp_path, engine.key)

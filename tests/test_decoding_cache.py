@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backend.segmentation.decoding import MIB, EmbeddingCache, decode_engine_threads
+from backend.segmentation.live.session import MIB, EmbeddingCache, decode_engine_threads
 from worker import embedding_store
 from worker.engines.base import EmbeddingSet, Tile
 

@@ -23,28 +23,29 @@ from segment_anything.modeling.image_encoder import Attention
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Project
-from backend.segmentation import embedding_compute as compute
-from backend.segmentation import services
+from backend.segmentation import compute
+from backend.segmentation import embeddings as services
+from backend.segmentation.checkpoints import segmentation_model_install
 from backend.segmentation.engines import engine_for
-from backend.segmentation.model_services import segmentation_model_install
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
 from tests.test_engine_sam import random_prompts
 from tests.tiny_sam import (
     build_tiny_sam,
-    iou,
     result_mask,
     save_tiny_checkpoint,
     synthetic_cells,
     tiny_spec,
 )
 from worker import embedding_store
-from worker.engines import registry, sam_encoder
+from worker.engines import registry
 from worker.engines.base import EmbeddingSet, Engine
-from worker.engines.sam import SamEngine
-from worker.engines.sam_encoder import BatchEncoder, SdpaAttention, use_sdpa_attention
+from worker.engines.sam import encoder as sam_encoder
+from worker.engines.sam.encoder import BatchEncoder, SdpaAttention, use_sdpa_attention
+from worker.engines.sam.engine import SamEngine
 from worker.engines.spec import EngineSpec
 from worker.engines.tiling import TiledEngine
+from worker.metrics import iou
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -24,9 +24,9 @@ from django.utils import timezone
 from backend.images.rendering import image_model_rgb
 from backend.images.services import image_upload
 from backend.projects.models import Project
-from backend.segmentation.embedding_compute import embedding_complete, embedding_compute
-from backend.segmentation.embedding_lease import heartbeat, is_held
+from backend.segmentation.compute import embedding_complete, embedding_compute
 from backend.segmentation.engines import engine_for
+from backend.segmentation.lease import heartbeat, is_held
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_project
 from tests.conftest import shared_data

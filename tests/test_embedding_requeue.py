@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from backend.images.services import image_upload
 from backend.projects.models import Project
+from backend.segmentation.embeddings import embeddings_requeue_unfinished
 from backend.segmentation.models import Embedding
-from backend.segmentation.services import embeddings_requeue_unfinished
 from tests.conftest import browser_for, shared_data
 
 pytestmark = pytest.mark.django_db(transaction=True)

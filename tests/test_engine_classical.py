@@ -12,7 +12,8 @@ from skimage import data
 
 from tests.conftest import shared_data
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt
-from worker.engines.classical import ClassicalEngine
+from worker.engines.classical.engine import ClassicalEngine
+from worker.metrics import iou
 
 ENGINE = ClassicalEngine()
 
@@ -30,10 +31,6 @@ def full_frame(result: MaskResult, shape: tuple[int, ...]) -> np.ndarray:
     h, w = result.mask_crop.shape
     mask[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
     return mask
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1))
 
 
 def nucleus_prompts(labels: np.ndarray) -> list[tuple[np.ndarray, Prompt, Prompt]]:

@@ -15,8 +15,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from backend.common.errors import ServiceError
-from backend.segmentation import model_services
-from backend.segmentation.model_services import (
+from backend.segmentation import checkpoints as model_services
+from backend.segmentation.checkpoints import (
     OfficialCheckpoint,
     model_fetch,
     segmentation_model_install,
@@ -24,8 +24,8 @@ from backend.segmentation.model_services import (
 from backend.segmentation.models import SegmentationModel
 from backend.segmentation.selectors import spec_for_model
 from tests.tiny_sam import save_tiny_checkpoint
-from worker.engines.sam import SamEngine
-from worker.engines.sam_onnx import graph_paths, onnx_path_for
+from worker.engines.sam.decoder.onnx import graph_paths, onnx_path_for
+from worker.engines.sam.engine import SamEngine
 
 pytestmark = pytest.mark.django_db
 

@@ -17,17 +17,19 @@ from torch.nn import functional
 
 from tests.tiny_sam import (
     build_tiny_sam,
-    iou,
     result_mask,
     save_tiny_checkpoint,
     synthetic_cells,
 )
-from worker.engines import registry, sam_loading, sam_masks
+from worker.engines import registry
 from worker.engines.base import EmbeddingSet, Prompt
-from worker.engines.classical import ClassicalEngine
-from worker.engines.sam import SamEngine
-from worker.engines.sam_onnx import onnx_path_for
+from worker.engines.classical.engine import ClassicalEngine
+from worker.engines.sam import loading as sam_loading
+from worker.engines.sam import masks as sam_masks
+from worker.engines.sam.decoder.onnx import onnx_path_for
+from worker.engines.sam.engine import SamEngine
 from worker.engines.spec import CLASSICAL_SPEC, EngineSpec
+from worker.metrics import iou
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
-from worker.evaluation import ObjectTrace, iou, next_click, simulate_object, summarize
+from worker.evaluation import ObjectTrace, next_click, simulate_object, summarize
+from worker.metrics import iou
 
 
 def square(shape: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

@@ -18,11 +18,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from backend.annotations.models import Instance
-from backend.annotations.services import instance_create
+from backend.annotations.services.instances import instance_create
+from backend.evaluations.models import EngineEvaluation
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Project
-from backend.segmentation.models import Embedding, EngineEvaluation, SegmentationModel
+from backend.segmentation.models import Embedding, SegmentationModel
 from tests.conftest import client_for, shared_data
 from worker import embedding_store, rle
 from worker.engines.spec import CLASSICAL_SPEC

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 
 from backend.segmentation import health
-from backend.segmentation.model_services import segmentation_model_install
+from backend.segmentation.checkpoints import segmentation_model_install
 from tests.live import LiveApp, live_app_fixture  # noqa: F401
 from tests.tiny_sam import save_tiny_checkpoint
 

@@ -14,7 +14,7 @@ from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Instance, InstanceHistory
 from backend.annotations.serializers import instance_json
-from backend.annotations.services import instance_create
+from backend.annotations.services.instances import instance_create
 from backend.images.models import Image
 from backend.projects.models import Label, Membership, Project
 from tests.conftest import client_for

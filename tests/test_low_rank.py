@@ -1,4 +1,4 @@
-"""The low-rank products of the image tokens (worker/engines/sam_low_rank.py)
+"""The low-rank products of the image tokens (worker/engines/sam/decoder/low_rank.py)
 against the tokens themselves, computed block by block as the two-way
 transformer does: a residual of rank heads x T, then the block's LayerNorm.
 
@@ -15,7 +15,7 @@ import torch
 from segment_anything.modeling import MaskDecoder
 
 from tests.tiny_sam import build_tiny_sam
-from worker.engines.sam_low_rank import (
+from worker.engines.sam.decoder.low_rank import (
     TOKENS,
     BlockFactors,
     TokenProduct,

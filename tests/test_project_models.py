@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from backend.annotations.models import Instance
 from backend.images.services import image_upload
 from backend.projects.models import Project
-from backend.segmentation.model_services import segmentation_model_install
+from backend.segmentation.checkpoints import segmentation_model_install
 from backend.segmentation.models import Embedding, SegmentationModel
 from backend.segmentation.selectors import engine_spec_for_project
 from tests.conftest import client_for, shared_data

@@ -1,12 +1,12 @@
-"""The connection's queue of waiting messages (backend/segmentation/prompt_queue.py):
+"""The connection's queue of waiting messages (backend/segmentation/live/prompt_queue.py):
 what runs next when a client sends faster than it is answered."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from backend.segmentation import protocol
-from backend.segmentation.prompt_queue import (
+from backend.segmentation.live import protocol
+from backend.segmentation.live.prompt_queue import (
     MAX_QUEUED,
     Decode,
     PromptQueue,

@@ -15,13 +15,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
 from backend.annotations.models import Instance
-from backend.annotations.services import instance_create
+from backend.annotations.services.instances import instance_create
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
-from backend.segmentation import proposal_tasks
-from backend.segmentation.models import Embedding, ProposalJob
-from backend.segmentation.proposal_tasks import run_proposal_job
+from backend.proposals import tasks as proposal_tasks
+from backend.proposals.models import ProposalJob
+from backend.proposals.tasks import run_proposal_job
+from backend.segmentation.models import Embedding
 from tests.conftest import client_for, shared_data
 from tests.tiny_sam import synthetic_cells
 from worker import rle

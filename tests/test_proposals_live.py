@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from backend.annotations.models import Instance
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
-from backend.segmentation.models import ProposalJob
-from backend.segmentation.proposal_services import proposal_job_start
+from backend.proposals.models import ProposalJob
+from backend.proposals.services import proposal_job_start
 from tests.conftest import shared_data
 from tests.live import LiveApp, live_app_fixture  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""worker/proposals.py without Django: NMS and dedupe on synthetic masks,
+"""worker/proposals/pipeline.py without Django: NMS and dedupe on synthetic masks,
 tile-awareness through the Engine interface, and the classical engine's
 proposals on real nuclei (DSB 2018, from ../shared/data)."""
 
@@ -12,20 +12,18 @@ import pytest
 import tifffile
 
 from tests.conftest import shared_data
-from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
-from worker.engines.classical import ClassicalEngine
-from worker.engines.sam_masks import tight_crop
+from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile, tight_crop
+from worker.engines.classical.engine import ClassicalEngine
+from worker.engines.proposing import ProposalSettings, grid_points, stability_score
 from worker.engines.tiling import TiledEngine, TilingConfig, overview_index
-from worker.proposals import (
-    ProposalSettings,
+from worker.metrics import iou
+from worker.proposals.pipeline import (
     box_nms,
     exclude_curated,
     full_frame,
-    grid_points,
     mask_dedupe,
     overlap,
     propose,
-    stability_score,
     touches_inner_side,
 )
 
@@ -48,10 +46,6 @@ def as_result(mask: np.ndarray, score: float = 1.0, tile_index: int = 0) -> Mask
 def pair_iou(a: MaskResult, b: MaskResult) -> float:
     inter = overlap(a, b)
     return inter / (int(a.mask_crop.sum()) + int(b.mask_crop.sum()) - inter)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 def match(proposals: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""SAM proposals (worker/engines/sam_grid.py) on a tiny random SAM: grid
+"""SAM proposals (worker/engines/sam/grid.py) on a tiny random SAM: grid
 clicks decode as single clicks do (torch batches and ONNX), the quality
 filter keeps exactly what passes, the grid/filter/NMS pipeline runs, and a
 TiledEngine's tiles come back in the image frame.
@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from tests.tiny_sam import synthetic_cells, tiny_spec
-from worker.engines import sam_grid
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
-from worker.engines.sam import SamEngine
+from worker.engines.proposing import ProposalSettings, grid_points, stability_score
+from worker.engines.sam import grid as sam_grid
+from worker.engines.sam.engine import SamEngine
 from worker.engines.spec import EngineSpec
 from worker.engines.tiling import (
     TiledEngine,
@@ -28,15 +29,7 @@ from worker.engines.tiling import (
     overview_index,
     tile_view,
 )
-from worker.proposals import (
-    ProposalSettings,
-    box_iou,
-    grid_points,
-    mask_box,
-    overlap,
-    propose,
-    stability_score,
-)
+from worker.proposals.pipeline import box_iou, mask_box, overlap, propose
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,11 +17,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from scipy import ndimage
 
 from backend.annotations.models import Instance
-from backend.annotations.services import instance_create, instance_delete
+from backend.annotations.services.instances import instance_create, instance_delete
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
-from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.compute import embedding_compute
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
 from tests.ws_fixtures import connect, receive_until, session_headers
@@ -34,7 +34,7 @@ from worker.engines.mask_input import (
     sam_mask_logits,
     uses_mask_input,
 )
-from worker.engines.sam_masks import upsample_region
+from worker.engines.sam.masks import upsample_region
 from worker.engines.spec import EngineSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -364,7 +364,7 @@ def test_sam_refines_from_the_mask_input_as_sam_predictor_does(
     from segment_anything import SamPredictor
 
     from tests.tiny_sam import build_tiny_sam, save_tiny_checkpoint, synthetic_cells
-    from worker.engines.sam import SamEngine
+    from worker.engines.sam.engine import SamEngine
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # much faster on a small shared machine

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from backend.images.demo_data import synthetic_nuclei
+from backend.images.management.commands.seed_demo import DEMO_PROJECT
 from backend.images.models import Image
-from backend.projects.management.commands.seed_demo import DEMO_PROJECT
 from backend.projects.models import Project
 from backend.segmentation.models import Embedding
 

@@ -19,19 +19,18 @@ from scipy import ndimage as ndi
 
 from backend.images.services import image_upload
 from backend.projects.models import Project
-from backend.segmentation.decoding import DecodeSession, embedding_cache, session_decode
-from backend.segmentation.embedding_compute import embedding_compute
-from backend.segmentation.model_services import segmentation_model_install
+from backend.segmentation.checkpoints import segmentation_model_install
+from backend.segmentation.compute import embedding_compute
+from backend.segmentation.live.session import DecodeSession, embedding_cache, session_decode
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import spec_for_model
 from tests.tiny_sam import save_tiny_checkpoint, synthetic_cells
 from tests.tiny_sam import tiny_spec as make_tiny_spec
 from worker import embedding_store, rle
 from worker.engines import registry
-from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
-from worker.engines.classical import ClassicalEngine
-from worker.engines.sam import SamEngine
-from worker.engines.sam_masks import tight_crop
+from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile, tight_crop
+from worker.engines.classical.engine import ClassicalEngine
+from worker.engines.sam.engine import SamEngine
 from worker.engines.spec import CLASSICAL_SPEC, EngineSpec
 from worker.engines.tiling import (
     TiledEngine,
@@ -43,6 +42,7 @@ from worker.engines.tiling import (
     tile_starts,
     tile_view,
 )
+from worker.metrics import iou
 
 CONFIG = TilingConfig(threshold=2048, tile_size=1024, overlap=256)
 SIDE = 3000  # tiles start at 0, 768, 1536 and 1976 on each axis
@@ -54,10 +54,6 @@ def full_frame(result: MaskResult, shape: tuple[int, int]) -> np.ndarray:
     h, w = result.mask_crop.shape
     mask[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
     return mask
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1))
 
 
 def click(x: float, y: float, label: int = 1) -> Prompt:

@@ -124,9 +124,3 @@ def result_mask(result: MaskResult, shape: tuple[int, int]) -> np.ndarray:
     h, w = result.mask_crop.shape
     mask[result.y0 : result.y0 + h, result.x0 : result.x0 + w] = result.mask_crop
     return mask
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two bool masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)

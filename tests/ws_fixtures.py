@@ -19,7 +19,7 @@ from backend.asgi import application
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Project
-from backend.segmentation.embedding_compute import embedding_compute
+from backend.segmentation.compute import embedding_compute
 from backend.segmentation.models import Embedding
 from tests.conftest import shared_data
 

@@ -17,5 +17,4 @@ app.conf.update(
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
 )
-app.autodiscover_tasks(["backend.segmentation", "backend.images"])
-app.autodiscover_tasks(["backend.segmentation"], related_name="proposal_tasks")
+app.autodiscover_tasks(["backend.segmentation", "backend.images", "backend.proposals"])

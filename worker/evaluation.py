@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from worker.engines.base import EmbeddingSet, Engine, MaskResult, Prompt
+from worker.metrics import iou
 
 MAX_CLICKS = 20
 NOC_THRESHOLDS = (0.85, 0.90)
@@ -66,8 +67,8 @@ class ObjectTrace:
 
     def clicks_to_reach(self, threshold: float) -> int:
         """Number of clicks of the first IoU >= threshold; `max_clicks` if never."""
-        for index, iou in enumerate(self.ious[: self.max_clicks]):
-            if iou >= threshold:
+        for index, reached in enumerate(self.ious[: self.max_clicks]):
+            if reached >= threshold:
                 return index + 1
         return self.max_clicks
 
@@ -123,14 +124,6 @@ def _deepest_point(region: np.ndarray) -> tuple[int, int]:
         return int(rows[0]), int(cols[0])
     nearest = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
     return int(rows[nearest]), int(cols[nearest])
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two bool masks of one shape; 1.0 if both are empty."""
-    union = int(np.count_nonzero(a | b))
-    if union == 0:
-        return 1.0
-    return int(np.count_nonzero(a & b)) / union
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser
 @database_sync_to_async
 def _user_for_token(key: str) -> Any:
     """The token's user, as for the REST API (backend/accounts/selectors.py)."""
+    # Here: asgi.py imports this module before Django's apps are ready.
     from backend.accounts.selectors import token_check
 
     token, _ = token_check(key)

@@ -15,6 +15,7 @@ from backend.annotations.export import FORMATS, coco_export, export_file_name
 from backend.annotations.selectors import (
     deleted_instance_list,
     instance_any_for_user,
+    instance_for_user,
     instance_history,
     instance_list_rows,
 )
@@ -27,7 +28,7 @@ from backend.annotations.serializers import (
     instance_json,
     instance_row_json,
 )
-from backend.annotations.services import (
+from backend.annotations.services.instances import (
     InstanceConflictError,
     instance_accept,
     instance_create_once,
@@ -38,7 +39,8 @@ from backend.annotations.services import (
 from backend.common.errors import ServiceError
 from backend.common.inputs import parse_input
 from backend.common.negotiation import FirstRenderer
-from backend.projects.access import image_for_user, instance_for_user, project_for_user
+from backend.images.selectors import image_for_user
+from backend.projects.access import project_for_user
 from backend.projects.selectors import label_resolve
 
 

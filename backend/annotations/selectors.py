@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import F, QuerySet
-from django.http import Http404
 
 from backend.annotations.models import Instance, InstanceHistory
 from backend.images.models import Image
-from backend.projects.access import visible_projects
+from backend.projects.access import visible_or_404
 from backend.projects.models import Project
+
+if TYPE_CHECKING:
+    from backend.projects.access import AnyUser
 
 RECENTLY_DELETED = 50
 
@@ -45,17 +46,15 @@ def deleted_instance_list(*, image: Image) -> QuerySet[Instance]:
     )
 
 
-def instance_any_for_user(user: AbstractBaseUser | AnonymousUser, instance_id: int) -> Instance:
-    """A live or deleted instance of a project `user` is in; Http404 otherwise
-    (the same rule as backend.projects.access.instance_for_user)."""
-    instance = (
-        Instance.all_objects.select_related("image", "label")
-        .filter(pk=instance_id, image__project__in=visible_projects(user))
-        .first()
-    )
-    if instance is None:
-        raise Http404("No such instance.")
-    return instance
+def instance_for_user(user: AnyUser, instance_id: int) -> Instance:
+    objects = Instance.objects.select_related("image", "label")
+    return visible_or_404(user, objects, instance_id, via="image__project", what="instance")
+
+
+def instance_any_for_user(user: AnyUser, instance_id: int) -> Instance:
+    """A live or deleted instance, as instance_for_user finds live ones."""
+    objects = Instance.all_objects.select_related("image", "label")
+    return visible_or_404(user, objects, instance_id, via="image__project", what="instance")
 
 
 def instance_history(*, instance: Instance) -> QuerySet[InstanceHistory]:

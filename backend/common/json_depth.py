@@ -1,6 +1,6 @@
 """How deep a JSON text nests, counted at C speed: a bound both the REST
 parser (backend/common/parsers.py) and the WebSocket protocol
-(backend/segmentation/protocol.py) put on what clients send, before any
+(backend/segmentation/live/protocol.py) put on what clients send, before any
 recursion in `json` can run out of stack."""
 
 from __future__ import annotations

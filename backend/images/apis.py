@@ -13,11 +13,11 @@ from rest_framework.views import APIView
 
 from backend.common.errors import ServiceError
 from backend.common.negotiation import FirstRenderer
-from backend.images.selectors import image_display_file, image_list, stack_for_user
+from backend.images.display_apis import image_viewing_json
+from backend.images.selectors import image_display_file, image_for_user, image_list, stack_for_user
 from backend.images.serializers import image_json, stack_json
 from backend.images.services import image_delete, image_upload, stack_delete
-from backend.images.tiles_apis import image_viewing_json
-from backend.projects.access import image_for_user, project_for_user
+from backend.projects.access import project_for_user
 
 
 class ProjectImagesApi(APIView):

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from PIL import Image as PILImage
 
 from backend.common.errors import ServiceError
-from backend.images.decoding import MAX_CHANNELS
+from backend.images.files.sources import MAX_CHANNELS
 from backend.images.models import Image
 from backend.images.rendering import (
     SETTINGS_KEY as MAPPING_KEY,
@@ -37,13 +34,15 @@ from backend.images.rendering import (
 from backend.images.rendering import (
     Mapping,
     default_mapping,
-    image_planes,
     mapping_for_image,
-    planes_to_rgb8,
 )
-from backend.images.storage import DISPLAY_NAME, media_path
+from backend.images.tasks import render_displays
 from backend.projects.models import Project
 from backend.projects.selectors import project_ensure_owner
+from backend.segmentation.embeddings import (
+    embeddings_discard_for_project,
+    embeddings_schedule_for_project,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +163,6 @@ def channel_mapping_set(
 ) -> tuple[Mapping | None, int]:
     """Change which channels the model sees (owners only); (stored mapping,
     embeddings scheduled). Unchanged: nothing happens and 0 are scheduled."""
-    from backend.segmentation.services import embeddings_schedule_for_project
-
     project_ensure_owner(project=project, user=user, action="change the channels the model sees")
     cleaned = clean_channel_mapping(mapping)
     locked = Project.objects.select_for_update().get(pk=project.pk)
@@ -179,62 +176,12 @@ def channel_mapping_set(
     locked.settings = settings
     locked.save(update_fields=["settings"])
     project.settings = locked.settings
-    _embeddings_discard(project=locked)
+    embeddings_discard_for_project(project=locked)
     image_ids = list(locked.images.values_list("pk", flat=True))
     transaction.on_commit(lambda: _displays_render_later(image_ids))
     return cleaned, embeddings_schedule_for_project(project=locked)
 
 
-def _embeddings_discard(*, project: Project) -> None:
-    """Delete every embedding of the project's images now, and their files once
-    the transaction commits (before the new ones are enqueued: on_commit runs
-    callbacks in order)."""
-    from backend.segmentation.models import Embedding
-
-    embeddings = Embedding.objects.filter(image__project=project)
-    stored = list(embeddings.values_list("engine_key", "image_id"))
-    embeddings.delete()
-    transaction.on_commit(lambda: _embedding_files_delete(stored))
-
-
-def _embedding_files_delete(stored: Sequence[tuple[str, int]]) -> None:
-    from django.conf import settings
-
-    from worker import embedding_store
-
-    for engine_key, image_id in stored:
-        try:
-            embedding_store.delete(settings.EMBEDDINGS_ROOT, engine_key, image_id)
-        except (OSError, ValueError):
-            logger.exception("could not delete embedding %s of image %s", engine_key, image_id)
-    # Every web process's decode cache sees the files go (EmbeddingCache checks
-    # the stored version on each hit), so none answers from the old mapping.
-
-
 def _displays_render_later(image_ids: list[int]) -> None:
-    from backend.images.tasks import render_displays
-
     if image_ids:
         render_displays.delay(image_ids)
-
-
-def displays_render(*, image_ids: Sequence[int]) -> None:
-    """Render the display PNGs of these images again with their project's
-    mapping (what the model sees); images gone meanwhile are skipped."""
-    for image in Image.objects.filter(pk__in=image_ids).select_related("project"):
-        try:
-            rgb = planes_to_rgb8(image_planes(image), mapping_for_image(image))
-            _display_replace(image, rgb)
-        except FileNotFoundError:
-            continue  # deleted meanwhile
-
-
-def _display_replace(image: Image, rgb: Any) -> None:
-    """Write the display PNG beside the old one, then swap: readers never see half a file."""
-    final = media_path(image.display_path)
-    temp = final.with_name(f".{DISPLAY_NAME}.tmp-{os.getpid()}")
-    try:
-        PILImage.fromarray(rgb).save(temp, format="PNG", compress_level=3)
-        os.replace(temp, final)
-    finally:
-        temp.unlink(missing_ok=True)

@@ -44,14 +44,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from backend.images.models import Image
 from backend.images.rendering import PERCENTILE_HIGH, PERCENTILE_LOW, SAMPLE_PIXELS
-
-if TYPE_CHECKING:
-    from backend.images.models import Image
+from backend.images.storage import media_path
 
 TILE_SIZE = 512
 FORMAT_VERSION = 1
@@ -291,8 +290,6 @@ def _write_level(source: np.ndarray, path: Path, size: tuple[int, int]) -> np.nd
 
 def image_pyramid(image: Image) -> Pyramid:
     """The image's pyramid, built on first use."""
-    from backend.images.storage import media_path
-
     return pyramid_ensure(media_path(image.planes_path))
 
 
@@ -313,23 +310,8 @@ def pyramid_json(pyramid: Pyramid, *, tile_url: str) -> dict[str, Any]:
     }
 
 
-def pyramids_schedule(*, images: list[Image]) -> None:
-    """Have the worker build these images' pyramids once the upload commits,
-    before their embeddings are queued. An image that fits one tile needs no
-    levels: its first request computes the statistics in a moment."""
-    from django.db import transaction
-
-    from backend.images.tasks import build_pyramid
-
-    for image in images:
-        if max(image.width, image.height) > TILE_SIZE:
-            transaction.on_commit(lambda image_id=image.pk: build_pyramid.delay(image_id))
-
-
 def pyramid_build_for(*, image_id: int) -> None:
     """Build the pyramid of image `image_id` unless it is gone."""
-    from backend.images.models import Image
-
     image = Image.objects.filter(pk=image_id).first()
     if image is None:
         return

@@ -32,14 +32,15 @@ Intensities
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from PIL import Image as PILImage
 
-from backend.images.storage import media_path
-
-if TYPE_CHECKING:
-    from backend.images.models import Image
+from backend.images.models import Image
+from backend.images.storage import DISPLAY_NAME, media_path
 
 Mapping = list[int | None]
 
@@ -133,3 +134,28 @@ def image_planes(image: Image) -> np.ndarray:
 def image_model_rgb(image: Image) -> np.ndarray:
     """(H, W, 3) uint8 RGB the segmentation model embeds: same as the display PNG."""
     return planes_to_rgb8(image_planes(image), mapping_for_image(image))
+
+
+# --- the display PNGs, rendered again when the channel mapping changes -------
+
+
+def displays_render(*, image_ids: Sequence[int]) -> None:
+    """Render the display PNGs of these images again with their project's
+    mapping (what the model sees); images gone meanwhile are skipped."""
+    for image in Image.objects.filter(pk__in=image_ids).select_related("project"):
+        try:
+            rgb = planes_to_rgb8(image_planes(image), mapping_for_image(image))
+            _display_replace(image, rgb)
+        except FileNotFoundError:
+            continue  # deleted meanwhile
+
+
+def _display_replace(image: Image, rgb: Any) -> None:
+    """Write the display PNG beside the old one, then swap: readers never see half a file."""
+    final = media_path(image.display_path)
+    temp = final.with_name(f".{DISPLAY_NAME}.tmp-{os.getpid()}")
+    try:
+        PILImage.fromarray(rgb).save(temp, format="PNG", compress_level=3)
+        os.replace(temp, final)
+    finally:
+        temp.unlink(missing_ok=True)

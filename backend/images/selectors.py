@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
-from django.http import Http404
 
 from backend.images.models import Image, ImageStack
 from backend.images.storage import media_path
-from backend.projects.access import visible_projects
+from backend.projects.access import visible_or_404
 from backend.projects.models import Project
 
 if TYPE_CHECKING:
@@ -21,16 +20,19 @@ def image_list(*, project: Project) -> QuerySet[Image]:
     return project.images.select_related("project", "stack").order_by("id")
 
 
-def stack_for_user(user: AnyUser, stack_id: int) -> ImageStack:
-    """The stack if `user` may see its project, else Http404 (as for images)."""
-    stack = (
-        ImageStack.objects.select_related("project")
-        .filter(pk=stack_id, project__in=visible_projects(user))
-        .first()
+def image_for_user(user: AnyUser, image_id: int) -> Image:
+    return visible_or_404(
+        user,
+        Image.objects.select_related("project"),
+        image_id,
+        via="project",
+        what="image",
     )
-    if stack is None:
-        raise Http404("No such stack.")
-    return stack
+
+
+def stack_for_user(user: AnyUser, stack_id: int) -> ImageStack:
+    objects = ImageStack.objects.select_related("project")
+    return visible_or_404(user, objects, stack_id, via="project", what="stack")
 
 
 def stack_planes(*, stack: ImageStack) -> list[tuple[int, int, int]]:

@@ -24,13 +24,15 @@ from django.db import transaction
 
 from backend.common.errors import ServiceError
 from backend.images import storage
-from backend.images.decoding import SNIFF_BYTES, DecodeError, sniff_format
+from backend.images.files.formats import sniff_format
+from backend.images.files.sources import SNIFF_BYTES, DecodeError
 from backend.images.models import Image, ImageStack
-from backend.images.pyramid import pyramids_schedule
+from backend.images.pyramid import TILE_SIZE
+from backend.images.tasks import build_pyramid
 from backend.images.upload_files import StoredFile, StoredPlane, StoredSource, upload_store
 from backend.projects.models import Project
 from backend.projects.selectors import project_ensure_owner
-from backend.segmentation.services import embeddings_schedule
+from backend.segmentation.embeddings import embeddings_schedule
 
 MAX_NAME_LENGTH = 255
 
@@ -198,3 +200,12 @@ def stack_delete(*, stack: ImageStack, user: AbstractBaseUser) -> None:
 def _folders_remove(folders: set[Path]) -> None:
     for folder in folders:
         storage.folder_remove(folder)
+
+
+def pyramids_schedule(*, images: list[Image]) -> None:
+    """Have the worker build these images' pyramids once the upload commits,
+    before their embeddings are queued. An image that fits one tile needs no
+    levels: its first request computes the statistics in a moment."""
+    for image in images:
+        if max(image.width, image.height) > TILE_SIZE:
+            transaction.on_commit(lambda image_id=image.pk: build_pyramid.delay(image_id))

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from backend.images import storage
-from backend.images.decoding import Limits, PlaneSource, open_sources, read_plane
+from backend.images.files.formats import open_sources, read_plane
+from backend.images.files.sources import Limits, PlaneSource
 from backend.images.rendering import mapping_from_settings, planes_to_rgb8
 from backend.projects.models import Project
 

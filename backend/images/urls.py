@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backend.images import apis, tiles_apis
+from backend.images import apis, display_apis
 
 urlpatterns = [
     path(
@@ -17,17 +17,17 @@ urlpatterns = [
     path("stacks/<int:stack_id>/", apis.StackDetailApi.as_view(), name="api-stack"),
     path(
         "images/<int:image_id>/tiles/<str:level>/<str:tx>/<str:ty>.bin",
-        tiles_apis.ImageTileApi.as_view(),
+        display_apis.ImageTileApi.as_view(),
         name="api-image-tile",
     ),
     path(
         "projects/<int:project_id>/display/",
-        tiles_apis.ProjectDisplayApi.as_view(),
+        display_apis.ProjectDisplayApi.as_view(),
         name="api-project-display",
     ),
     path(
         "projects/<int:project_id>/channel-mapping/",
-        tiles_apis.ProjectChannelMappingApi.as_view(),
+        display_apis.ProjectChannelMappingApi.as_view(),
         name="api-project-channel-mapping",
     ),
 ]

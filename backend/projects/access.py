@@ -1,13 +1,15 @@
 """The one place that decides who may see what.
 
-Every REST view, the WebSocket consumer and every task reaches projects,
-images and instances through these functions. A user outside a project gets
-Http404, exactly as if the object did not exist, so outsiders learn nothing.
+Every REST view, the WebSocket consumer and every task reaches a project, or
+anything inside one, through `visible_or_404` (each app's selectors name
+their objects: images.selectors.image_for_user, annotations.selectors.
+instance_for_user, ...). A user outside a project gets Http404, exactly as if
+the object did not exist, so outsiders learn nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -19,9 +21,6 @@ if TYPE_CHECKING:
 
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-    from backend.annotations.models import Instance
-    from backend.images.models import Image
-
     AnyUser: TypeAlias = AbstractBaseUser | AnonymousUser
 
 
@@ -31,34 +30,15 @@ def visible_projects(user: AnyUser) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user)
 
 
+def visible_or_404(user: AnyUser, objects: QuerySet[Any], pk: int, *, via: str, what: str) -> Any:
+    """Object `pk` of `objects` if `user` may see the project it belongs to
+    (reached through the lookup `via`, e.g. "image__project"), else
+    Http404 "No such <what>." exactly as for an object that does not exist."""
+    found = objects.filter(pk=pk, **{f"{via}__in": visible_projects(user)}).first()
+    if found is None:
+        raise Http404(f"No such {what}.")
+    return found
+
+
 def project_for_user(user: AnyUser, project_id: int) -> Project:
-    project = visible_projects(user).filter(pk=project_id).first()
-    if project is None:
-        raise Http404("No such project.")
-    return project
-
-
-def image_for_user(user: AnyUser, image_id: int) -> Image:
-    from backend.images.models import Image
-
-    image = (
-        Image.objects.select_related("project")
-        .filter(pk=image_id, project__in=visible_projects(user))
-        .first()
-    )
-    if image is None:
-        raise Http404("No such image.")
-    return image
-
-
-def instance_for_user(user: AnyUser, instance_id: int) -> Instance:
-    from backend.annotations.models import Instance
-
-    instance = (
-        Instance.objects.select_related("image", "label")
-        .filter(pk=instance_id, image__project__in=visible_projects(user))
-        .first()
-    )
-    if instance is None:
-        raise Http404("No such instance.")
-    return instance
+    return visible_or_404(user, Project.objects.all(), project_id, via="pk", what="project")

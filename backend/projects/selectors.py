@@ -15,6 +15,8 @@ from rest_framework import status
 from backend.common.errors import ServiceError
 from backend.projects.access import visible_projects
 from backend.projects.models import Label, Membership, Project
+from backend.segmentation.models import Embedding
+from backend.segmentation.selectors import engine_spec_for_project
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
@@ -37,9 +39,6 @@ def project_list(*, user: AnyUser) -> QuerySet[Project]:
 
 
 def project_stats(*, project: Project) -> ProjectStats:
-    from backend.segmentation.models import Embedding
-    from backend.segmentation.selectors import engine_spec_for_project
-
     spec = engine_spec_for_project(project)
     image_count = getattr(project, "image_count", None)
     if image_count is None:

@@ -13,6 +13,8 @@ from rest_framework import status
 from backend.common.errors import ServiceError
 from backend.projects.models import Label, Membership, Project
 from backend.projects.selectors import project_ensure_owner
+from backend.segmentation.embeddings import embeddings_schedule_for_project
+from backend.segmentation.selectors import engine_spec_named, installed_model_names
 
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 100
@@ -55,8 +57,6 @@ def _clean_labels(labels: Sequence[str]) -> list[str]:
 
 def _clean_model(model: str) -> str:
     """An installed model's name ("" keeps the instance default)."""
-    from backend.segmentation.selectors import engine_spec_named, installed_model_names
-
     model = model.strip()
     if model and engine_spec_named(model) is None:
         known = ", ".join(installed_model_names())
@@ -97,8 +97,6 @@ def project_update(
 ) -> Project:
     """Rename the project or switch its model. A new model keeps every label
     and instance; its embeddings are computed for every image after commit."""
-    from backend.segmentation.services import embeddings_schedule_for_project
-
     project_ensure_owner(project=project, user=user, action="change the project")
     if name is not None:
         project.name = _clean_name(name)

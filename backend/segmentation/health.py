@@ -9,6 +9,7 @@ from typing import Any
 from django.db import connection
 
 from backend.segmentation.selectors import default_engine_spec
+from worker.celery_app import app
 from worker.engines.spec import CLASSICAL, EngineSpec
 
 WORKER_PING_TTL_SECONDS = 10.0
@@ -33,8 +34,6 @@ def database_ok() -> bool:
 
 
 def broker_ok() -> bool:
-    from worker.celery_app import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -46,8 +45,6 @@ def broker_ok() -> bool:
 def worker_ok() -> bool:
     """Whether a Celery worker answers a ping; cached briefly (a ping takes ~1 s)."""
     global _last_ping
-    from worker.celery_app import app
-
     with _ping_lock:
         checked_at, answered = _last_ping
         if answered and time.monotonic() - checked_at < WORKER_PING_TTL_SECONDS:

@@ -1,6 +1,6 @@
 """Celery tasks for segmentation: take ids, call services.
 
-An embedding that another live worker holds (embedding_lease.py) is tried
+An embedding that another live worker holds (lease.py) is tried
 again once its lease would have run out: by then it is done, still held
 (a heartbeat renewed it: try again later), or its worker died and this task
 takes it over.
@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 from kombu.exceptions import OperationalError as BrokerError
 
+from backend.segmentation.compute import embedding_compute, embeddings_compute, embeddings_give_up
+from backend.segmentation.lease import lease_seconds
 from worker.celery_app import app
 
 logger = logging.getLogger(__name__)
@@ -39,9 +41,6 @@ def backoff_seconds(attempt: int) -> float:
 def _run(
     task: Any, ids: list[int], attempt: int, *, single: bool, compute: Callable[[], list[int]]
 ) -> None:
-    from backend.segmentation.embedding_compute import embeddings_give_up
-    from backend.segmentation.embedding_lease import lease_seconds
-
     args = [ids[0]] if single else [ids]
     close_old_connections()  # a connection an earlier error broke is not reused
     try:
@@ -61,8 +60,6 @@ def _run(
 
 @app.task(bind=True, name="segmentation.compute_embedding", max_retries=None)
 def compute_embedding(self: Any, embedding_id: int, attempt: int = 0) -> None:
-    from backend.segmentation.embedding_compute import embedding_compute
-
     _run(
         self,
         [embedding_id],
@@ -75,8 +72,6 @@ def compute_embedding(self: Any, embedding_id: int, attempt: int = 0) -> None:
 @app.task(bind=True, name="segmentation.compute_embeddings", max_retries=None)
 def compute_embeddings(self: Any, embedding_ids: list[int], attempt: int = 0) -> None:
     """Several embeddings in one task, batched through the engine per key."""
-    from backend.segmentation.embedding_compute import embeddings_compute
-
     _run(
         self,
         list(embedding_ids),

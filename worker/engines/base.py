@@ -92,3 +92,14 @@ class Prepares(Protocol):
         """Do the per-image work of `embedding`'s decodes now, so that its
         first click is as quick as the next ones."""
         ...
+
+
+def tight_crop(mask: np.ndarray, x0: int, y0: int) -> tuple[np.ndarray, int, int]:
+    """Shrink a bool mask placed at (x0, y0) to the bbox of its pixels (a copy)."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return np.zeros((0, 0), dtype=bool), 0, 0
+    xs = np.flatnonzero(mask.any(axis=0))
+    crop = mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
+    # A copy in the mask's own memory order (column-major masks stay so).
+    return crop.copy(order="K"), x0 + int(xs[0]), y0 + int(ys[0])

@@ -28,8 +28,8 @@ import math
 import numpy as np
 from skimage.transform import resize
 
-from worker.engines.base import EmbeddingSet, Engine, MaskResult, Prompt
-from worker.engines.tiling import best_tile, is_tiled, margin, native_tiles, overview_index
+from worker.engines.base import EmbeddingSet, Engine, MaskResult, Prompt, tight_crop
+from worker.engines.tiling import is_tiled, tile_for_box
 
 LOW_RES = 256  # SAM's mask input is 256x256 ...
 MODEL_SIZE = 1024  # ... over the 1024x1024 model frame
@@ -58,14 +58,14 @@ def mask_to_previous(embedding: EmbeddingSet, mask_full: np.ndarray) -> MaskResu
             f"a {mask.shape[1]}x{mask.shape[0]} mask given for a "
             f"{embedding.image_width}x{embedding.image_height} image"
         )
-    crop, x0, y0 = _tight_crop(mask)
+    crop, x0, y0 = tight_crop(mask, 0, 0)
     result = MaskResult(mask_crop=crop, x0=x0, y0=y0, score=1.0 if crop.size else 0.0)
     if not uses_mask_input(embedding) or crop.size == 0:
         return result
     index, meta = 0, embedding.meta
     local = mask
     if is_tiled(embedding):
-        index = _tile_for(embedding, (x0, y0, x0 + crop.shape[1], y0 + crop.shape[0]))
+        index = tile_for_box(embedding, (x0, y0, x0 + crop.shape[1], y0 + crop.shape[0]))
         tile = embedding.tiles[index]
         local = mask[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
         meta = embedding.meta["tile_meta"][index]  # type: ignore[index]
@@ -150,7 +150,7 @@ def _combine(parts: list[tuple[MaskResult, bool]], height: int, width: int) -> M
             window |= result.mask_crop
         else:
             window &= ~result.mask_crop
-    crop, cx, cy = _tight_crop(canvas)
+    crop, cx, cy = tight_crop(canvas, 0, 0)
     return MaskResult(crop, x0 + cx, y0 + cy, score=1.0 if crop.size else 0.0)
 
 
@@ -158,23 +158,3 @@ def _set_pixel(result: MaskResult, x: float, y: float, value: bool) -> None:
     r, c = int(y) - result.y0, int(x) - result.x0
     if 0 <= r < result.mask_crop.shape[0] and 0 <= c < result.mask_crop.shape[1]:
         result.mask_crop[r, c] = value
-
-
-def _tile_for(embedding: EmbeddingSet, box: tuple[float, float, float, float]) -> int:
-    """The native tile that holds the mask's box most centrally; the overview
-    when none holds it whole."""
-    h, w = embedding.image_height, embedding.image_width
-    index = best_tile(embedding.tiles, native_tiles(embedding), box, h, w)
-    overview = overview_index(embedding)
-    if overview is not None and margin(embedding.tiles[index], box, h, w) < 0:
-        return overview
-    return index
-
-
-def _tight_crop(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """The bool mask cut to the bbox of its pixels, and the bbox's origin."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    if ys.size == 0:
-        return np.zeros((0, 0), dtype=bool), 0, 0
-    xs = np.flatnonzero(mask.any(axis=0))
-    return mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1].copy(), int(xs[0]), int(ys[0])

@@ -106,11 +106,12 @@ def _usable(key: str, for_decoding_only: bool) -> Engine | None:
 def _build(
     spec: EngineSpec, *, for_decoding_only: bool, threads: int, options: EngineOptions
 ) -> Engine:
+    # Imported when first built: a classical-only server never loads torch.
     if spec.arch == CLASSICAL:
-        from worker.engines.classical import ClassicalEngine
+        from worker.engines.classical.engine import ClassicalEngine
 
         return ClassicalEngine()
-    from worker.engines.sam import SamEngine
+    from worker.engines.sam.engine import SamEngine
 
     return SamEngine(
         spec,

@@ -17,7 +17,7 @@ class EngineSpec:
     """
 
     name: str
-    arch: str  # "classical", "vit_b", "vit_l", "vit_h" (see worker/engines/sam.py)
+    arch: str  # "classical", "vit_b", "vit_l", "vit_h" (see worker/engines/sam/engine.py)
     checkpoint_path: str = ""
     sha256: str = ""
 

@@ -1,5 +1,5 @@
 // The WebSocket wire protocol, written once on the browser side.
-// Its twin is backend/segmentation/protocol.py; both are documented in docs/api.md.
+// Its twin is backend/segmentation/live/protocol.py; both are documented in docs/api.md.
 // Coordinates are image pixels in the full-resolution frame.
 
 export const PROMPT = "prompt";

@@ -25,7 +25,7 @@ from backend.common.demo import DEMO_PASSWORD, DEMO_USERNAME, demo_password
 from backend.common.home import home_folders_create
 from backend.common.processes import Child, supervise
 from backend.env import env_int, env_str
-from backend.segmentation.services import embeddings_requeue_unfinished
+from backend.segmentation.embeddings import embeddings_requeue_unfinished
 
 # Prompts are a few dozen points: anything near this size is not a prompt.
 WS_MAX_BYTES = 1024 * 1024

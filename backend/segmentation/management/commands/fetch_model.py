@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.common.errors import ServiceError
-from backend.segmentation.model_services import (
+from backend.segmentation.checkpoints import (
     OFFICIAL_CHECKPOINTS,
     model_fetch,
     segmentation_model_install,

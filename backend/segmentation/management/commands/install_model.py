@@ -12,8 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.common.errors import ServiceError
-from backend.segmentation.model_services import segmentation_model_install
-from worker.engines.sam_loading import SAM_ARCHS
+from backend.segmentation.checkpoints import segmentation_model_install
+from worker.engines.sam.loading import SAM_ARCHS
 from worker.engines.spec import EngineSpec
 
 

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from backend.projects.models import Project
+
+
+class EngineEvaluation(models.Model):
+    """One run of the simulated annotator over a project's accepted instances.
+
+    `metrics` holds what worker/evaluation.summarize returns plus the run's
+    `images`, `max_clicks` and `seconds`.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="evaluations")
+    model_name = models.CharField(max_length=100)
+    engine_key = models.CharField(max_length=200)
+    metrics = models.JSONField(default=dict)
+    # Not `objects`: a field of that name would displace the default manager.
+    object_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} on {self.project_id}"

@@ -1,0 +1,250 @@
+"""The WebSocket consumer for one image: prompts in, masks out.
+
+Authorizes in `connect` through backend.projects.access (an outsider's
+handshake is refused, like a missing image), queues each frame
+(prompt_queue.py: waiting prompts are decoded together, moot ones
+superseded), runs the queue's steps one at a time through a table of
+handlers, and decodes on a thread pool, never on the event loop. Replies
+keep the order of requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import Http404
+
+from backend.annotations.selectors import instance_for_user
+from backend.images.selectors import image_for_user
+from backend.segmentation.embeddings import embedding_schedule, embeddings_requeue_stale
+from backend.segmentation.live import protocol
+from backend.segmentation.live.prompt_queue import Decode, PromptQueue, Refine, Reset, Send, Waiting
+from backend.segmentation.live.session import (
+    DecodeSession,
+    decode_executor,
+    session_decode,
+    session_prepare,
+    session_refine_from,
+)
+from backend.segmentation.models import Embedding
+from backend.segmentation.selectors import embedding_for_image, engine_spec_for_project
+from worker.engines.spec import EngineSpec
+
+logger = logging.getLogger(__name__)
+
+STATUS_POLL_SECONDS = 0.5
+
+
+@database_sync_to_async
+def _open_session(user: Any, image_id: int) -> DecodeSession | None:
+    try:
+        image = image_for_user(user, image_id)
+    except Http404:
+        return None
+    spec = engine_spec_for_project(image.project)
+    if embedding_for_image(image=image, spec=spec) is None:
+        embedding_schedule(image=image)  # a new model: compute its embedding now
+    else:
+        embeddings_requeue_stale(image=image)
+    return DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
+
+
+@database_sync_to_async
+def _instance_rle(user: Any, instance_id: int, image_id: int) -> dict[str, Any] | None:
+    """The saved mask of an instance of this image that the user may see, else None
+    (another image's instance is as missing as an outsider's)."""
+    try:
+        instance = instance_for_user(user, instance_id)
+    except Http404:
+        return None
+    if instance.image_id != image_id:
+        return None
+    rle: dict[str, Any] = instance.rle
+    return rle
+
+
+@database_sync_to_async
+def _embedding_state(image_id: int, spec: EngineSpec) -> tuple[str, str]:
+    embedding = Embedding.objects.filter(image_id=image_id, engine_key=spec.key).first()
+    if embedding is None:
+        return Embedding.Status.PENDING, ""
+    return embedding.status, embedding.error
+
+
+def _log_prepare_failure(done: asyncio.Future[None], image_id: int) -> None:
+    exc = None if done.cancelled() else done.exception()
+    # A gone embedding (FileNotFoundError) is answered when a click comes.
+    if exc is not None and not isinstance(exc, FileNotFoundError):
+        logger.warning("preparing image %s for clicks failed: %r", image_id, exc)
+
+
+# A coarse embedding (a large image's overview while its tiles are computed)
+# answers clicks already; the connection keeps watching until it is ready.
+CLICKABLE = (Embedding.Status.COARSE, Embedding.Status.READY)
+
+
+class ImageConsumer(AsyncJsonWebsocketConsumer):
+    session: DecodeSession
+    queue: PromptQueue
+    status: str = ""
+    watcher: asyncio.Task[None] | None = None
+    drainer: asyncio.Task[None] | None = None
+    closing = False
+
+    async def connect(self) -> None:
+        image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
+        session = await _open_session(self.scope.get("user"), image_id)
+        if session is None:
+            # Accept, then close with a code the client can act on (stop
+            # retrying); the same for a missing image, an outsider and anyone
+            # not logged in, so nothing about the image leaks.
+            await self.accept()
+            await self.close(code=protocol.CLOSE_NOT_FOUND)
+            return
+        self.session = session
+        self.queue = PromptQueue(width=session.width, height=session.height)
+        await self.accept()
+        await self._refresh_status()
+        if self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):
+            self.watcher = asyncio.create_task(self._watch_status())
+
+    async def disconnect(self, code: int) -> None:
+        for task in (self.watcher, self.drainer):
+            if task is not None:
+                task.cancel()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Queue the frame (or why it is no message) and answer in turn; a bad
+        frame gets an error and the connection stays open."""
+        if not hasattr(self, "queue") or self.closing:
+            return  # refused in connect, or being closed: nothing more is answered
+        try:
+            item: Waiting = protocol.decode_frame(text_data, bytes_data)
+        except protocol.ProtocolError as exc:
+            item = exc
+        if not self.queue.push(item):
+            logger.warning(
+                "closing a connection on image %s: too many messages waiting", self.session.image_id
+            )
+            self.closing = True
+            if self.drainer is not None:
+                self.drainer.cancel()
+            await self.close(code=protocol.CLOSE_TOO_MANY)
+            return
+        if self.drainer is None or self.drainer.done():
+            self.drainer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.queue:
+            step = self.queue.take(object_points=len(self.session.points))
+            try:
+                await self.steps[type(step)](self, step)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("a message on image %s failed", self.session.image_id)
+
+    async def run_send(self, step: Send) -> None:
+        await self.send_json(step.message)
+
+    async def run_reset(self, step: Reset) -> None:
+        self.session.reset()
+
+    async def run_decode(self, step: Decode) -> None:
+        if not await self._clickable(step.request_ids):
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            score, rle = await loop.run_in_executor(
+                decode_executor(),
+                lambda: session_decode(
+                    self.session,
+                    points=list(step.points_xy_image),
+                    box=step.box_xyxy_image,
+                ),
+            )
+        except FileNotFoundError:
+            # The stored embedding went (a new channel mapping, another model)
+            # since this connection saw it ready: say so, and follow the new one.
+            await self._embedding_gone(step.request_ids)
+            return
+        except Exception:
+            logger.exception("decoding a prompt on image %s failed", self.session.image_id)
+            await self._errors(step.request_ids, "the mask could not be decoded")
+            return
+        for merged in step.request_ids[:-1]:
+            await self.send_json(protocol.superseded_message(merged))
+        await self.send_json(protocol.mask_message(step.request_ids[-1], score, rle))
+
+    async def _clickable(self, request_ids: tuple[int | None, ...]) -> bool:
+        if self.status not in CLICKABLE:
+            await self._refresh_status()
+        if self.status not in CLICKABLE:
+            await self._errors(request_ids, f"the image embedding is not ready yet ({self.status})")
+            return False
+        return True
+
+    async def _errors(self, request_ids: tuple[int | None, ...], message: str) -> None:
+        for rid in request_ids:
+            await self.send_json(protocol.error_message(rid, message))
+
+    async def _embedding_gone(self, request_ids: tuple[int | None, ...]) -> None:
+        self.status = ""
+        await self._refresh_status()
+        await self._errors(request_ids, f"the image embedding is not ready yet ({self.status})")
+        if self.watcher is None or self.watcher.done():
+            self.watcher = asyncio.create_task(self._watch_status())
+
+    async def run_refine(self, step: Refine) -> None:
+        """Reopen a saved instance: its mask becomes the session's previous result."""
+        rid = step.request_id
+        saved = await _instance_rle(self.scope.get("user"), step.instance_id, self.session.image_id)
+        if saved is None:
+            await self.send_json(protocol.error_message(rid, "no such instance on this image"))
+            return
+        if not await self._clickable((rid,)):
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            score, rle = await loop.run_in_executor(
+                decode_executor(), lambda: session_refine_from(self.session, saved)
+            )
+        except Exception:
+            logger.exception("refining an instance on image %s failed", self.session.image_id)
+            await self.send_json(protocol.error_message(rid, "the instance could not be reopened"))
+            return
+        await self.send_json(protocol.mask_message(rid, score, rle))
+
+    steps: dict[type, Callable[[ImageConsumer, Any], Awaitable[None]]] = {
+        Send: run_send,
+        Reset: run_reset,
+        Decode: run_decode,
+        Refine: run_refine,
+    }
+
+    async def _refresh_status(self) -> None:
+        status, error = await _embedding_state(self.session.image_id, self.session.spec)
+        if status != self.status:
+            self.status = status
+            await self.send_json(protocol.status_message(status, self.session.spec.key, error))
+            if status in CLICKABLE:
+                self._prepare()
+
+    def _prepare(self) -> None:
+        """Get the first click's work done (session_prepare) on the decode
+        pool while the annotator looks at the image; a click that comes first
+        waits its turn and finds it done. Nothing is sent, nothing awaited."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(decode_executor(), session_prepare, self.session)
+        image_id = self.session.image_id
+        future.add_done_callback(lambda done: _log_prepare_failure(done, image_id))
+
+    async def _watch_status(self) -> None:
+        while self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):
+            await asyncio.sleep(STATUS_POLL_SECONDS)
+            await self._refresh_status()

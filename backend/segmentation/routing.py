@@ -1,7 +1,0 @@
-from django.urls import path
-
-from backend.segmentation.consumers import ImageConsumer
-
-websocket_urlpatterns = [
-    path("ws/images/<int:image_id>/", ImageConsumer.as_asgi()),
-]
