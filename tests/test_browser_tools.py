@@ -414,7 +414,7 @@ def test_the_help_overlay_lists_every_shortcut(
     snap(page, "tools-help")
     table: list[dict[str, Any]] = page.evaluate(
         """async () => {
-            const { SHORTCUTS } = await import("/static/maskroom/shortcuts.js");
+            const { SHORTCUTS } = await import("/static/maskroom/tools/shortcuts.js");
             return SHORTCUTS.map((s) => ({ keys: s.keys, does: s.does }));
         }"""
     )

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 # Reads JSON cases on stdin, writes what rle.js makes of each on stdout.
 SCRIPT = """
 import { readFileSync } from "node:fs";
-import * as rleJs from "./maskroom/rle.js";
+import * as rleJs from "./maskroom/instances/rle.js";
 const { area, decodeCounts, decodeCrop, decodeMask, encodeCounts, encodeMask } = rleJs;
 const cases = JSON.parse(readFileSync(0, "utf8"));
 const out = cases.map(({ rle, mask, counts }) => {
@@ -123,7 +123,7 @@ def test_rle_js_round_trips_counts_of_a_huge_image(tmp_path: Path) -> None:
 
 PROPOSAL_SCRIPT = """
 import { readFileSync } from "node:fs";
-import { Proposal } from "./maskroom/proposal.js";
+import { Proposal } from "./maskroom/prompting/prompt_session.js";
 const { rle } = JSON.parse(readFileSync(0, "utf8"));
 const p = new Proposal();
 const log = {};

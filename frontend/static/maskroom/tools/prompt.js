@@ -2,9 +2,9 @@
 // negative point, drag for a box; a click while R is held refines: it
 // reopens the instance under the pointer as the current mask. It only
 // interprets the pointer; the editor decides what a point, a box or a refine
-// does (see editor.js and editing.js).
+// does (see pages/editor.js and instances/editing.js).
 
-import { NEGATIVE, POSITIVE } from "../protocol.js";
+import { NEGATIVE, POSITIVE } from "../prompting/protocol.js";
 
 const DRAG_THRESHOLD_PX = 5;
 

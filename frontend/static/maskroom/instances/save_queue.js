@@ -4,7 +4,7 @@
 // when the browser says it is back online. What an answer means is up to the
 // owner (InstanceStore), through settle(). No DOM here but fetch and timers.
 
-import { csrfToken } from "./api.js";
+import { csrfToken } from "../lib/api.js";
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;

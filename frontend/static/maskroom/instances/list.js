@@ -4,7 +4,7 @@
 // viewer, zooms to it and selects it; the selection made on the canvas
 // scrolls its row into view.
 
-import { el, formatArea } from "./dom.js";
+import { el, formatArea } from "../lib/dom.js";
 
 const ROW_PX = 30; // every row is this tall (style.css: table.instances tbody tr)
 const OVERSCAN = 8; // rows rendered beyond each edge of the view

@@ -3,10 +3,10 @@
 // contrast limits by slider, number or the "Auto" percentile stretch), plus
 // which channels the model sees.
 
-import { api } from "./api.js";
+import { api } from "../lib/api.js";
 import { COLORS, swatch } from "./composite.js";
 import { DisplaySettings, displayUrl } from "./display_settings.js";
-import { el } from "./dom.js";
+import { el } from "../lib/dom.js";
 import { TileSource } from "./tiles.js";
 
 // Show `image` (GET /api/images/{id}/) in `viewer` with the project's display

@@ -7,7 +7,7 @@
 //
 // What is drawn: first the image source, an object with draw(ctx, viewer)
 // called with ctx in device pixels (identity transform), such as the tile
-// pyramid of tiles.js, then the layers (instances, the proposal, ...) in the
+// pyramid of image/tiles.js, then the layers (instances, the proposal, ...) in the
 // image frame.
 
 const MIN_SCALE = 0.02;

@@ -4,8 +4,8 @@
 // selects and centres the next one. Proposed instances are instances with
 // state "proposed" (see docs/api.md, "Automatic proposals").
 
-import { api } from "./api.js";
-import { el } from "./dom.js";
+import { api } from "../lib/api.js";
+import { el } from "../lib/dom.js";
 
 const JOB_POLL_MS = 1000;
 

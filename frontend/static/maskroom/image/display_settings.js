@@ -8,7 +8,7 @@
 // Entries for channels this image lacks (saved from another image of the
 // project) are kept as they are.
 
-import { api, csrfToken } from "./api.js";
+import { api, csrfToken } from "../lib/api.js";
 
 const DEFAULT_ORDER = ["red", "green", "blue", "cyan", "magenta", "yellow", "grey", "grey"];
 const SAVE_DELAY_MS = 400;

@@ -7,7 +7,7 @@
 // one on screen.
 
 import { POSITIVE, promptMessage, refineMessage } from "./protocol.js";
-import { area, decodeCrop } from "./rle.js";
+import { area, decodeCrop } from "../instances/rle.js";
 
 export class Proposal {
   constructor() {

@@ -2,7 +2,7 @@
 // mask edit, relabel, delete and restore goes through InstanceStore.
 //
 // Changes show at once (optimistic) and are saved in the background, in
-// order, by a SaveQueue (savequeue.js). The pending operations are kept in
+// order, by a SaveQueue (save_queue.js). The pending operations are kept in
 // localStorage (per image), so a dropped network or a reload loses nothing:
 // they are replayed over the server's list and sent again. Updates and
 // deletes carry the version they were made on; on a stale one the server
@@ -22,9 +22,9 @@
 //   "conflict"  {conflicts: [{id, mine, server}]} (mine/server null: deleted there)
 //   "error"     {message}: the server refused a change, which was undone here
 
-import { endpoints } from "./api.js";
+import { endpoints } from "../lib/api.js";
 import { decodeCrop } from "./rle.js";
-import { SaveQueue, httpRequest } from "./savequeue.js";
+import { SaveQueue, httpRequest } from "./save_queue.js";
 
 const LOCAL_PREFIX = "local-";
 

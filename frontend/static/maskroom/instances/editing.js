@@ -1,19 +1,19 @@
 // The editing tools wired into the editor: select, brush, eraser and polygon
-// (beside prompt and pan, which editor.js registers), the undo history, the
+// (beside prompt and pan, which pages/editor.js registers), the undo history, the
 // toolbar, the keyboard shortcuts and their help overlay.
 //
 // Every change to an instance goes through Edits (edits.js): one store call
 // and one undoable command per user action.
 
 import { Edits } from "./edits.js";
-import { el } from "./dom.js";
+import { el } from "../lib/dom.js";
 import { History } from "./history.js";
 import { installProposalReview } from "./proposal_review.js";
-import { HelpOverlay, Shortcuts, TOOLS } from "./shortcuts.js";
-import { BrushSize, createBrushTool } from "./tools/brush.js";
-import { createEraserTool } from "./tools/eraser.js";
-import { createPolygonTool } from "./tools/polygon.js";
-import { createSelectTool } from "./tools/select.js";
+import { HelpOverlay, Shortcuts, TOOLS } from "../tools/shortcuts.js";
+import { BrushSize, createBrushTool } from "../tools/brush.js";
+import { createEraserTool } from "../tools/eraser.js";
+import { createPolygonTool } from "../tools/polygon.js";
+import { createSelectTool } from "../tools/select.js";
 
 const BRUSH_STEP = 1.25;
 

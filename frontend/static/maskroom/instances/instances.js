@@ -1,16 +1,16 @@
-// The image's instances on screen: drawn over the image (instance_layer.js),
-// listed in the sidebar (instance_list.js), shown as the display controls say
-// (instance_display.js). All changes go through the InstanceStore (store.js),
+// The image's instances on screen: drawn over the image (layer.js),
+// listed in the sidebar (list.js), shown as the display controls say
+// (display.js). All changes go through the InstanceStore (store.js),
 // which saves them; these views follow its events and redraw only what changed.
 //
 // For the tools: instanceAt(x, y) / instancesAt(xyImage) hit-test in image
 // pixels; setSelected(ids) highlights, and `layer` fires "selectionchange"
 // {ids} whenever the selection changes (list click, tool, deletion).
 
-import { InstanceDisplay } from "./instance_display.js";
-import { InstanceLayer } from "./instance_layer.js";
-import { InstanceList } from "./instance_list.js";
-import { isTyping } from "./tools/manager.js";
+import { InstanceDisplay } from "./display.js";
+import { InstanceLayer } from "./layer.js";
+import { InstanceList } from "./list.js";
+import { isTyping } from "../tools/manager.js";
 
 const byId = (id) => document.getElementById(id);
 

@@ -2,8 +2,8 @@
 // switch it), automatic proposals for all images with a progress bar, and
 // the table of engine evaluations.
 
-import { api, asList } from "./api.js";
-import { el, showError } from "./dom.js";
+import { api, asList } from "../lib/api.js";
+import { el, showError } from "../lib/dom.js";
 
 const JOB_POLL_MS = 1000;
 const projectId = Number(document.body.dataset.projectId);

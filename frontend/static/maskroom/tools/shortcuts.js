@@ -7,9 +7,9 @@
 // without an action only document a gesture or a key handled elsewhere (the
 // active tool's onKey, the instance display's O and H).
 
-import { el } from "./dom.js";
-import { DISPLAY_KEYS } from "./instance_display.js";
-import { isTyping } from "./tools/manager.js";
+import { el } from "../lib/dom.js";
+import { DISPLAY_KEYS } from "../instances/display.js";
+import { isTyping } from "./manager.js";
 
 const plain = (key) => (event) => !event.ctrlKey && !event.metaKey && !event.altKey && event.key.toLowerCase() === key;
 const withCtrl = (key, shift) => (event) =>

@@ -2,25 +2,25 @@
 // proposal and the saved instances together. body[data-ready="true"] once the
 // image and its instances are drawn; automated checks wait for it.
 
-import { api, endpoints } from "./api.js";
-import { mountImageView } from "./channels.js";
-import { displayUrl } from "./display_settings.js";
-import { showError } from "./dom.js";
-import { installEditing } from "./editing.js";
-import { showEngine } from "./engine.js";
-import { Instances } from "./instances.js";
-import { LabelPicker } from "./labels.js";
-import { maskBitmap } from "./overlay.js";
-import { Proposal } from "./proposal.js";
-import { attachSaveState } from "./savestate.js";
-import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, SUPERSEDED, resetMessage, socketUrl } from "./protocol.js";
-import { SegmentationSocket } from "./socket.js";
-import { mountStackControls } from "./stack.js";
-import { InstanceStore, isLocalId } from "./store.js";
-import { ToolManager } from "./tools/manager.js";
-import { createPanTool } from "./tools/pan.js";
-import { createPromptTool } from "./tools/prompt.js";
-import { Viewer } from "./viewer.js";
+import { api, endpoints } from "../lib/api.js";
+import { mountImageView } from "../image/channels.js";
+import { displayUrl } from "../image/display_settings.js";
+import { showError } from "../lib/dom.js";
+import { installEditing } from "../instances/editing.js";
+import { showEngine } from "../prompting/engine.js";
+import { Instances } from "../instances/instances.js";
+import { LabelPicker } from "../instances/labels.js";
+import { maskBitmap } from "../image/overlay.js";
+import { Proposal } from "../prompting/prompt_session.js";
+import { attachSaveState } from "../instances/save_state.js";
+import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, SUPERSEDED, resetMessage, socketUrl } from "../prompting/protocol.js";
+import { SegmentationSocket } from "../prompting/socket.js";
+import { mountStackControls } from "../image/stack.js";
+import { InstanceStore, isLocalId } from "../instances/store.js";
+import { ToolManager } from "../tools/manager.js";
+import { createPanTool } from "../tools/pan.js";
+import { createPromptTool } from "../tools/prompt.js";
+import { Viewer } from "../image/viewer.js";
 
 const $ = (id) => document.getElementById(id);
 const imageId = Number(document.body.dataset.imageId);
@@ -242,7 +242,7 @@ const socket = new SegmentationSocket(
   },
 );
 
-// --- keys and buttons (the keys: shortcuts.js, wired in editing.js) -------
+// --- keys and buttons (keys: tools/shortcuts.js, wired in instances/editing.js)
 
 function zoomCentre(factor) {
   const rect = viewer.canvas.getBoundingClientRect();

@@ -1,6 +1,6 @@
 // The label picker: one button per label, keys 1-9, remembered per project.
 
-import { el } from "./dom.js";
+import { el } from "../lib/dom.js";
 
 export class LabelPicker {
   constructor({ node, labels, projectId, onChange }) {

@@ -4,8 +4,8 @@
 // server's version outlined over the image), and the "Recently deleted" list
 // with a Restore button.
 
-import { el, formatArea } from "./dom.js";
-import { maskBitmap } from "./overlay.js";
+import { el, formatArea } from "../lib/dom.js";
+import { maskBitmap } from "../image/overlay.js";
 import { decodeCrop } from "./rle.js";
 
 const byId = (id) => document.getElementById(id);
