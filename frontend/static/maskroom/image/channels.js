@@ -3,9 +3,9 @@
 // contrast limits by slider, number or the "Auto" percentile stretch), plus
 // which channels the model sees.
 
-import { api } from "../lib/api.js";
+import { api, endpoints } from "../lib/api.js";
 import { COLORS, swatch } from "./composite.js";
-import { DisplaySettings, displayUrl } from "./display_settings.js";
+import { DisplaySettings } from "./display_settings.js";
 import { el } from "../lib/dom.js";
 import { TileSource } from "./tiles.js";
 
@@ -16,7 +16,7 @@ import { TileSource } from "./tiles.js";
 // `tiles.loaded()` resolves once the tiles on screen are drawn.
 // body[data-tiles] is "loading" or "idle".
 export async function mountImageView({ image, projectId, viewer, nodes, stored = null }) {
-  stored = await (stored ?? api(displayUrl(projectId)));
+  stored = await (stored ?? api(endpoints.projectDisplay(projectId)));
   const settings = new DisplaySettings({ projectId, image, stored });
   const tiles = new TileSource({
     pyramid: image.pyramid,

@@ -8,14 +8,10 @@
 // Entries for channels this image lacks (saved from another image of the
 // project) are kept as they are.
 
-import { api, csrfToken } from "../lib/api.js";
+import { api, csrfToken, endpoints } from "../lib/api.js";
 
 const DEFAULT_ORDER = ["red", "green", "blue", "cyan", "magenta", "yellow", "grey", "grey"];
 const SAVE_DELAY_MS = 400;
-
-export function displayUrl(projectId) {
-  return `/api/projects/${projectId}/display/`;
-}
 
 export class DisplaySettings {
   // image: GET /api/images/{id}/ (with `pyramid`); stored: the project's {channels}.
@@ -121,7 +117,7 @@ export class DisplaySettings {
     this.timer = null;
     this.setSaveState("saving");
     try {
-      const stored = await api(displayUrl(this.projectId), { method: "DELETE" });
+      const stored = await api(endpoints.projectDisplay(this.projectId), { method: "DELETE" });
       this.apply(stored);
       this.setSaveState("saved");
     } catch (err) {
@@ -156,7 +152,7 @@ export class DisplaySettings {
     if (keepalive) {
       // The page is going away: a request that outlives it, nothing to wait for.
       const headers = { "Content-Type": "application/json", "X-CSRFToken": csrfToken() };
-      fetch(displayUrl(this.projectId), { method: "PUT", headers, body: JSON.stringify(body), keepalive: true });
+      fetch(endpoints.projectDisplay(this.projectId), { method: "PUT", headers, body: JSON.stringify(body), keepalive: true });
       return;
     }
     this.setSaveState("saving");
@@ -166,7 +162,7 @@ export class DisplaySettings {
     this.sending = (async () => {
       await previous;
       try {
-        const stored = await api(displayUrl(this.projectId), { method: "PUT", json: body });
+        const stored = await api(endpoints.projectDisplay(this.projectId), { method: "PUT", json: body });
         this.stored = stored.channels;
         if (this.timer === null && this.queued === 1) this.setSaveState("saved");
       } catch (err) {

@@ -4,35 +4,10 @@
 // when the browser says it is back online. What an answer means is up to the
 // owner (InstanceStore), through settle(). No DOM here but fetch and timers.
 
-import { csrfToken } from "../lib/api.js";
+import { httpRequest } from "../lib/api.js";
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;
-
-// fetch -> {status, body}; status 0 when the network failed (no answer).
-export async function httpRequest(path, { method = "GET", json } = {}) {
-  const headers = { Accept: "application/json" };
-  if (json !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  try {
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: json === undefined ? undefined : JSON.stringify(json),
-      credentials: "same-origin",
-    });
-    const text = await response.text();
-    let body = null;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      body = null;
-    }
-    return { status: response.status, body };
-  } catch {
-    return { status: 0, body: null };
-  }
-}
 
 function unreachable(status) {
   return status === 0 || status >= 500 || status === 408 || status === 429;

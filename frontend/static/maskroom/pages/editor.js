@@ -4,7 +4,6 @@
 
 import { api, endpoints } from "../lib/api.js";
 import { mountImageView } from "../image/channels.js";
-import { displayUrl } from "../image/display_settings.js";
 import { showError } from "../lib/dom.js";
 import { installEditing } from "../instances/editing.js";
 import { showEngine } from "../prompting/engine.js";
@@ -13,7 +12,7 @@ import { LabelPicker } from "../instances/labels.js";
 import { maskBitmap } from "../image/overlay.js";
 import { Proposal } from "../prompting/prompt_session.js";
 import { attachSaveState } from "../instances/save_state.js";
-import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, SUPERSEDED, resetMessage, socketUrl } from "../prompting/protocol.js";
+import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
 import { SegmentationSocket } from "../prompting/socket.js";
 import { mountStackControls } from "../image/stack.js";
 import { InstanceStore, isLocalId } from "../instances/store.js";
@@ -205,7 +204,7 @@ function describePrompts() {
 // --- the socket -----------------------------------------------------------
 
 const socket = new SegmentationSocket(
-  socketUrl(imageId),
+  endpoints.imageSocket(imageId),
   {
     [STATUS]: (message) => {
       state.embeddingStatus = message.embedding_status;
@@ -279,7 +278,7 @@ async function start() {
   showEngine($("engine-name"), $("engine-hint"));
   socket.connect();
 
-  const storedDisplay = api(displayUrl(projectId)); // the channel settings, fetched alongside
+  const storedDisplay = api(endpoints.projectDisplay(projectId)); // the channel settings, fetched alongside
   storedDisplay.catch(() => {}); // its failure is reported where it is awaited
   const [image, project] = await Promise.all([
     api(endpoints.image(imageId)),

@@ -15,6 +15,9 @@ const errorNode = form.querySelector(".error");
 const doneNode = form.querySelector(".done");
 let pollTimer = null;
 
+// The export link's URL, like every REST URL, comes from lib/api.js.
+document.getElementById("export-link").href = endpoints.projectExport(projectId);
+
 const STATUS_TEXT = {
   pending: "queued",
   running: "embedding…",

@@ -34,8 +34,3 @@ export function refineMessage(requestId, instanceId) {
 export function resetMessage() {
   return { type: RESET };
 }
-
-export function socketUrl(imageId) {
-  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${window.location.host}/ws/images/${imageId}/`;
-}
