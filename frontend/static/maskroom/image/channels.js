@@ -22,14 +22,14 @@ export async function mountImageView({ image, projectId, viewer, nodes, stored =
     pyramid: image.pyramid,
     viewer,
     channels: () => settings.resolved(),
-    onState: (loading) => {
-      document.body.dataset.tiles = loading ? "loading" : "idle";
-    },
+  });
+  tiles.addEventListener("loadingchange", (event) => {
+    document.body.dataset.tiles = event.detail.loading ? "loading" : "idle";
   });
   viewer.setImageSource(tiles, image.width, image.height);
   const panel = new ChannelPanel({ node: nodes.list, settings, saveStateNode: nodes.saveState });
-  settings.onChange((kind) => {
-    if (kind === "channels") tiles.invalidate();
+  settings.addEventListener("change", (event) => {
+    if (event.detail.kind === "channels") tiles.invalidate();
     panel.update();
   });
   nodes.reset?.addEventListener("click", (event) => {

@@ -7,22 +7,25 @@
 // images, else the percentile stretch (the pyramid's p_low and p_high).
 // Entries for channels this image lacks (saved from another image of the
 // project) are kept as they are.
+//
+// Events: "change" {kind}: kind "channels" when what is shown changed,
+// "save" when only the save state did.
 
 import { api, csrfToken, endpoints } from "../lib/api.js";
 
 const DEFAULT_ORDER = ["red", "green", "blue", "cyan", "magenta", "yellow", "grey", "grey"];
 const SAVE_DELAY_MS = 400;
 
-export class DisplaySettings {
+export class DisplaySettings extends EventTarget {
   // image: GET /api/images/{id}/ (with `pyramid`); stored: the project's {channels}.
   constructor({ projectId, image, stored }) {
+    super();
     this.projectId = projectId;
     this.image = image;
     this.stats = image.pyramid.channels;
     this.count = image.channels;
     this.isRgb8 = image.pyramid.dtype === "uint8" && this.count >= 3;
     this.isInteger = !image.pyramid.dtype.startsWith("float");
-    this.listeners = new Set();
     this.saveState = "saved";
     this.timer = null;
     this.sending = Promise.resolve();
@@ -31,13 +34,8 @@ export class DisplaySettings {
     addEventListener("pagehide", () => this.flush({ keepalive: true }));
   }
 
-  onChange(listener) {
-    this.listeners.add(listener);
-  }
-
-  // kind: "channels" when what is shown changed, "save" when only the save state did.
   notify(kind = "channels") {
-    for (const listener of this.listeners) listener(kind, this);
+    this.dispatchEvent(new CustomEvent("change", { detail: { kind } }));
   }
 
   apply(stored) {

@@ -10,15 +10,15 @@
 import { InstanceDisplay } from "./display.js";
 import { InstanceLayer } from "./layer.js";
 import { InstanceList } from "./list.js";
-import { isTyping } from "../tools/manager.js";
+import { isTyping } from "../lib/dom.js";
 
 const byId = (id) => document.getElementById(id);
 
 export class Instances {
-  // labels: [{id, name, color}]; store: InstanceStore; onError(message) shows failures.
+  // labels: [{id, name, color}]; store: InstanceStore.
   // listNode/countNode: the list's tbody and count; the other nodes default to
   // the editor template's ids.
-  constructor({ projectId, labels, listNode, countNode, viewer, onError, store, nodes = {} }) {
+  constructor({ projectId, labels, listNode, countNode, viewer, store, nodes = {} }) {
     this.store = store;
     this.viewer = viewer;
     this.layer = new InstanceLayer({ viewer, labels });
@@ -28,7 +28,6 @@ export class Instances {
       layer: this.layer,
       viewer,
       labels,
-      onError,
       nodes: {
         body: listNode,
         count: countNode,

@@ -3,6 +3,8 @@
 // stays first in line and is tried again with exponential backoff, or at once
 // when the browser says it is back online. What an answer means is up to the
 // owner (InstanceStore), through settle(). No DOM here but fetch and timers.
+//
+// Events: "change" after each step (an operation sent, settled or put off).
 
 import { httpRequest } from "../lib/api.js";
 
@@ -13,14 +15,14 @@ function unreachable(status) {
   return status === 0 || status >= 500 || status === 408 || status === 429;
 }
 
-export class SaveQueue {
+export class SaveQueue extends EventTarget {
   // request(path, options) -> {status, body}; requestOf(op) -> [path, options];
-  // settle(op, status, body) handles an answer; onChange() after each step.
-  constructor({ request = httpRequest, requestOf, settle, onChange }) {
+  // settle(op, status, body) handles an answer.
+  constructor({ request = httpRequest, requestOf, settle }) {
+    super();
     this.request = request;
     this.requestOf = requestOf;
     this.settle = settle;
-    this.onChange = onChange;
     this.ops = []; // operations not yet settled, oldest first (plain JSON)
     this.inFlight = null; // the one being sent, still ops[0]
     this.offline = false; // the last try got no answer at all
@@ -73,7 +75,7 @@ export class SaveQueue {
     while (this.ops.length) {
       const op = this.ops[0];
       this.inFlight = op;
-      this.onChange();
+      this.changed();
       const answer = await this.send(op);
       if (unreachable(answer.status)) {
         this.inFlight = null;
@@ -92,6 +94,10 @@ export class SaveQueue {
       this.retryMs = FIRST_RETRY_MS;
       this.ops = this.ops.filter((queued) => queued !== op);
     }
-    this.onChange();
+    this.changed();
+  }
+
+  changed() {
+    this.dispatchEvent(new Event("change"));
   }
 }

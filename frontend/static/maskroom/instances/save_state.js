@@ -146,10 +146,10 @@ export class DeletedList {
   }
 }
 
-// Everything above, on the editor template's nodes; errors go to onError(message).
-export function attachSaveState({ store, viewer, labels, onError }) {
+// Everything above, on the editor template's nodes; errors go to showError(message).
+export function attachSaveState({ store, viewer, labels, showError }) {
   new SaveIndicator({ node: byId("save-state"), store });
   new ConflictPanel({ node: byId("conflicts"), listNode: byId("conflict-list"), store, viewer, labels });
   new DeletedList({ node: byId("recently-deleted"), listNode: byId("deleted-list"), store, labels });
-  store.addEventListener("error", (event) => onError(event.detail.message));
+  store.addEventListener("error", (event) => showError(event.detail.message));
 }

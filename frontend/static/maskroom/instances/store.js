@@ -63,10 +63,10 @@ export class InstanceStore extends EventTarget {
       request: this.request,
       requestOf: (op) => this.requestOf(op),
       settle: (op, status, body) => this.settle(op, status, body),
-      onChange: () => {
-        this.save();
-        this.emitState();
-      },
+    });
+    this.queue.addEventListener("change", () => {
+      this.save();
+      this.emitState();
     });
   }
 

@@ -1,32 +1,32 @@
-// The image editor: wires the viewer, the tools, the socket, the current
-// proposal and the saved instances together. body[data-ready="true"] once the
+// The image editor: wires the viewer, the tools, the socket, the live prompt
+// session and the saved instances together. body[data-ready="true"] once the
 // image and its instances are drawn; automated checks wait for it.
 
-import { api, endpoints } from "../lib/api.js";
 import { mountImageView } from "../image/channels.js";
-import { showError } from "../lib/dom.js";
+import { mountStackControls } from "../image/stack.js";
+import { Viewer } from "../image/viewer.js";
 import { installEditing } from "../instances/editing.js";
-import { showEngine } from "../prompting/engine.js";
 import { Instances } from "../instances/instances.js";
 import { LabelPicker } from "../instances/labels.js";
-import { maskBitmap } from "../image/overlay.js";
-import { Proposal } from "../prompting/prompt_session.js";
 import { attachSaveState } from "../instances/save_state.js";
-import { ERROR, MASK, NEGATIVE, POSITIVE, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
-import { SegmentationSocket } from "../prompting/socket.js";
-import { mountStackControls } from "../image/stack.js";
 import { InstanceStore, isLocalId } from "../instances/store.js";
+import { api, endpoints } from "../lib/api.js";
+import { showError } from "../lib/dom.js";
+import { showEngine } from "../prompting/engine.js";
+import { PromptSession } from "../prompting/prompt_session.js";
+import { PromptView } from "../prompting/prompt_view.js";
+import { ERROR, MASK, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
+import { SegmentationSocket } from "../prompting/socket.js";
 import { ToolManager } from "../tools/manager.js";
 import { createPanTool } from "../tools/pan.js";
 import { createPromptTool } from "../tools/prompt.js";
-import { Viewer } from "../image/viewer.js";
 
 const $ = (id) => document.getElementById(id);
 const imageId = Number(document.body.dataset.imageId);
 const projectId = Number(document.body.dataset.projectId);
 
 const viewer = new Viewer($("viewer"));
-const proposal = new Proposal();
+const session = new PromptSession();
 const tools = new ToolManager(viewer);
 // Every instance change goes through the store (saved in the background, kept across reloads).
 const store = new InstanceStore(imageId);
@@ -34,7 +34,12 @@ const state = { embeddingStatus: "pending", engine: "", connected: false, saving
 let instances = null;
 let labelPicker = null;
 let editing = null; // {history, edits, ...} from installEditing
-let proposalBitmap = null; // {key, canvas}
+const promptView = new PromptView({
+  session,
+  viewer,
+  color: () => labelPicker?.selected?.color,
+  nodes: { info: $("proposal"), accept: $("accept"), discard: $("discard") },
+});
 
 const STATUS_TEXT = {
   pending: "Waiting for the worker to compute the embedding…",
@@ -85,12 +90,12 @@ function sendPrompt(message) {
   if (!socket.send(message)) showEditorError("Not connected to the server; retrying.");
 }
 
-function onPoint(xyImage, label) {
-  if (canPrompt()) sendPrompt(proposal.addPoint(xyImage.x, xyImage.y, label));
+function onPoint({ xyImage, label }) {
+  if (canPrompt()) sendPrompt(session.addPoint(xyImage.x, xyImage.y, label));
 }
 
-function onBox(x0, y0, x1, y1) {
-  if (canPrompt()) sendPrompt(proposal.setBox(x0, y0, x1, y1));
+function onBox({ x0, y0, x1, y1 }) {
+  if (canPrompt()) sendPrompt(session.setBox(x0, y0, x1, y1));
 }
 
 // Refine: reopen a saved instance as the current mask; Enter saves it back.
@@ -101,30 +106,30 @@ function refine(id) {
     showEditorError("This instance is still being saved; refine it in a moment.");
     return;
   }
-  sendPrompt(proposal.refine(serverId));
+  sendPrompt(session.refine(serverId));
 }
 
-function onRefine(xyImage) {
+function onRefine({ xyImage }) {
   const id = instances?.instanceAt(xyImage.x, xyImage.y) ?? null;
   if (id === null) showEditorError("No instance here to refine: hold R and click an instance.");
   else refine(id);
 }
 
 async function accept() {
-  if (state.saving || !proposal.mask) return;
-  if (!proposal.mask.area) {
+  if (state.saving || !session.mask) return;
+  if (!session.mask.area) {
     showEditorError("The mask is empty: add a point, or press Esc.");
     return;
   }
   const label = labelPicker?.selected;
-  if (!label && proposal.refining === null) {
+  if (!label && session.refining === null) {
     showEditorError("Choose a label first.");
     return;
   }
   state.saving = true;
   try {
-    if (proposal.refining !== null) editing.edits.setMask(proposal.refining, proposal.mask.rle, "refine");
-    else editing.edits.create({ labelId: label.id, rle: proposal.mask.rle });
+    if (session.refining !== null) editing.edits.setMask(session.refining, session.mask.rle, "refine");
+    else editing.edits.create({ labelId: label.id, rle: session.mask.rle });
     discard();
   } catch (err) {
     showEditorError(`Could not save the instance: ${err.message}`);
@@ -135,111 +140,47 @@ async function accept() {
 
 // Returns whether there was something to discard.
 function discard() {
-  if (proposal.isEmpty) return false;
-  proposal.clear();
+  if (session.isEmpty) return false;
+  session.clear();
   socket.send(resetMessage());
   showEditorError("");
   return true;
 }
 
-// --- drawing the proposal -------------------------------------------------
-
-function drawProposal(ctx, view) {
-  const mask = proposal.mask;
-  const color = labelPicker?.selected?.color ?? "#ffcc00";
-  if (mask && mask.crop.area > 0) {
-    const key = `${mask.requestId}:${color}`;
-    if (proposalBitmap?.key !== key) {
-      proposalBitmap = { key, canvas: maskBitmap(mask.crop, color, { fill: 0.55, edge: 1, edgeColor: "#ffffff" }) };
-    }
-    ctx.drawImage(proposalBitmap.canvas, mask.crop.x0, mask.crop.y0);
-  }
-  if (proposal.box) {
-    const [x0, y0, x1, y1] = proposal.box;
-    ctx.lineWidth = 2 / view.scale;
-    ctx.strokeStyle = "#ffffff";
-    ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-  }
-  for (const [x, y, label] of proposal.points) {
-    ctx.beginPath();
-    ctx.arc(x, y, 5 / view.scale, 0, 2 * Math.PI);
-    ctx.fillStyle = label === POSITIVE ? "#22c55e" : "#ef4444";
-    ctx.fill();
-    ctx.lineWidth = 1.5 / view.scale;
-    ctx.strokeStyle = "#ffffff";
-    ctx.stroke();
-  }
-}
-
-function renderProposal() {
-  const node = $("proposal");
-  const mask = proposal.mask;
-  node.dataset.area = String(mask ? mask.area : 0);
-  node.dataset.requestId = String(mask ? mask.requestId : 0);
-  node.classList.toggle("muted", !mask);
-  const prompts = describePrompts();
-  if (mask) {
-    node.textContent = `${mask.area} px · score ${Number(mask.score).toFixed(2)} · ${prompts}`;
-  } else if (!proposal.isEmpty) {
-    node.textContent = `Segmenting… (${prompts})`;
-  } else {
-    node.textContent = "Click an object to segment it.";
-  }
-  $("accept").disabled = !mask;
-  $("discard").disabled = proposal.isEmpty;
-  viewer.requestDraw();
-}
-
-function describePrompts() {
-  const positives = proposal.points.filter((p) => p[2] === POSITIVE).length;
-  const negatives = proposal.points.filter((p) => p[2] === NEGATIVE).length;
-  const parts = [];
-  if (positives) parts.push(`${positives} positive`);
-  if (negatives) parts.push(`${negatives} negative`);
-  if (proposal.box) parts.push("box");
-  if (proposal.refining !== null) parts.unshift(`refining #${proposal.refining}`);
-  return parts.join(", ") || "no prompts";
-}
-
 // --- the socket -----------------------------------------------------------
 
-const socket = new SegmentationSocket(
-  endpoints.imageSocket(imageId),
-  {
-    [STATUS]: (message) => {
-      state.embeddingStatus = message.embedding_status;
-      state.engine = message.engine ?? state.engine;
-      state.detail = message.detail ?? "";
-      updateBanner();
-    },
-    [MASK]: (message) => {
-      if (proposal.applyMask(message)) showEditorError("");
-    },
-    [SUPERSEDED]: (message) => proposal.answered(message.request_id),
-    [ERROR]: (message) => {
-      proposal.rejected(message.request_id);
-      showEditorError(message.message);
-      renderProposal();
-    },
-  },
-  {
-    onOpen: () => {
-      state.connected = true;
-      updateBanner();
-      store.retryNow(); // the server is back: send pending saves without waiting for the backoff
-      // A fresh connection knows none of our prompts: send them all again.
-      for (const replay of proposal.replayMessages()) socket.send(replay);
-    },
-    onClose: ({ code, retryInMs }) => {
-      state.connected = false;
-      state.offlineText =
-        retryInMs === null
-          ? `The server closed the connection (code ${code}).`
-          : `Connection lost; reconnecting in ${Math.ceil(retryInMs / 1000)} s…`;
-      updateBanner();
-    },
-  },
-);
+const socket = new SegmentationSocket(endpoints.imageSocket(imageId));
+const on = (type, handler) => socket.addEventListener(type, (event) => handler(event.detail));
+on(STATUS, (message) => {
+  state.embeddingStatus = message.embedding_status;
+  state.engine = message.engine ?? state.engine;
+  state.detail = message.detail ?? "";
+  updateBanner();
+});
+on(MASK, (message) => {
+  if (session.applyMask(message)) showEditorError("");
+});
+on(SUPERSEDED, (message) => session.answered(message.request_id));
+on(ERROR, (message) => {
+  session.rejected(message.request_id);
+  showEditorError(message.message);
+  promptView.render();
+});
+on("open", () => {
+  state.connected = true;
+  updateBanner();
+  store.retryNow(); // the server is back: send pending saves without waiting for the backoff
+  // A fresh connection knows none of our prompts: send them all again.
+  for (const replay of session.replayMessages()) socket.send(replay);
+});
+on("close", ({ code, retryInMs }) => {
+  state.connected = false;
+  state.offlineText =
+    retryInMs === null
+      ? `The server closed the connection (code ${code}).`
+      : `Connection lost; reconnecting in ${Math.ceil(retryInMs / 1000)} s…`;
+  updateBanner();
+});
 
 // --- keys and buttons (keys: tools/shortcuts.js, wired in instances/editing.js)
 
@@ -263,15 +204,17 @@ function nextFrame() {
 
 async function start() {
   setReady(false);
-  tools.register(createPromptTool({ viewer, onPoint, onBox, onRefine, refineHeld: () => tools.isHeld("r") }));
+  const promptTool = createPromptTool({ viewer, refineHeld: () => tools.isHeld("r") });
+  promptTool.addEventListener("point", (event) => onPoint(event.detail));
+  promptTool.addEventListener("box", (event) => onBox(event.detail));
+  promptTool.addEventListener("refine", (event) => onRefine(event.detail));
+  tools.register(promptTool);
   tools.register(createPanTool({ viewer }));
   tools.use("prompt");
   tools.attach(viewer.canvas);
-  viewer.addLayer(drawProposal, 20);
-  viewer.onChange(() => {
+  viewer.addEventListener("change", () => {
     $("zoom-level").textContent = `${Math.round(viewer.scale * 100)}%`;
   });
-  proposal.onChange(renderProposal);
   $("accept").addEventListener("click", refocus(accept));
   $("discard").addEventListener("click", refocus(discard));
   $("zoom-fit").addEventListener("click", refocus(() => viewer.fit()));
@@ -286,20 +229,15 @@ async function start() {
   ]);
   const labels = project.labels ?? [];
   store.setLabels(labels);
-  attachSaveState({ store, viewer, labels, onError: showEditorError });
-  labelPicker = new LabelPicker({
-    node: $("label-picker"),
-    labels,
-    projectId,
-    onChange: () => viewer.requestDraw(),
-  });
+  attachSaveState({ store, viewer, labels, showError: showEditorError });
+  labelPicker = new LabelPicker({ node: $("label-picker"), labels, projectId });
+  labelPicker.addEventListener("change", () => viewer.requestDraw());
   instances = new Instances({
     imageId,
     labels,
     listNode: $("instance-list"),
     countNode: $("instance-count"),
     viewer,
-    onError: showEditorError,
     store,
   });
   window.maskroom.instances = instances;
@@ -314,7 +252,7 @@ async function start() {
       accept,
       discard,
       refine,
-      hasProposal: () => !proposal.isEmpty,
+      hasPrompt: () => !session.isEmpty,
       fit: () => viewer.fit(),
       zoom: zoomCentre,
     },
@@ -338,7 +276,7 @@ async function start() {
   setReady(true);
 }
 
-window.maskroom = { viewer, proposal, tools, socket, state, store, instances: null };
+window.maskroom = { viewer, promptSession: session, tools, socket, state, store, instances: null };
 start().catch((err) => {
   console.error(err);
   showEditorError(`Could not load the image: ${err.message}`);
