@@ -140,12 +140,12 @@ def screen_xy(page: Page, x: float, y: float) -> tuple[float, float]:
 def wait_for_mask(page: Page, request_id: int) -> dict[str, Any]:
     """The mask the page holds once it answers request `request_id`."""
     page.wait_for_function(
-        "id => { const m = window.maskroom.proposal.mask; return m && m.requestId >= id; }",
+        "id => { const m = window.maskroom.promptSession.mask; return m && m.requestId >= id; }",
         arg=request_id,
         timeout=MASK_TIMEOUT_MS,
     )
     mask: dict[str, Any] = page.evaluate(
-        "() => { const m = window.maskroom.proposal.mask;"
+        "() => { const m = window.maskroom.promptSession.mask;"
         " return {requestId: m.requestId, area: m.area, score: m.score, rle: m.rle}; }"
     )
     return mask
@@ -171,7 +171,7 @@ def check_zoom_and_pan(page: Page) -> None:
     page.mouse.up()
     page.keyboard.up("Space")
     assert screen_xy(page, 200, 300) == pytest.approx((x, y), abs=1.5)
-    assert page.evaluate("window.maskroom.proposal.isEmpty")
+    assert page.evaluate("window.maskroom.promptSession.isEmpty")
     page.keyboard.press("f")
     page.wait_for_function("s => Math.abs(window.maskroom.viewer.scale - s) < 1e-6", arg=scale)
 
@@ -273,12 +273,12 @@ def test_zoom_pan_negative_points_boxes_relabel_and_delete(
     assert refined.sum() > 0
     assert not refined[int(outside[1]), int(outside[0])], "the negative point lies in the mask"
     snap(page, "editor-negative")
-    points = page.evaluate("window.maskroom.proposal.points")
+    points = page.evaluate("window.maskroom.promptSession.points")
     assert [p[2] for p in points] == [1, 0]
 
     page.keyboard.press("Escape")
     expect(page.locator("#proposal")).to_have_attribute("data-area", "0")
-    assert page.evaluate("window.maskroom.proposal.points.length") == 0
+    assert page.evaluate("window.maskroom.promptSession.points.length") == 0
 
     # A box dragged around another nucleus.
     truth = labels == second
@@ -291,7 +291,7 @@ def test_zoom_pan_negative_points_boxes_relabel_and_delete(
     snap(page, "editor-box")
     boxed = decode(mask["rle"])
     assert iou(boxed, truth) >= 0.5, f"IoU {iou(boxed, truth):.2f} with nucleus {second}"
-    assert page.evaluate("window.maskroom.proposal.box") is not None
+    assert page.evaluate("window.maskroom.promptSession.box") is not None
 
     # Key 2 picks the second label; the list relabels and deletes.
     page.keyboard.press("2")

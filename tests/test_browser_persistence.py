@@ -200,8 +200,8 @@ def test_a_dropped_network_and_websocket_recover_without_loss(
     )
 
     page.mouse.click(*screen_xy(page, 256, 256))
-    page.wait_for_function("() => window.maskroom.proposal.mask !== null", timeout=30_000)
-    proposed = page.evaluate("window.maskroom.proposal.mask.rle")
+    page.wait_for_function("() => window.maskroom.promptSession.mask !== null", timeout=30_000)
+    proposed = page.evaluate("window.maskroom.promptSession.mask.rle")
     page.context.set_offline(True)
     page.keyboard.press("Enter")
     expect(page.locator("#save-state")).to_have_text(
@@ -227,7 +227,7 @@ def test_a_dropped_network_and_websocket_recover_without_loss(
     )
     expect(page.locator("#status-banner")).to_have_attribute("data-status", "ready")
     page.mouse.click(*screen_xy(page, 100, 400))
-    page.wait_for_function("() => window.maskroom.proposal.mask !== null", timeout=30_000)
+    page.wait_for_function("() => window.maskroom.promptSession.mask !== null", timeout=30_000)
     page.keyboard.press("Enter")
     expect_saved(page)
     assert Instance.objects.filter(image=image).count() == 2

@@ -156,7 +156,7 @@ def test_the_t_slider_opens_another_plane_and_work_stays_on_it(
     x, y = isolated_nucleus(tifffile.imread(shared_data("nuclei_timelapse/labels.tif"))[3])
     xy = page.evaluate("([x, y]) => window.maskroom.viewer.imageToScreen(x, y)", [x, y])
     page.mouse.click(xy["x"], xy["y"])
-    page.wait_for_function("() => window.maskroom.proposal.mask?.area > 0", timeout=20_000)
+    page.wait_for_function("() => window.maskroom.promptSession.mask?.area > 0", timeout=20_000)
     page.keyboard.press("Enter")
     expect(page.locator("#instance-list tr[data-instance-id]")).to_have_count(1)
     page.wait_for_function(

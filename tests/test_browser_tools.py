@@ -289,7 +289,7 @@ def test_refine_reopens_an_instance_and_a_click_corrects_it(
     page.keyboard.up("r")
     reopened = wait_for_mask(page, 1)
     assert reopened["area"] == int(part.sum())
-    assert page.evaluate("window.maskroom.proposal.refining") == instance.pk
+    assert page.evaluate("window.maskroom.promptSession.refining") == instance.pk
     expect(page.locator("#proposal")).to_contain_text(f"refining #{instance.pk}")
 
     click(page, *interior_point(nucleus & ~part))
@@ -303,16 +303,16 @@ def test_refine_reopens_an_instance_and_a_click_corrects_it(
     assert np.array_equal(saved, refined)
     assert (saved & nucleus).sum() > 1.5 * part.sum(), "the refined instance covers no more"
     assert ids_on_server(page, live_app, image) == {instance.pk}  # updated, not added
-    assert page.evaluate("window.maskroom.proposal.refining") is None
+    assert page.evaluate("window.maskroom.promptSession.refining") is None
 
     # R on the selected instance reopens it too; Esc leaves it as saved.
     use_tool(page, "v", "select")
     click(page, *interior_point(nucleus))
     page.wait_for_function("id => window.maskroom.instances.selected.has(id)", arg=instance.pk)
     page.keyboard.press("r")
-    page.wait_for_function("id => window.maskroom.proposal.refining === id", arg=instance.pk)
+    page.wait_for_function("id => window.maskroom.promptSession.refining === id", arg=instance.pk)
     page.keyboard.press("Escape")
-    assert page.evaluate("window.maskroom.proposal.isEmpty")
+    assert page.evaluate("window.maskroom.promptSession.isEmpty")
     found = server_instance(page, live_app, instance.pk)
     assert found is not None and np.array_equal(decode(found["rle"]), saved)
     assert browser_page.errors == []
@@ -414,7 +414,7 @@ def test_the_help_overlay_lists_every_shortcut(
     snap(page, "tools-help")
     table: list[dict[str, Any]] = page.evaluate(
         """async () => {
-            const { SHORTCUTS } = await import("/static/maskroom/shortcuts.js");
+            const { SHORTCUTS } = await import("/static/maskroom/tools/shortcuts.js");
             return SHORTCUTS.map((s) => ({ keys: s.keys, does: s.does }));
         }"""
     )

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 SCRIPT = """
 import { readFileSync } from "node:fs";
-import { DTYPE_ARRAYS, colorLut, compositeInto } from "./maskroom/composite.js";
+import { DTYPE_ARRAYS, colorLut, compositeInto } from "./maskroom/image/composite.js";
 const cases = JSON.parse(readFileSync(0, "utf8"));
 const out = cases.map(({ dtype, width, height, planes, channels }) => {
   const Array_ = DTYPE_ARRAYS[dtype];

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 # region's fill and edge as 0 (nothing) or the index + 1 of the instance there.
 SCRIPT = """
 import { readFileSync } from "node:fs";
-import { decodeInstanceCrop } from "./maskroom/instance_layer.js";
-import { paintCrop, paintCropSampled } from "./maskroom/instance_tiles.js";
+import { decodeInstanceCrop } from "./maskroom/instances/layer.js";
+import { paintCrop, paintCropSampled } from "./maskroom/instances/tiles.js";
 const cases = JSON.parse(readFileSync(0, "utf8"));
 const out = cases.map(({ rles, region, s }) => {
   const [x0, y0, width, height] = region;

@@ -1,5 +1,6 @@
 """The browser modules that need no DOM, run under node: the COCO RLE codec
-(rle.js) against pycocotools, and the proposal's bookkeeping (proposal.js)."""
+(rle.js) against pycocotools, and the live prompt session's
+bookkeeping (prompt_session.js)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 # Reads JSON cases on stdin, writes what rle.js makes of each on stdout.
 SCRIPT = """
 import { readFileSync } from "node:fs";
-import * as rleJs from "./maskroom/rle.js";
+import * as rleJs from "./maskroom/instances/rle.js";
 const { area, decodeCounts, decodeCrop, decodeMask, encodeCounts, encodeMask } = rleJs;
 const cases = JSON.parse(readFileSync(0, "utf8"));
 const out = cases.map(({ rle, mask, counts }) => {
@@ -121,11 +122,11 @@ def test_rle_js_round_trips_counts_of_a_huge_image(tmp_path: Path) -> None:
     assert result["text"] == reference["counts"].decode("ascii")
 
 
-PROPOSAL_SCRIPT = """
+PROMPT_SESSION_SCRIPT = """
 import { readFileSync } from "node:fs";
-import { Proposal } from "./maskroom/proposal.js";
+import { PromptSession } from "./maskroom/prompting/prompt_session.js";
 const { rle } = JSON.parse(readFileSync(0, "utf8"));
-const p = new Proposal();
+const p = new PromptSession();
 const log = {};
 log.first = p.addPoint(10.123, 20.5, 1);
 log.second = p.addPoint(30, 40, 0);
@@ -147,9 +148,9 @@ process.stdout.write(JSON.stringify(log));
 """
 
 
-def test_the_proposal_sends_new_prompts_only_and_keeps_the_newest_mask(tmp_path: Path) -> None:
+def test_the_prompt_session_sends_new_prompts_and_keeps_the_newest_mask(tmp_path: Path) -> None:
     blob = masks()[0]
-    log = run_node(PROPOSAL_SCRIPT, {"rle": coco(blob)}, tmp_path)
+    log = run_node(PROMPT_SESSION_SCRIPT, {"rle": coco(blob)}, tmp_path)
     assert log["first"] == {
         "type": "prompt",
         "request_id": 1,

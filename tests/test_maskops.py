@@ -21,8 +21,8 @@ pytestmark = [
 
 SCRIPT = """
 import { readFileSync } from "node:fs";
-import * as ops from "./maskroom/maskops.js";
-import { decodeCrop } from "./maskroom/rle.js";
+import * as ops from "./maskroom/instances/maskops.js";
+import { decodeCrop } from "./maskroom/instances/rle.js";
 const cases = JSON.parse(readFileSync(0, "utf8"));
 const crop = (c) => ({
   x0: c.x0, y0: c.y0, width: c.width, height: c.height, data: Array.from(c.data),
@@ -40,7 +40,7 @@ process.stdout.write(JSON.stringify(out));
 """
 
 HISTORY_SCRIPT = """
-import { History } from "./maskroom/history.js";
+import { History } from "./maskroom/instances/history.js";
 globalThis.CustomEvent ??= class extends Event {
   constructor(type, options) { super(type); this.detail = options?.detail; }
 };

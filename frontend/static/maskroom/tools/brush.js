@@ -5,9 +5,9 @@
 // radius is in image pixels, shared by brush and eraser, and [ and ] change it.
 //
 // context: {viewer, edits, store, selection: {ids(), set(ids)}, labelId(),
-//           imageSize() -> [h, w], showError(message)}; see editing.js.
+//           imageSize() -> [h, w], showError(message)}; see instances/editing.js.
 
-import { EMPTY, cropFromRle, isEmpty, paintStroke, toRle } from "../maskops.js";
+import { EMPTY, cropFromRle, isEmpty, paintStroke, toRle } from "../instances/maskops.js";
 
 export const MIN_RADIUS = 1;
 export const MAX_RADIUS = 256;

@@ -7,6 +7,8 @@
 // ask the active tool first), onDoubleClick(event, xyImage), onPointerLeave().
 // Events: "toolchange" {name}.
 
+import { isTyping } from "../lib/dom.js";
+
 const WHEEL_ZOOM_PER_PIXEL = 0.0015;
 
 export class ToolManager extends EventTarget {
@@ -117,8 +119,4 @@ export class ToolManager extends EventTarget {
       this.updateCursor();
     });
   }
-}
-
-export function isTyping(target) {
-  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName));
 }

@@ -4,7 +4,7 @@
 //
 // context: {viewer, edits, labelId(), imageSize() -> [h, w], showError(message)}.
 
-import { fillPolygon, isEmpty, toRle } from "../maskops.js";
+import { fillPolygon, isEmpty, toRle } from "../instances/maskops.js";
 
 const CLOSE_PX = 6; // screen pixels: a click this near the first vertex closes
 

@@ -2,18 +2,22 @@
 // negative point, drag for a box; a click while R is held refines: it
 // reopens the instance under the pointer as the current mask. It only
 // interprets the pointer; the editor decides what a point, a box or a refine
-// does (see editor.js and editing.js).
+// does (see pages/editor.js and instances/editing.js).
+//
+// The tool is an EventTarget: "point" {xyImage, label}, "box" {x0, y0, x1, y1}
+// and "refine" {xyImage}, all in image pixels.
 
-import { NEGATIVE, POSITIVE } from "../protocol.js";
+import { NEGATIVE, POSITIVE } from "../prompting/protocol.js";
 
 const DRAG_THRESHOLD_PX = 5;
 
-// onPoint(xyImage, label), onBox(x0, y0, x1, y1) and onRefine(xyImage)
-// receive image pixels; refineHeld() says whether R is held down.
-export function createPromptTool({ viewer, onPoint, onBox, onRefine = () => {}, refineHeld = () => false }) {
+// refineHeld() says whether R is held down.
+export function createPromptTool({ viewer, refineHeld = () => false }) {
   let drag = null; // {startScreen, startImage, label, currentImage, isBox}
+  const events = new EventTarget();
+  const emit = (type, detail) => events.dispatchEvent(new CustomEvent(type, { detail }));
 
-  return {
+  return Object.assign(events, {
     name: "prompt",
     cursor: "crosshair",
     activate() {},
@@ -25,7 +29,7 @@ export function createPromptTool({ viewer, onPoint, onBox, onRefine = () => {}, 
       if (event.button !== 0 && event.button !== 2) return;
       if (event.button === 0 && refineHeld()) {
         drag = null;
-        if (viewer.containsImagePoint(xyImage)) onRefine(xyImage);
+        if (viewer.containsImagePoint(xyImage)) emit("refine", { xyImage });
         return;
       }
       const negative = event.button === 2 || event.altKey;
@@ -53,9 +57,9 @@ export function createPromptTool({ viewer, onPoint, onBox, onRefine = () => {}, 
         const [x0, x1] = clampSpan(done.startImage.x, xyImage.x, viewer.width);
         const [y0, y1] = clampSpan(done.startImage.y, xyImage.y, viewer.height);
         viewer.requestDraw();
-        if (x1 - x0 >= 1 && y1 - y0 >= 1) onBox(x0, y0, x1, y1);
+        if (x1 - x0 >= 1 && y1 - y0 >= 1) emit("box", { x0, y0, x1, y1 });
       } else if (viewer.containsImagePoint(done.startImage)) {
-        onPoint(done.startImage, done.label);
+        emit("point", { xyImage: done.startImage, label: done.label });
       }
     },
     draw(ctx, view) {
@@ -67,7 +71,7 @@ export function createPromptTool({ viewer, onPoint, onBox, onRefine = () => {}, 
       ctx.strokeStyle = "#ffffff";
       ctx.strokeRect(x, y, Math.abs(drag.currentImage.x - drag.startImage.x), Math.abs(drag.currentImage.y - drag.startImage.y));
     },
-  };
+  });
 }
 
 function clampSpan(a, b, size) {

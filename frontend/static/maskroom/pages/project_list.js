@@ -1,7 +1,7 @@
 // The project list page: creating a project through the API.
 
-import { api, endpoints } from "./api.js";
-import { showError } from "./dom.js";
+import { api, endpoints } from "../lib/api.js";
+import { showError } from "../lib/dom.js";
 
 const form = document.getElementById("project-create");
 const errorNode = form.querySelector(".error");

@@ -14,6 +14,8 @@
 // time budget per frame. While a tile loads, the best coarser tile already
 // here is drawn in its place, and the coarsest level (one tile) is loaded
 // first so there always is one.
+//
+// Events: "loadingchange" {loading} when tiles start and stop loading.
 
 import { DTYPE_ARRAYS, compositeInto } from "./composite.js";
 
@@ -22,15 +24,14 @@ const MAX_TILES = 160; // cached tiles: up to ~1 MiB of samples and 1 MiB of pix
 const COMPOSITE_BUDGET_MS = 24; // recompositing per frame; the rest waits a frame
 const RETRY_MS = 3000; // after a failed tile request
 
-export class TileSource {
+export class TileSource extends EventTarget {
   // pyramid: the image detail's `pyramid`; channels(): the current
-  // [{visible, color, min, max}] per channel; onState(loading): called when
-  // tiles start and stop loading.
-  constructor({ pyramid, viewer, channels, onState = () => {} }) {
+  // [{visible, color, min, max}] per channel.
+  constructor({ pyramid, viewer, channels }) {
+    super();
     this.pyramid = pyramid;
     this.viewer = viewer;
     this.channels = channels;
-    this.onState = onState;
     this.version = 0; // of the display settings; a tile composited at another is stale
     this.tiles = new Map(); // key -> {level, tx, ty, width, height, planes, canvas, version}
     this.queue = []; // keys wanted and not yet requested, best first
@@ -205,7 +206,7 @@ export class TileSource {
   setLoading(loading) {
     if (loading !== this.loading) {
       this.loading = loading;
-      this.onState(loading);
+      this.dispatchEvent(new CustomEvent("loadingchange", { detail: { loading } }));
     }
   }
 

@@ -1,24 +1,24 @@
-// The image's instances on screen: drawn over the image (instance_layer.js),
-// listed in the sidebar (instance_list.js), shown as the display controls say
-// (instance_display.js). All changes go through the InstanceStore (store.js),
+// The image's instances on screen: drawn over the image (layer.js),
+// listed in the sidebar (list.js), shown as the display controls say
+// (display.js). All changes go through the InstanceStore (store.js),
 // which saves them; these views follow its events and redraw only what changed.
 //
 // For the tools: instanceAt(x, y) / instancesAt(xyImage) hit-test in image
 // pixels; setSelected(ids) highlights, and `layer` fires "selectionchange"
 // {ids} whenever the selection changes (list click, tool, deletion).
 
-import { InstanceDisplay } from "./instance_display.js";
-import { InstanceLayer } from "./instance_layer.js";
-import { InstanceList } from "./instance_list.js";
-import { isTyping } from "./tools/manager.js";
+import { InstanceDisplay } from "./display.js";
+import { InstanceLayer } from "./layer.js";
+import { InstanceList } from "./list.js";
+import { isTyping } from "../lib/dom.js";
 
 const byId = (id) => document.getElementById(id);
 
 export class Instances {
-  // labels: [{id, name, color}]; store: InstanceStore; onError(message) shows failures.
+  // labels: [{id, name, color}]; store: InstanceStore.
   // listNode/countNode: the list's tbody and count; the other nodes default to
   // the editor template's ids.
-  constructor({ projectId, labels, listNode, countNode, viewer, onError, store, nodes = {} }) {
+  constructor({ projectId, labels, listNode, countNode, viewer, store, nodes = {} }) {
     this.store = store;
     this.viewer = viewer;
     this.layer = new InstanceLayer({ viewer, labels });
@@ -28,7 +28,6 @@ export class Instances {
       layer: this.layer,
       viewer,
       labels,
-      onError,
       nodes: {
         body: listNode,
         count: countNode,

@@ -23,6 +23,11 @@ export function showError(node, message) {
   node.hidden = !message;
 }
 
+// Whether a key press is text being typed (the editor's keys leave it alone).
+export function isTyping(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName));
+}
+
 export function formatArea(pixels) {
   return pixels >= 10000 ? `${(pixels / 1000).toFixed(1)}k px` : `${pixels} px`;
 }

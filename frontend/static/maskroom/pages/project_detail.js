@@ -1,9 +1,9 @@
 // The project page: upload images, watch their embeddings, open the editor.
 // While any embedding is pending or running the image list is polled.
 
-import { api, asList, endpoints } from "./api.js";
-import { el, showError } from "./dom.js";
-import { showEngine } from "./engine.js";
+import { api, asList, endpoints } from "../lib/api.js";
+import { el, showError } from "../lib/dom.js";
+import { showEngine } from "../prompting/engine.js";
 
 const POLL_MS = 1500;
 const projectId = Number(document.body.dataset.projectId);
@@ -14,6 +14,9 @@ const form = document.getElementById("upload");
 const errorNode = form.querySelector(".error");
 const doneNode = form.querySelector(".done");
 let pollTimer = null;
+
+// The export link's URL, like every REST URL, comes from lib/api.js.
+document.getElementById("export-link").href = endpoints.projectExport(projectId);
 
 const STATUS_TEXT = {
   pending: "queued",

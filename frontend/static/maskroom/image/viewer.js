@@ -7,14 +7,17 @@
 //
 // What is drawn: first the image source, an object with draw(ctx, viewer)
 // called with ctx in device pixels (identity transform), such as the tile
-// pyramid of tiles.js, then the layers (instances, the proposal, ...) in the
+// pyramid of image/tiles.js, then the layers (instances, the proposal, ...) in the
 // image frame.
+//
+// Events: "change" after every zoom, pan or fit.
 
 const MIN_SCALE = 0.02;
 const MAX_SCALE = 64;
 
-export class Viewer {
+export class Viewer extends EventTarget {
   constructor(canvas) {
+    super();
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.source = null; // draws the image: {draw(ctx, viewer)}
@@ -24,7 +27,6 @@ export class Viewer {
     this.offsetX = 0; // CSS px from the canvas's left edge to image x = 0
     this.offsetY = 0;
     this.layers = [];
-    this.listeners = new Set();
     this.frameRequested = false;
     this.userMoved = false; // after a zoom or pan, a resize keeps the view
     new ResizeObserver(() => this.resize()).observe(canvas);
@@ -51,10 +53,6 @@ export class Viewer {
     this.layers.push({ draw, order });
     this.layers.sort((a, b) => a.order - b.order);
     this.requestDraw();
-  }
-
-  onChange(listener) {
-    this.listeners.add(listener);
   }
 
   resize() {
@@ -115,7 +113,7 @@ export class Viewer {
   }
 
   changed() {
-    for (const listener of this.listeners) listener(this);
+    this.dispatchEvent(new Event("change"));
     this.requestDraw();
   }
 

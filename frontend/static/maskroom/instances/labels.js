@@ -1,13 +1,14 @@
 // The label picker: one button per label, keys 1-9, remembered per project.
+// Events: "change" {label} when another label is chosen.
 
-import { el } from "./dom.js";
+import { el } from "../lib/dom.js";
 
-export class LabelPicker {
-  constructor({ node, labels, projectId, onChange }) {
+export class LabelPicker extends EventTarget {
+  constructor({ node, labels, projectId }) {
+    super();
     this.node = node;
     this.labels = labels;
     this.storageKey = `maskroom.label.${projectId}`;
-    this.onChange = onChange;
     const saved = Number(localStorage.getItem(this.storageKey));
     this.selected = labels.find((label) => label.id === saved) ?? labels[0] ?? null;
     this.render();
@@ -21,7 +22,7 @@ export class LabelPicker {
     this.selected = label;
     localStorage.setItem(this.storageKey, String(label.id));
     this.render();
-    this.onChange(label);
+    this.dispatchEvent(new CustomEvent("change", { detail: { label } }));
   }
 
   render() {

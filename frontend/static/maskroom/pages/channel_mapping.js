@@ -2,9 +2,9 @@
 // sees as red, green and blue (GET/PATCH /api/projects/{id}/channel-mapping/).
 // Owners change it; every embedding of the project is then computed again.
 
-import { api } from "./api.js";
-import { el, showError } from "./dom.js";
-import { describeMapping } from "./channels.js";
+import { api, endpoints } from "../lib/api.js";
+import { el, showError } from "../lib/dom.js";
+import { describeMapping } from "../image/channels.js";
 
 const MAX_CHANNELS = 8;
 const COLOURS = [
@@ -14,7 +14,7 @@ const COLOURS = [
 ];
 const projectId = Number(document.body.dataset.projectId);
 const card = document.getElementById("mapping-card");
-const url = `/api/projects/${projectId}/channel-mapping/`;
+const url = endpoints.projectChannelMapping(projectId);
 
 function channelSelect(colour, value) {
   const options = [el("option", { value: "" }, "none")];

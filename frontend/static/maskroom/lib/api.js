@@ -1,5 +1,7 @@
-// The REST API from the browser: session cookie, CSRF header, JSON errors.
-// Every failure becomes an ApiError whose message is the server's "detail".
+// The server from the browser: every URL of the REST API (and the image's
+// WebSocket) is written here once, in `endpoints`; no other module builds one.
+// api() sends a request with the session cookie and the CSRF header, and
+// turns every failure into an ApiError whose message is the server's "detail".
 
 export class ApiError extends Error {
   constructor(message, status) {
@@ -69,8 +71,38 @@ export function asList(data) {
   return [];
 }
 
+// fetch -> {status, body}, never throwing; status 0 when the network failed
+// (no answer). For the instance store's save queue, which decides itself what
+// each status means (retry, conflict, refusal).
+export async function httpRequest(path, { method = "GET", json } = {}) {
+  const headers = { Accept: "application/json" };
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  try {
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: json === undefined ? undefined : JSON.stringify(json),
+      credentials: "same-origin",
+    });
+    const text = await response.text();
+    let body = null;
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      body = null;
+    }
+    return { status: response.status, body };
+  } catch {
+    return { status: 0, body: null };
+  }
+}
+
+// Grouped by what they are about; docs/api.md describes each.
 export const endpoints = {
   health: () => "/api/health/",
+  models: () => "/api/models/",
+
   projects: () => "/api/projects/",
   project: (id) => `/api/projects/${id}/`,
   projectMembers: (id) => `/api/projects/${id}/members/`,
@@ -78,8 +110,26 @@ export const endpoints = {
   projectLeave: (id) => `/api/projects/${id}/leave/`,
   projectImages: (id) => `/api/projects/${id}/images/`,
   projectExport: (id) => `/api/projects/${id}/export/?format=coco`,
+  projectDisplay: (id) => `/api/projects/${id}/display/`,
+  projectChannelMapping: (id) => `/api/projects/${id}/channel-mapping/`,
+  projectEvaluations: (id) => `/api/projects/${id}/evaluations/`,
+  projectProposals: (id) => `/api/projects/${id}/proposals/`,
+  proposalJob: (id) => `/api/proposal-jobs/${id}/`,
+
   image: (id) => `/api/images/${id}/`,
   imageDisplay: (id) => `/api/images/${id}/display.png`,
   imageInstances: (id) => `/api/images/${id}/instances/`,
+  imageDeletedInstances: (id) => `/api/images/${id}/instances/?deleted=1`,
+  imageProposals: (id) => `/api/images/${id}/proposals/`,
+  // The WebSocket of the image's prompts (docs/api.md), on this page's host.
+  imageSocket: (id) => {
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    return `${scheme}://${window.location.host}/ws/images/${id}/`;
+  },
+
   instance: (id) => `/api/instances/${id}/`,
+  // A delete carries the version it was made on (409 when stale).
+  instanceAtVersion: (id, version) => `/api/instances/${id}/?version=${version}`,
+  instanceRestore: (id) => `/api/instances/${id}/restore/`,
+  instanceAccept: (id) => `/api/instances/${id}/accept/`,
 };

@@ -4,8 +4,8 @@
 // selects and centres the next one. Proposed instances are instances with
 // state "proposed" (see docs/api.md, "Automatic proposals").
 
-import { api } from "./api.js";
-import { el } from "./dom.js";
+import { api, endpoints } from "../lib/api.js";
+import { el } from "../lib/dom.js";
 
 const JOB_POLL_MS = 1000;
 
@@ -31,7 +31,7 @@ export function installProposalReview({ imageId, store, instances, edits, select
     showError("");
     for (const proposal of chosen) {
       try {
-        const accepted = await api(`/api/instances/${proposal.id}/accept/`, { method: "POST" });
+        const accepted = await api(endpoints.instanceAccept(proposal.id), { method: "POST" });
         store.show(proposal.id, accepted);
       } catch (err) {
         showError(`Could not accept the proposal: ${err.message}`);
@@ -69,12 +69,12 @@ export function installProposalReview({ imageId, store, instances, edits, select
     showError("");
     try {
       const body = labelId() ? { label: labelId() } : {};
-      let { job } = await api(`/api/images/${imageId}/proposals/`, { method: "POST", json: body });
+      let { job } = await api(endpoints.imageProposals(imageId), { method: "POST", json: body });
       progress.hidden = false;
       while (job.status === "pending" || job.status === "running") {
         status.textContent = job.status === "pending" ? "Proposals queued…" : "Proposing…";
         await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
-        job = await api(`/api/proposal-jobs/${job.id}/`);
+        job = await api(endpoints.proposalJob(job.id));
         progress.max = Math.max(job.total_images, 1);
         progress.value = job.done_images;
       }

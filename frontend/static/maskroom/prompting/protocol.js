@@ -11,6 +11,8 @@ export const ERROR = "error";
 // The prompt was decoded with later ones (the next mask holds it), or a later
 // reset or refine made it moot: no mask comes for it.
 export const SUPERSEDED = "superseded";
+// The types the server sends (the socket warns of any other).
+export const SERVER_TYPES = [STATUS, MASK, SUPERSEDED, ERROR];
 // At most this many points per object (since the last reset).
 export const MAX_OBJECT_POINTS = 64;
 
@@ -33,9 +35,4 @@ export function refineMessage(requestId, instanceId) {
 
 export function resetMessage() {
   return { type: RESET };
-}
-
-export function socketUrl(imageId) {
-  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${window.location.host}/ws/images/${imageId}/`;
 }

@@ -1,23 +1,23 @@
 // The editing tools wired into the editor: select, brush, eraser and polygon
-// (beside prompt and pan, which editor.js registers), the undo history, the
+// (beside prompt and pan, which pages/editor.js registers), the undo history, the
 // toolbar, the keyboard shortcuts and their help overlay.
 //
 // Every change to an instance goes through Edits (edits.js): one store call
 // and one undoable command per user action.
 
 import { Edits } from "./edits.js";
-import { el } from "./dom.js";
+import { el } from "../lib/dom.js";
 import { History } from "./history.js";
 import { installProposalReview } from "./proposal_review.js";
-import { HelpOverlay, Shortcuts, TOOLS } from "./shortcuts.js";
-import { BrushSize, createBrushTool } from "./tools/brush.js";
-import { createEraserTool } from "./tools/eraser.js";
-import { createPolygonTool } from "./tools/polygon.js";
-import { createSelectTool } from "./tools/select.js";
+import { HelpOverlay, Shortcuts, TOOLS } from "../tools/shortcuts.js";
+import { BrushSize, createBrushTool } from "../tools/brush.js";
+import { createEraserTool } from "../tools/eraser.js";
+import { createPolygonTool } from "../tools/polygon.js";
+import { createSelectTool } from "../tools/select.js";
 
 const BRUSH_STEP = 1.25;
 
-// editor: {accept(), discard() -> bool (something was discarded), hasProposal(),
+// editor: {accept(), discard() -> bool (something was discarded), hasPrompt(),
 //          refine(instanceId), fit(), zoom(factor)}; nodes: {toolbar, help}.
 export function installEditing({ viewer, tools, store, instances, labelPicker, showError, editor, nodes }) {
   const history = new History();
@@ -43,11 +43,9 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
   tools.register(createEraserTool(context));
   tools.register(createPolygonTool(context));
 
-  // Until InstanceList takes an `edits` option: its relabel and delete buttons go through Edits too.
-  if (instances.list) {
-    instances.list.relabel = (id, labelId) => attempt(() => edits.relabel([id], labelId));
-    instances.list.remove = (id) => attempt(() => edits.remove([id]));
-  }
+  // The list's relabel and delete buttons go through Edits too: undoable like the keys.
+  instances.list.addEventListener("relabel", (event) => attempt(() => edits.relabel([event.detail.id], event.detail.labelId)));
+  instances.list.addEventListener("delete", (event) => attempt(() => edits.remove([event.detail.id])));
 
   function attempt(action) {
     try {
@@ -114,7 +112,7 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
     ...actions,
     ...review.handlers,
     accept: () => {
-      if (!editor.hasProposal()) return false;
+      if (!editor.hasPrompt()) return false;
       editor.accept();
       return true;
     },
@@ -131,7 +129,7 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
       const label = labelPicker.labels[Number(event.key) - 1];
       if (!label) return false;
       const ids = selection.ids();
-      if (ids.length && !editor.hasProposal()) attempt(() => edits.relabel(ids, label.id));
+      if (ids.length && !editor.hasPrompt()) attempt(() => edits.relabel(ids, label.id));
       else labelPicker.select(label);
       return true;
     },
@@ -140,7 +138,8 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
     zoomOut: () => editor.zoom(0.8),
   };
 
-  const help = new HelpOverlay(nodes.help, { onClose: () => viewer.canvas.focus({ preventScroll: true }) });
+  const help = new HelpOverlay(nodes.help);
+  help.addEventListener("close", () => viewer.canvas.focus({ preventScroll: true }));
   const shortcuts = new Shortcuts({ tools, handlers, help });
   buildToolbar({ node: nodes.toolbar, tools, history, size, actions, viewer, extra: review.controls });
   return { history, edits, size, shortcuts, help, selection };

@@ -3,10 +3,10 @@
 // contrast limits by slider, number or the "Auto" percentile stretch), plus
 // which channels the model sees.
 
-import { api } from "./api.js";
+import { api, endpoints } from "../lib/api.js";
 import { COLORS, swatch } from "./composite.js";
-import { DisplaySettings, displayUrl } from "./display_settings.js";
-import { el } from "./dom.js";
+import { DisplaySettings } from "./display_settings.js";
+import { el } from "../lib/dom.js";
 import { TileSource } from "./tiles.js";
 
 // Show `image` (GET /api/images/{id}/) in `viewer` with the project's display
@@ -16,20 +16,20 @@ import { TileSource } from "./tiles.js";
 // `tiles.loaded()` resolves once the tiles on screen are drawn.
 // body[data-tiles] is "loading" or "idle".
 export async function mountImageView({ image, projectId, viewer, nodes, stored = null }) {
-  stored = await (stored ?? api(displayUrl(projectId)));
+  stored = await (stored ?? api(endpoints.projectDisplay(projectId)));
   const settings = new DisplaySettings({ projectId, image, stored });
   const tiles = new TileSource({
     pyramid: image.pyramid,
     viewer,
     channels: () => settings.resolved(),
-    onState: (loading) => {
-      document.body.dataset.tiles = loading ? "loading" : "idle";
-    },
+  });
+  tiles.addEventListener("loadingchange", (event) => {
+    document.body.dataset.tiles = event.detail.loading ? "loading" : "idle";
   });
   viewer.setImageSource(tiles, image.width, image.height);
   const panel = new ChannelPanel({ node: nodes.list, settings, saveStateNode: nodes.saveState });
-  settings.onChange((kind) => {
-    if (kind === "channels") tiles.invalidate();
+  settings.addEventListener("change", (event) => {
+    if (event.detail.kind === "channels") tiles.invalidate();
     panel.update();
   });
   nodes.reset?.addEventListener("click", (event) => {

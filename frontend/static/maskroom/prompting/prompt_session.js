@@ -1,16 +1,22 @@
-// The object being segmented: the prompts given so far and the latest mask.
-// `refining` is the saved instance reopened as the mask (refine), or null.
+// The live prompt session: the object being segmented by prompts over the
+// WebSocket, with the prompts given so far and the latest mask. (Not the
+// automatic proposals of the worker: those are instances in the store, see
+// instances/proposal_review.js.) `refining` is the saved instance reopened as
+// the mask (refine), or null.
 //
 // Points accumulate on the server, so each prompt message carries only the new
 // point (or the new box, which replaces the old one). Masks answering requests
 // sent before the last clear() are dropped, and so are masks older than the
 // one on screen.
+//
+// Events: "change" whenever the prompts or the mask change.
 
 import { POSITIVE, promptMessage, refineMessage } from "./protocol.js";
-import { area, decodeCrop } from "./rle.js";
+import { area, decodeCrop } from "../instances/rle.js";
 
-export class Proposal {
+export class PromptSession extends EventTarget {
   constructor() {
+    super();
     this.points = []; // [[x, y, 1|0], ...] in image pixels
     this.box = null; // [x0, y0, x1, y1] in image pixels
     this.mask = null; // {requestId, score, rle, area, crop}
@@ -19,7 +25,6 @@ export class Proposal {
     this.lastAnswered = 0; // the newest request answered by a mask or an error
     this.discardThrough = 0;
     this.unanswered = new Map(); // requestId -> what that prompt added, to undo on error
-    this.listeners = new Set();
   }
 
   get isEmpty() {
@@ -30,12 +35,8 @@ export class Proposal {
     return this.nextRequestId - 1 > Math.max(this.lastAnswered, this.discardThrough);
   }
 
-  onChange(listener) {
-    this.listeners.add(listener);
-  }
-
   changed() {
-    for (const listener of this.listeners) listener(this);
+    this.dispatchEvent(new Event("change"));
   }
 
   addPoint(x, y, label = POSITIVE) {

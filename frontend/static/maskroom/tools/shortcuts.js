@@ -7,9 +7,8 @@
 // without an action only document a gesture or a key handled elsewhere (the
 // active tool's onKey, the instance display's O and H).
 
-import { el } from "./dom.js";
-import { DISPLAY_KEYS } from "./instance_display.js";
-import { isTyping } from "./tools/manager.js";
+import { DISPLAY_KEYS } from "../instances/display.js";
+import { el, isTyping } from "../lib/dom.js";
 
 const plain = (key) => (event) => !event.ctrlKey && !event.metaKey && !event.altKey && event.key.toLowerCase() === key;
 const withCtrl = (key, shift) => (event) =>
@@ -100,11 +99,11 @@ export class Shortcuts {
   }
 }
 
-// The "?" overlay: every entry of the table, by group.
-export class HelpOverlay {
-  constructor(node, { onClose = () => {} } = {}) {
+// The "?" overlay: every entry of the table, by group. Events: "close".
+export class HelpOverlay extends EventTarget {
+  constructor(node) {
+    super();
     this.node = node;
-    this.onClose = onClose;
     node.replaceChildren(this.render());
     node.addEventListener("click", (event) => {
       if (event.target === node || event.target.closest("[data-close]")) this.close();
@@ -128,7 +127,7 @@ export class HelpOverlay {
   close() {
     if (!this.isOpen) return;
     this.node.hidden = true;
-    this.onClose();
+    this.dispatchEvent(new Event("close"));
   }
 
   render() {

@@ -1,16 +1,19 @@
 // The image's WebSocket: JSON messages dispatched by type, reconnecting with
 // exponential backoff when the connection drops.
+//
+// Events: "open"; "close" {code, retryInMs} (retryInMs null: no retry); and
+// each message from the server as an event of its type (protocol.js), the
+// message as its detail.
+
+import { SERVER_TYPES } from "./protocol.js";
 
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 10000;
 
-export class SegmentationSocket {
-  // handlers: {[messageType]: (message) => void}; hooks: {onOpen, onClose}.
-  constructor(url, handlers, { onOpen = () => {}, onClose = () => {} } = {}) {
+export class SegmentationSocket extends EventTarget {
+  constructor(url) {
+    super();
     this.url = url;
-    this.handlers = handlers;
-    this.onOpen = onOpen;
-    this.onClose = onClose;
     this.ws = null;
     this.retryMs = FIRST_RETRY_MS;
     this.retryTimer = null;
@@ -36,7 +39,7 @@ export class SegmentationSocket {
     this.ws = ws;
     ws.addEventListener("open", () => {
       this.retryMs = FIRST_RETRY_MS;
-      this.onOpen();
+      this.dispatchEvent(new Event("open"));
     });
     ws.addEventListener("message", (event) => this.dispatch(event.data));
     ws.addEventListener("close", (event) => {
@@ -44,7 +47,8 @@ export class SegmentationSocket {
       this.ws = null;
       // 4xxx codes are the server refusing us (no access, no image): no retry.
       const retry = !this.closedByUs && !(event.code >= 4000 && event.code < 5000);
-      this.onClose({ code: event.code, retryInMs: retry ? this.retryMs : null });
+      const detail = { code: event.code, retryInMs: retry ? this.retryMs : null };
+      this.dispatchEvent(new CustomEvent("close", { detail }));
       if (retry) this.scheduleRetry();
     });
   }
@@ -65,8 +69,7 @@ export class SegmentationSocket {
       console.warn("maskroom: ignoring a non-JSON message", raw);
       return;
     }
-    const handler = this.handlers[message.type];
-    if (handler) handler(message);
+    if (SERVER_TYPES.includes(message.type)) this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
     else console.warn("maskroom: no handler for message type", message.type);
   }
 

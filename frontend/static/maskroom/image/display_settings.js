@@ -7,26 +7,25 @@
 // images, else the percentile stretch (the pyramid's p_low and p_high).
 // Entries for channels this image lacks (saved from another image of the
 // project) are kept as they are.
+//
+// Events: "change" {kind}: kind "channels" when what is shown changed,
+// "save" when only the save state did.
 
-import { api, csrfToken } from "./api.js";
+import { api, csrfToken, endpoints } from "../lib/api.js";
 
 const DEFAULT_ORDER = ["red", "green", "blue", "cyan", "magenta", "yellow", "grey", "grey"];
 const SAVE_DELAY_MS = 400;
 
-export function displayUrl(projectId) {
-  return `/api/projects/${projectId}/display/`;
-}
-
-export class DisplaySettings {
+export class DisplaySettings extends EventTarget {
   // image: GET /api/images/{id}/ (with `pyramid`); stored: the project's {channels}.
   constructor({ projectId, image, stored }) {
+    super();
     this.projectId = projectId;
     this.image = image;
     this.stats = image.pyramid.channels;
     this.count = image.channels;
     this.isRgb8 = image.pyramid.dtype === "uint8" && this.count >= 3;
     this.isInteger = !image.pyramid.dtype.startsWith("float");
-    this.listeners = new Set();
     this.saveState = "saved";
     this.timer = null;
     this.sending = Promise.resolve();
@@ -35,13 +34,8 @@ export class DisplaySettings {
     addEventListener("pagehide", () => this.flush({ keepalive: true }));
   }
 
-  onChange(listener) {
-    this.listeners.add(listener);
-  }
-
-  // kind: "channels" when what is shown changed, "save" when only the save state did.
   notify(kind = "channels") {
-    for (const listener of this.listeners) listener(kind, this);
+    this.dispatchEvent(new CustomEvent("change", { detail: { kind } }));
   }
 
   apply(stored) {
@@ -121,7 +115,7 @@ export class DisplaySettings {
     this.timer = null;
     this.setSaveState("saving");
     try {
-      const stored = await api(displayUrl(this.projectId), { method: "DELETE" });
+      const stored = await api(endpoints.projectDisplay(this.projectId), { method: "DELETE" });
       this.apply(stored);
       this.setSaveState("saved");
     } catch (err) {
@@ -156,7 +150,7 @@ export class DisplaySettings {
     if (keepalive) {
       // The page is going away: a request that outlives it, nothing to wait for.
       const headers = { "Content-Type": "application/json", "X-CSRFToken": csrfToken() };
-      fetch(displayUrl(this.projectId), { method: "PUT", headers, body: JSON.stringify(body), keepalive: true });
+      fetch(endpoints.projectDisplay(this.projectId), { method: "PUT", headers, body: JSON.stringify(body), keepalive: true });
       return;
     }
     this.setSaveState("saving");
@@ -166,7 +160,7 @@ export class DisplaySettings {
     this.sending = (async () => {
       await previous;
       try {
-        const stored = await api(displayUrl(this.projectId), { method: "PUT", json: body });
+        const stored = await api(endpoints.projectDisplay(this.projectId), { method: "PUT", json: body });
         this.stored = stored.channels;
         if (this.timer === null && this.queued === 1) this.setSaveState("saved");
       } catch (err) {

@@ -3,49 +3,26 @@
 // stays first in line and is tried again with exponential backoff, or at once
 // when the browser says it is back online. What an answer means is up to the
 // owner (InstanceStore), through settle(). No DOM here but fetch and timers.
+//
+// Events: "change" after each step (an operation sent, settled or put off).
 
-import { csrfToken } from "./api.js";
+import { httpRequest } from "../lib/api.js";
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;
-
-// fetch -> {status, body}; status 0 when the network failed (no answer).
-export async function httpRequest(path, { method = "GET", json } = {}) {
-  const headers = { Accept: "application/json" };
-  if (json !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  try {
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: json === undefined ? undefined : JSON.stringify(json),
-      credentials: "same-origin",
-    });
-    const text = await response.text();
-    let body = null;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      body = null;
-    }
-    return { status: response.status, body };
-  } catch {
-    return { status: 0, body: null };
-  }
-}
 
 function unreachable(status) {
   return status === 0 || status >= 500 || status === 408 || status === 429;
 }
 
-export class SaveQueue {
+export class SaveQueue extends EventTarget {
   // request(path, options) -> {status, body}; requestOf(op) -> [path, options];
-  // settle(op, status, body) handles an answer; onChange() after each step.
-  constructor({ request = httpRequest, requestOf, settle, onChange }) {
+  // settle(op, status, body) handles an answer.
+  constructor({ request = httpRequest, requestOf, settle }) {
+    super();
     this.request = request;
     this.requestOf = requestOf;
     this.settle = settle;
-    this.onChange = onChange;
     this.ops = []; // operations not yet settled, oldest first (plain JSON)
     this.inFlight = null; // the one being sent, still ops[0]
     this.offline = false; // the last try got no answer at all
@@ -98,7 +75,7 @@ export class SaveQueue {
     while (this.ops.length) {
       const op = this.ops[0];
       this.inFlight = op;
-      this.onChange();
+      this.changed();
       const answer = await this.send(op);
       if (unreachable(answer.status)) {
         this.inFlight = null;
@@ -117,6 +94,10 @@ export class SaveQueue {
       this.retryMs = FIRST_RETRY_MS;
       this.ops = this.ops.filter((queued) => queued !== op);
     }
-    this.onChange();
+    this.changed();
+  }
+
+  changed() {
+    this.dispatchEvent(new Event("change"));
   }
 }

@@ -1,7 +1,7 @@
 // How the instances are shown: the fill's opacity (slider), outline only (O)
 // and hide all (H), remembered per project in localStorage.
 
-import { DEFAULT_DISPLAY } from "./instance_layer.js";
+import { DEFAULT_DISPLAY } from "./layer.js";
 
 export const DISPLAY_KEYS = [
   { key: "O", does: "outline only / filled instances" },

@@ -2,7 +2,7 @@
 // mask edit, relabel, delete and restore goes through InstanceStore.
 //
 // Changes show at once (optimistic) and are saved in the background, in
-// order, by a SaveQueue (savequeue.js). The pending operations are kept in
+// order, by a SaveQueue (save_queue.js). The pending operations are kept in
 // localStorage (per image), so a dropped network or a reload loses nothing:
 // they are replayed over the server's list and sent again. Updates and
 // deletes carry the version they were made on; on a stale one the server
@@ -22,9 +22,9 @@
 //   "conflict"  {conflicts: [{id, mine, server}]} (mine/server null: deleted there)
 //   "error"     {message}: the server refused a change, which was undone here
 
-import { endpoints } from "./api.js";
+import { endpoints, httpRequest } from "../lib/api.js";
 import { decodeCrop } from "./rle.js";
-import { SaveQueue, httpRequest } from "./savequeue.js";
+import { SaveQueue } from "./save_queue.js";
 
 const LOCAL_PREFIX = "local-";
 
@@ -63,10 +63,10 @@ export class InstanceStore extends EventTarget {
       request: this.request,
       requestOf: (op) => this.requestOf(op),
       settle: (op, status, body) => this.settle(op, status, body),
-      onChange: () => {
-        this.save();
-        this.emitState();
-      },
+    });
+    this.queue.addEventListener("change", () => {
+      this.save();
+      this.emitState();
     });
   }
 
@@ -122,7 +122,7 @@ export class InstanceStore extends EventTarget {
 
   // The image's deleted instances on the server, most recent first.
   async deleted() {
-    const { status, body } = await this.request(`${endpoints.imageInstances(this.imageId)}?deleted=1`);
+    const { status, body } = await this.request(endpoints.imageDeletedInstances(this.imageId));
     return status === 200 && Array.isArray(body) ? body : [];
   }
 
@@ -254,7 +254,6 @@ export class InstanceStore extends EventTarget {
   }
 
   requestOf(op) {
-    const url = endpoints.instance(op.id);
     if (op.kind === "create") {
       const json = { label: op.labelId, rle: op.rle, state: op.state, client_key: op.key };
       return [endpoints.imageInstances(this.imageId), { method: "POST", json }];
@@ -263,10 +262,10 @@ export class InstanceStore extends EventTarget {
       const json = { version: op.base ?? undefined };
       if (op.labelId !== undefined) json.label = op.labelId;
       if (op.rle !== undefined) json.rle = op.rle;
-      return [url, { method: "PATCH", json }];
+      return [endpoints.instance(op.id), { method: "PATCH", json }];
     }
-    if (op.kind === "remove") return [`${url}?version=${op.base}`, { method: "DELETE" }];
-    return [`${url}restore/`, { method: "POST" }];
+    if (op.kind === "remove") return [endpoints.instanceAtVersion(op.id, op.base), { method: "DELETE" }];
+    return [endpoints.instanceRestore(op.id), { method: "POST" }];
   }
 
   settle(op, status, body) {

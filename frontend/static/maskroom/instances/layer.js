@@ -2,7 +2,7 @@
 //
 // Each instance's RLE is decoded once into a crop of its bounding box whose
 // pixels are 0 (outside), 1 (inside) or 2 (edge: inside, with a 4-neighbour
-// outside). The crops are painted into a pyramid of tiles (instance_tiles.js),
+// outside). The crops are painted into a pyramid of tiles (tiles.js),
 // made when first on screen; a frame draws each visible tile with one
 // drawImage per canvas (fill, edge) under the viewer's transform. Opacity,
 // outline-only and hide act when compositing (globalAlpha, skipping a
@@ -12,8 +12,8 @@
 //
 // Frames: everything here is in xyImage (full-resolution image pixels).
 
-import { TilePyramid, intersects } from "./instance_tiles.js";
-import { maskBitmap, parseColor } from "./overlay.js";
+import { TilePyramid, intersects } from "./tiles.js";
+import { maskBitmap, parseColor } from "../image/overlay.js";
 import { decodeCrop } from "./rle.js";
 
 const EDGE_ALPHA = 0.95;

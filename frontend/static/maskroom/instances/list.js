@@ -3,8 +3,12 @@
 // 2,000 instances cost what 30 do. Clicking a row centres its instance in the
 // viewer, zooms to it and selects it; the selection made on the canvas
 // scrolls its row into view.
+//
+// Events: "relabel" {id, labelId} and "delete" {id} when a row's label or its
+// delete button is used. The list does not change the instance itself: the
+// editor does, through Edits (edits.js), so that the change can be undone.
 
-import { el, formatArea } from "./dom.js";
+import { el, formatArea } from "../lib/dom.js";
 
 const ROW_PX = 30; // every row is this tall (style.css: table.instances tbody tr)
 const OVERSCAN = 8; // rows rendered beyond each edge of the view
@@ -31,15 +35,15 @@ export function authorName(author) {
   return String(author);
 }
 
-export class InstanceList {
+export class InstanceList extends EventTarget {
   // nodes: {scroll (the scrolling box), body (tbody), count, head (thead)}.
-  constructor({ store, layer, viewer, labels, nodes, onError = () => {} }) {
+  constructor({ store, layer, viewer, labels, nodes }) {
+    super();
     this.store = store;
     this.layer = layer;
     this.viewer = viewer;
     this.labels = labels;
     this.nodes = nodes;
-    this.onError = onError;
     this.sort = { key: "id", descending: false };
     this.order = []; // the store's instances, sorted
     this.orderStale = true;
@@ -133,7 +137,7 @@ export class InstanceList {
         "aria-label": `Label of instance ${id}`,
         class: "relabel",
         onchange: (event) => {
-          this.relabel(id, Number(event.target.value));
+          this.dispatchEvent(new CustomEvent("relabel", { detail: { id, labelId: Number(event.target.value) } }));
           // Give the keys (1-9, Enter) back to the editor.
           this.viewer.canvas.focus({ preventScroll: true });
         },
@@ -166,7 +170,7 @@ export class InstanceList {
           class: "icon danger",
           title: "Delete this instance",
           "aria-label": `Delete instance ${id}`,
-          onclick: () => this.remove(id),
+          onclick: () => this.dispatchEvent(new CustomEvent("delete", { detail: { id } })),
         }, "✕"),
       ),
     );
@@ -180,22 +184,6 @@ export class InstanceList {
     if (bbox) showImageRect(this.viewer, bbox);
     this.layer.setSelected([id]);
     this.viewer.canvas.focus({ preventScroll: true });
-  }
-
-  relabel(id, labelId) {
-    try {
-      this.store.update(id, { labelId });
-    } catch (err) {
-      this.onError(`Could not relabel instance ${id}: ${err.message}`);
-    }
-  }
-
-  remove(id) {
-    try {
-      this.store.remove(id);
-    } catch (err) {
-      this.onError(`Could not delete instance ${id}: ${err.message}`);
-    }
   }
 
   onSelection(ids) {

@@ -10,7 +10,7 @@
 // slider moved with the keyboard gets the focus back, so arrow keys keep
 // stepping (after a mouse drag the focus stays free for the editor's keys).
 
-import { el } from "./dom.js";
+import { el } from "../lib/dom.js";
 
 const VIEW_KEY = "maskroom:stack-view";
 const AXES = [

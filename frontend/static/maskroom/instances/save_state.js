@@ -4,8 +4,8 @@
 // server's version outlined over the image), and the "Recently deleted" list
 // with a Restore button.
 
-import { el, formatArea } from "./dom.js";
-import { maskBitmap } from "./overlay.js";
+import { el, formatArea } from "../lib/dom.js";
+import { maskBitmap } from "../image/overlay.js";
 import { decodeCrop } from "./rle.js";
 
 const byId = (id) => document.getElementById(id);
@@ -146,10 +146,10 @@ export class DeletedList {
   }
 }
 
-// Everything above, on the editor template's nodes; errors go to onError(message).
-export function attachSaveState({ store, viewer, labels, onError }) {
+// Everything above, on the editor template's nodes; errors go to showError(message).
+export function attachSaveState({ store, viewer, labels, showError }) {
   new SaveIndicator({ node: byId("save-state"), store });
   new ConflictPanel({ node: byId("conflicts"), listNode: byId("conflict-list"), store, viewer, labels });
   new DeletedList({ node: byId("recently-deleted"), listNode: byId("deleted-list"), store, labels });
-  store.addEventListener("error", (event) => onError(event.detail.message));
+  store.addEventListener("error", (event) => showError(event.detail.message));
 }

@@ -1,8 +1,8 @@
 // The project page's members card: who is in the project, with which role
 // and added by whom; an owner can remove a member; anyone can leave.
 
-import { api, endpoints } from "./api.js";
-import { el, showError } from "./dom.js";
+import { api, endpoints } from "../lib/api.js";
+import { el, showError } from "../lib/dom.js";
 
 const projectId = Number(document.body.dataset.projectId);
 const isOwner = document.body.dataset.isOwner === "true";

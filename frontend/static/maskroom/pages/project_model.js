@@ -2,28 +2,20 @@
 // switch it), automatic proposals for all images with a progress bar, and
 // the table of engine evaluations.
 
-import { api, asList } from "./api.js";
-import { el, showError } from "./dom.js";
+import { api, asList, endpoints } from "../lib/api.js";
+import { el, showError } from "../lib/dom.js";
 
 const JOB_POLL_MS = 1000;
 const projectId = Number(document.body.dataset.projectId);
 const isOwner = document.body.dataset.isOwner === "true";
 const $ = (id) => document.getElementById(id);
 
-const paths = {
-  models: () => "/api/models/",
-  project: () => `/api/projects/${projectId}/`,
-  evaluations: () => `/api/projects/${projectId}/evaluations/`,
-  proposals: () => `/api/projects/${projectId}/proposals/`,
-  job: (id) => `/api/proposal-jobs/${id}/`,
-};
-
 // --- model ------------------------------------------------------------------
 
 async function showModels() {
   const select = $("model-select");
   const errorNode = $("model-card").querySelector(".error");
-  const [models, project] = await Promise.all([api(paths.models()), api(paths.project())]);
+  const [models, project] = await Promise.all([api(endpoints.models()), api(endpoints.project(projectId))]);
   select.replaceChildren(
     ...asList(models).map((m) => el("option", { value: m.name }, `${m.name} — ${m.description}`)),
   );
@@ -36,7 +28,7 @@ async function showModels() {
     showError(errorNode, "");
     select.disabled = true;
     try {
-      const updated = await api(paths.project(), { method: "PATCH", json: { model: select.value } });
+      const updated = await api(endpoints.project(projectId), { method: "PATCH", json: { model: select.value } });
       select.value = updated.model;
       $("model-hint").textContent = `Now using ${updated.model}; embeddings are being computed.`;
     } catch (err) {
@@ -71,7 +63,7 @@ async function followJob(jobId) {
   const button = $("propose-all");
   button.disabled = true;
   for (;;) {
-    const job = await api(paths.job(jobId));
+    const job = await api(endpoints.proposalJob(jobId));
     showJob(job);
     if (job.status === "done" || job.status === "failed") break;
     await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
@@ -84,7 +76,7 @@ async function setUpProposals() {
   $("propose-all").addEventListener("click", async () => {
     showError(errorNode, "");
     try {
-      const { job } = await api(paths.proposals(), { method: "POST", json: {} });
+      const { job } = await api(endpoints.projectProposals(projectId), { method: "POST", json: {} });
       await followJob(job.id);
     } catch (err) {
       showError(errorNode, err.message);
@@ -92,7 +84,7 @@ async function setUpProposals() {
     }
   });
   // A job still running from before a reload keeps its progress bar.
-  const jobs = asList(await api(paths.proposals()));
+  const jobs = asList(await api(endpoints.projectProposals(projectId)));
   const running = jobs.find((job) => job.image === null && ["pending", "running"].includes(job.status));
   if (running) followJob(running.id);
 }
@@ -102,7 +94,7 @@ async function setUpProposals() {
 const fixed = (value, digits) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
 
 async function showEvaluations() {
-  const rows = asList(await api(paths.evaluations())).map((e) =>
+  const rows = asList(await api(endpoints.projectEvaluations(projectId))).map((e) =>
     el(
       "tr",
       {},

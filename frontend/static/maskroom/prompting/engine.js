@@ -1,6 +1,6 @@
 // The active segmentation engine, from /api/health/, and how to install SAM.
 
-import { endpoints } from "./api.js";
+import { endpoints } from "../lib/api.js";
 
 // /api/health/ answers 503 with the same body when something is down.
 async function health() {
