@@ -1,4 +1,4 @@
-"""A crowded image for the editor's scale checks (tests/test_browser_many.py,
+"""A crowded image for the editor's scale checks (tests/browser/test_many.py,
 bench/editor.py): a synthetic fluorescence field of non-overlapping
 elliptical cells, uploaded through `image_upload`, with every cell saved as an
 instance in one bulk_create (valid COCO RLEs from worker.rle).

@@ -1,7 +1,7 @@
 """REST endpoints for seeing images: raw tiles, display settings, the model's channels.
 
 Tiles are raw samples, not pictures: the browser maps them to colours itself
-(frontend/static/maskroom/composite.js), so contrast changes need no new
+(frontend/static/maskroom/image/composite.js), so contrast changes need no new
 request. A tile's body is the (C, h, w) array in the image's dtype,
 little-endian, C-order, gzip-compressed on the wire when the client accepts
 it; X-Tile-Shape ("C,h,w") and X-Tile-Dtype say how to read it.

@@ -6,7 +6,7 @@ computed with the engine its key names, written atomically to the embedding
 store and marked ready; any failure marks that embedding failed with the
 reason, which the editor shows. A ready embedding is never computed again,
 so a redelivered task (acks_late) only redoes what was not finished, and
-one that another live worker is computing is left to it (embedding_lease.py).
+one that another live worker is computing is left to it (lease.py).
 
 `embeddings_compute` takes several ids: those of one engine key go through
 the engine's `embed_batch` a batch at a time (BATCH_SIZE images, fewer when

@@ -1,6 +1,6 @@
 """The WebSocket wire protocol, written once on the server side.
 
-Its twin for the browser is frontend/static/maskroom/protocol.js; both are
+Its twin for the browser is frontend/static/maskroom/prompting/protocol.js; both are
 documented in docs/api.md. Coordinates are image pixels (x right, y down) in
 the full-resolution frame of the image.
 """

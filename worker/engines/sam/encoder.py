@@ -14,7 +14,7 @@ ViT), with three differences in how, not what:
   its explicit version writes in each global block.
 - Optionally bfloat16 autocast, where the hardware computes it natively (CUDA,
   or a CPU with avx512_bf16 / AMX). Embeddings are still stored as float16;
-  masks decoded from them agree with float32's (tests/test_embedding_batch.py).
+  masks decoded from them agree with float32's (tests/backend/segmentation/test_compute_batch.py).
 
 Images of one call go through the ViT together, `max_batch` at a time.
 """

@@ -1,11 +1,11 @@
 // The project page's model panel: which model the project uses (owners can
-// switch it), automatic proposals for all images with a progress bar, and
-// the table of engine evaluations.
+// switch it), automatic proposals for all images with a progress bar
+// (instances/project_proposals.js), and the table of engine evaluations.
 
+import { setUpProjectProposals } from "../instances/project_proposals.js";
 import { api, asList, endpoints } from "../lib/api.js";
 import { el, showError } from "../lib/dom.js";
 
-const JOB_POLL_MS = 1000;
 const projectId = Number(document.body.dataset.projectId);
 const isOwner = document.body.dataset.isOwner === "true";
 const $ = (id) => document.getElementById(id);
@@ -40,55 +40,6 @@ async function showModels() {
   });
 }
 
-// --- proposals ----------------------------------------------------------------
-
-function showJob(job) {
-  const progress = $("propose-progress");
-  const total = Math.max(job.total_images, 1);
-  progress.hidden = !["pending", "running"].includes(job.status);
-  progress.max = total;
-  progress.value = job.done_images;
-  const counts = `${job.done_images} of ${job.total_images} images, ${job.created_instances} proposals`;
-  const text = {
-    pending: `Queued… ${counts}`,
-    running: `Proposing… ${counts}`,
-    done: `Done: ${counts}.`,
-    failed: `Failed: ${job.error || "see the worker's log"} (${counts}).`,
-  };
-  $("propose-status").textContent = text[job.status] ?? job.status;
-  $("proposals-card").dataset.jobStatus = job.status;
-}
-
-async function followJob(jobId) {
-  const button = $("propose-all");
-  button.disabled = true;
-  for (;;) {
-    const job = await api(endpoints.proposalJob(jobId));
-    showJob(job);
-    if (job.status === "done" || job.status === "failed") break;
-    await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
-  }
-  button.disabled = false;
-}
-
-async function setUpProposals() {
-  const errorNode = $("proposals-card").querySelector(".error");
-  $("propose-all").addEventListener("click", async () => {
-    showError(errorNode, "");
-    try {
-      const { job } = await api(endpoints.projectProposals(projectId), { method: "POST", json: {} });
-      await followJob(job.id);
-    } catch (err) {
-      showError(errorNode, err.message);
-      $("propose-all").disabled = false;
-    }
-  });
-  // A job still running from before a reload keeps its progress bar.
-  const jobs = asList(await api(endpoints.projectProposals(projectId)));
-  const running = jobs.find((job) => job.image === null && ["pending", "running"].includes(job.status));
-  if (running) followJob(running.id);
-}
-
 // --- evaluations --------------------------------------------------------------
 
 const fixed = (value, digits) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
@@ -116,7 +67,7 @@ async function showEvaluations() {
 
 for (const [name, step] of [
   ["models", showModels],
-  ["proposals", setUpProposals],
+  ["proposals", () => setUpProjectProposals(projectId)],
   ["evaluations", showEvaluations],
 ]) {
   step().catch((err) => console.error(`project ${name} panel:`, err));
