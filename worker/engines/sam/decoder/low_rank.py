@@ -90,7 +90,7 @@ class TokenProduct(nn.Module):
         blocks' factors (the first `depth` are read) and a mask input's update."""
         rows = []
         for index in reversed(range(self.depth)):
-            values = blocks[index][1]
+            _, values, _, _ = blocks[index]
             if index + 1 < self.depth:
                 rows.append(getattr(self, f"shift{index}"))
             rows += [values @ getattr(self, f"chain{index}"), getattr(self, f"colsum{index}")]
@@ -108,7 +108,8 @@ def coefficients(
     blocks, the same for every TokenProduct of that depth: its product is
     `s * (basis + coefficients^T rows)`. Relative to s, the first block's
     terms need no scaling and a later block's only the earlier blocks' std."""
-    stds = [torch.reciprocal(factors[3].reshape(1, -1)) for factors in blocks[:depth]]
+    inv_stds = [inv_std.reshape(1, -1) for _, _, _, inv_std in blocks[:depth]]
+    stds = [torch.reciprocal(inv_std) for inv_std in inv_stds]
     relative: list[torch.Tensor | None] = [None]  # the std of the blocks before each
     for std in stds:
         earlier = relative[-1]
@@ -123,10 +124,11 @@ def coefficients(
         found += [weights, mean_row] if earlier is None else [weights * earlier, mean_row * earlier]
     found.append(_present(relative[depth]))  # the constant row
     if update is not None:
-        found += [update[0], torch.ones(1, TOKENS)]
-    scale = blocks[0][3].reshape(1, -1)
-    for factors in blocks[1:depth]:
-        scale = scale * factors[3].reshape(1, -1)
+        h, _, _ = update
+        found += [h, torch.ones(1, TOKENS)]
+    scale = inv_stds[0]
+    for inv_std in inv_stds[1:]:
+        scale = scale * inv_std
     return scale, torch.cat(found)
 
 

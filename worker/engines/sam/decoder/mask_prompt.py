@@ -25,6 +25,7 @@ from segment_anything.modeling.transformer import Attention
 from torch import nn
 
 from worker.engines.sam.decoder.low_rank import TOKENS, TokenUpdate
+from worker.engines.sam.decoder.state import FirstBlock
 
 
 def _per_head(x: torch.Tensor, attention: Attention) -> torch.Tensor:
@@ -126,14 +127,16 @@ class MaskGraph(nn.Module):
         self.prompt = MaskPrompt(prompt_encoder, mask_decoder)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The image state's first four tensors (onnx.PLAIN_STATE), then mask_input."""
-        image_tokens, t2i_keys, t2i_values, i2t_queries, mask_input = inputs
+        """The image state's FirstBlock tensors (onnx.PLAIN_STATE), then mask_input."""
+        *plain, mask_input = inputs
+        first = FirstBlock(*plain)
         prompt = self.prompt
         h = prompt.h(mask_input)  # (16, 4096)
-        tokens = image_tokens + h.transpose(0, 1) @ prompt.tokens_weight + prompt.tokens_shift
+        tokens = first.image_tokens + h.transpose(0, 1) @ prompt.tokens_weight + prompt.tokens_shift
         out = [tokens]
         # The projections are kept transposed (128 x 4096).
-        for name, base in (("keys", t2i_keys), ("values", t2i_values), ("queries", i2t_queries)):
+        bases = (("keys", first.t2i_keys), ("values", first.t2i_values))
+        for name, base in (*bases, ("queries", first.i2t_queries)):
             weight, shift = getattr(prompt, f"{name}_weight"), getattr(prompt, f"{name}_shift")
             out.append(base + weight.transpose(0, 1) @ h + shift[:, None])
         return tuple(out)

@@ -38,7 +38,7 @@ UPSCALE_BANDS = 16
 def first_product_weight(mask_decoder: MaskDecoder) -> torch.Tensor:
     """(256, 256): the first transposed convolution as a per-pixel matrix
     (columns ordered a, b, channel of the 2x2 block)."""
-    conv = mask_decoder.output_upscaling[0]
+    conv, _, _, _, _ = mask_decoder.output_upscaling
     return conv.weight.permute(0, 2, 3, 1).reshape(conv.in_channels, -1)
 
 
@@ -59,12 +59,12 @@ class Upscaling(nn.Module):
 
     def __init__(self, mask_decoder: MaskDecoder) -> None:
         super().__init__()
-        up = mask_decoder.output_upscaling
-        conv2 = up[3]
-        self.norm = up[1]
+        # segment_anything's: ConvTranspose2d, LayerNorm2d, GELU, ConvTranspose2d, GELU.
+        conv1, norm, _, conv2, _ = mask_decoder.output_upscaling
+        self.norm = norm
         with torch.no_grad():
             self.register_buffer("up1_weight", first_product_weight(mask_decoder).clone())
-            self.register_buffer("up1_bias", up[0].bias.repeat(4))
+            self.register_buffer("up1_bias", conv1.bias.repeat(4))
             self.register_buffer("up2_weight", conv2.weight.permute(0, 2, 3, 1).reshape(64, -1))
             self.register_buffer("up2_bias", conv2.bias.repeat(4))
         depth = len(mask_decoder.transformer.layers)
