@@ -1,26 +1,14 @@
 """SAM's prompt encoder and mask decoder, rewritten for fast export to ONNX.
 
-The same computation as segment_anything's MaskDecoder.predict_masks (and
-SamPredictor's prompt handling), reorganised in two graphs:
-
-- ImageGraph: the work that depends on the image but not on the prompt: the
-  image tokens with the no-mask dense prompt added, the three projections of
-  the first two-way block that read only them (token-to-image keys and
-  values, image-to-token queries), the tokens' part of the upscaling
-  (sam_upscaling.py) and of the later blocks' projections (their bases,
-  sam_low_rank.py). It is the same for every prompt on an image, so it is
-  run once per image and kept (`ImageState`). A refinement's mask input
-  changes it by a rank-16 update (sam_mask_prompt.py), which RefineGraph
-  folds into its own products and MaskGraph applies for the plain graph.
-- PromptGraph: everything else, from those tensors and the points. With
-  `fold=True` nothing after the first block projects the image tokens: each
-  block adds to them an attention output of rank 8 x T (T: 5 output tokens
-  plus the points), so their projections are the image's bases, scaled per
-  token, plus a low-rank product (sam_low_rank.py), which costs less up to
-  T = 14 (onnx.FOLD_MAX_TOKENS; exact up to float rounding).
+`ImageGraph` computes the image state once per image; `PromptGraph` (all
+four masks), `ChoiceGraph` (the mask a click keeps) and `RefineGraph` (with
+a mask input) compute the rest per prompt, plain or with the image's later
+projections folded into low-rank products (`fold=True`). What each graph
+computes and why it equals segment_anything's MaskDecoder.predict_masks:
+README.md beside this file.
 
 Frames: tokens are the 64x64 embedding grid in row-major order (index = y *
-64 + x).
+64 + x); point coordinates are in the 1024 model frame.
 """
 
 from __future__ import annotations
@@ -141,7 +129,7 @@ def _low_rank_attention(
 ) -> torch.Tensor:
     """segment_anything's Attention of a few tokens `q` (T, 256) to the image
     tokens after some blocks, from their keys' and values' bases and the
-    click's low-rank parts (sam_low_rank.py)."""
+    click's low-rank parts (low_rank.py)."""
     heads = attention.num_heads
     d = attention.internal_dim // heads
     qh = _heads(attention.q_proj(q), attention) * (1.0 / math.sqrt(d))
@@ -182,9 +170,9 @@ class ImageGraph(nn.Module):
     one row per token unless said: image_tokens 4096x256 (embedding + SAM's
     no-mask dense prompt); t2i_keys, t2i_values and i2t_queries, the first
     block's projections, each 128x4096 (transposed); the tokens' part of the
-    upscaling's first product (sam_upscaling.py), 4096x256 in UPSCALE_BANDS
+    upscaling's first product (upscaling.py), 4096x256 in UPSCALE_BANDS
     bands of rows; then the bases of the later projections
-    (sam_low_rank.image_projections), each 128x4096 (transposed).
+    (low_rank.image_projections), each 128x4096 (transposed).
     """
 
     image_pe: torch.Tensor
@@ -221,12 +209,12 @@ class PromptGraph(nn.Module):
     Inputs: ImageGraph's outputs, point_coords 1xNx2 (x, y) in the 1024
     model frame and point_labels 1xN (1 positive, 0 negative, 2/3 box
     corners, -1 padding). Outputs: low_res_masks 1x65536x4 logits in block
-    order (sam_upscaling.mask_frames makes them 4x256x256) and
+    order (upscaling.mask_frames makes them 4x256x256) and
     iou_predictions 1x4 (index 0 is the single-mask output, 1..3 the
     multimask outputs), as MaskDecoder.predict_masks returns them. With
     `fold=True` the blocks after the first and the upscaling's first product
     read the image tokens in low rank, from the image's bases
-    (sam_low_rank.py); the plain graph (for many points, where that rank is
+    (low_rank.py); the plain graph (for many points, where that rank is
     no longer low) projects the tokens.
     """
 
@@ -418,7 +406,7 @@ class ChoiceGraph(PromptGraph):
 class RefineGraph(ChoiceGraph):
     """The folded ChoiceGraph for a refinement: one more input, mask_input
     1x1x256x256 (the previous logits), folded into the click's products
-    (sam_mask_prompt.MaskPrompt) so that the kept no-mask state is read as it
+    (mask_prompt.MaskPrompt) so that the kept no-mask state is read as it
     is, with no pass of its own over it."""
 
     def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:

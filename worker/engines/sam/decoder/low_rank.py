@@ -1,25 +1,12 @@
 """Products of the image tokens after SAM's two-way blocks, in low rank.
 
-Each two-way block l adds to the image tokens an attention output of rank
-heads x T (T: the prompt's few tokens), `weights^T values`, and applies a
-LayerNorm: a shift and scale per token (mean_l, inv_std_l), then a fixed
-shift and scale per channel (beta_l, gamma_l). So the tokens after block d
-times a fixed matrix W are
-
-    s * (tokens_0 G W + coefficients^T rows)
-
-with tokens_0 the image's own tokens, G the product of gamma_1 .. gamma_d,
-s the product of inv_std_1 .. inv_std_d (per token), and heads x T + 1
-coefficient rows per block, plus one per later shift and one for the
-constant (exact up to float rounding). `tokens_0 G W` is the same for every
-prompt on an image, so it is computed once per image and kept with the
-image state (the "basis"); the rest comes from the click: each block's
-attention weights and values and its LayerNorm statistics. A refinement's
-mask input changes tokens_0 by a rank-16 update, which joins as 17 more rows.
-
-The attention of a few tokens to the image tokens then reads only the basis
-(heads x T x 4096 x d) and the rows (heads x T x R x 4096), where a dense
-projection of the tokens would cost 4096 x 256 x d per head.
+The image tokens after d blocks times a fixed matrix W (plus a bias) are
+`s * (basis + coefficients^T rows)`: `basis` = tokens_0 G W is the same for
+every prompt on an image (kept in the image state), `s` (a scale per token),
+`coefficients` (R, 4096) and `rows` (R, columns) come from the click's
+blocks (their attention weights and values and LayerNorm statistics). The
+derivation, the order of the rows and why it is exact: README.md beside
+this file, section 5.
 """
 
 from __future__ import annotations

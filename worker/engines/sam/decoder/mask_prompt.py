@@ -1,18 +1,11 @@
 """A refinement's mask input, as rank-16 updates of a click's image state.
 
 SAM's dense prompt for a mask ends in a 1x1 convolution from 16 channels
-(`h`, one row per channel, 16 x 4096), so replacing the no-mask embedding by
-it changes every image token by `h^T W + b - no_mask`, and each tensor of the
-image state that is the tokens times a matrix P (the first block's
-projections, the later products' bases) by `h^T (W P) + (b - no_mask) P`: a
-rank-16 update. `MaskGraph` applies it to the kept state (for the plain graph, used
-for many points). `MaskPrompt` folds it into the click's own products
-instead, so a refinement reads the kept state as it is and writes no new
-one: the first block's attention to the image adds `(q Wk_h^T) h` to its
-scores and `(weights h^T) Wv_h` to its output (the keys' shift is the same
-for every image token, which the softmax drops), the image-to-token
-attention adds `(k Wq_h^T) h` to its scores, the residual product takes h as
-16 more rows, and every later low-rank product 17 more (sam_low_rank.py).
+(`h`, 16 x 4096), so it changes the image tokens, and every tensor of the
+image state, by a rank-16 update. `MaskGraph` applies it to the kept state
+(for the plain graph); `MaskPrompt` folds it into the folded graphs' own
+products, so that a refinement reads the kept no-mask state as it is.
+The derivation: README.md beside this file, section 7.
 """
 
 from __future__ import annotations
@@ -112,7 +105,7 @@ class MaskPrompt(nn.Module):
 
     def token_update(self, h: torch.Tensor) -> TokenUpdate:
         """The image tokens' update: `h^T weight + shift`, as (h, weight, shift (1, 256));
-        sam_low_rank.py carries it into the bases of the later products."""
+        low_rank.py carries it into the bases of the later products."""
         return h, self.tokens_weight, self.tokens_shift[None]
 
 

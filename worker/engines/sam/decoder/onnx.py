@@ -4,12 +4,13 @@ The graphs of worker/engines/sam/decoder/graphs.py: the image-side work of the
 decoder, which a click without a mask input repeats identically for every
 prompt on an image, and the prompt-dependent rest, in two forms (plain, and
 with the image-side projections folded into the few prompt tokens, cheaper
-up to FOLD_MAX_TOKENS tokens). `OnnxDecoder` keeps the image side of the
+up to FOLD_MAX_TOKENS tokens); which graph a prompt takes and why they agree
+with SAM: README.md beside this file. `OnnxDecoder` keeps the image side of the
 embeddings it has seen (weakly keyed on the embedding array, so an entry
 lives no longer than the embedding cache holds that array) and runs only a
 prompt graph for the next click on the same image; a refinement's folded
 graph takes the previous mask as one more input and folds it into the same
-products (sam_mask_prompt.py), the plain one gets a state updated by the
+products (mask_prompt.py), the plain one gets a state updated by the
 mask graph. The graphs take prompts already in the 1024 model frame; a
 click's graphs choose the mask in the graph and return only it
 (ChoiceGraph), the proposal grid's returns all four. Upsampling stays in
