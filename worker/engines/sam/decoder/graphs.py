@@ -1,26 +1,14 @@
 """SAM's prompt encoder and mask decoder, rewritten for fast export to ONNX.
 
-The same computation as segment_anything's MaskDecoder.predict_masks (and
-SamPredictor's prompt handling), reorganised in two graphs:
-
-- ImageGraph: the work that depends on the image but not on the prompt: the
-  image tokens with the no-mask dense prompt added, the three projections of
-  the first two-way block that read only them (token-to-image keys and
-  values, image-to-token queries), the tokens' part of the upscaling
-  (sam_upscaling.py) and of the later blocks' projections (their bases,
-  sam_low_rank.py). It is the same for every prompt on an image, so it is
-  run once per image and kept (`ImageState`). A refinement's mask input
-  changes it by a rank-16 update (sam_mask_prompt.py), which RefineGraph
-  folds into its own products and MaskGraph applies for the plain graph.
-- PromptGraph: everything else, from those tensors and the points. With
-  `fold=True` nothing after the first block projects the image tokens: each
-  block adds to them an attention output of rank 8 x T (T: 5 output tokens
-  plus the points), so their projections are the image's bases, scaled per
-  token, plus a low-rank product (sam_low_rank.py), which costs less up to
-  T = 14 (onnx.FOLD_MAX_TOKENS; exact up to float rounding).
+`ImageGraph` computes the image state once per image; `PromptGraph` (all
+four masks), `ChoiceGraph` (the mask a click keeps) and `RefineGraph` (with
+a mask input) compute the rest per prompt, plain or with the image's later
+projections folded into low-rank products (`fold=True`). What each graph
+computes and why it equals segment_anything's MaskDecoder.predict_masks:
+README.md beside this file.
 
 Frames: tokens are the 64x64 embedding grid in row-major order (index = y *
-64 + x).
+64 + x); point coordinates are in the 1024 model frame.
 """
 
 from __future__ import annotations
@@ -40,18 +28,22 @@ from worker.engines.sam.decoder.low_rank import (
     ProjectedTokens,
     TokenUpdate,
     image_projections,
-    projection,
 )
 from worker.engines.sam.decoder.mask_prompt import MaskPrompt
+from worker.engines.sam.decoder.state import (
+    BlockReads,
+    FinalReads,
+    FirstBlock,
+    ImageState,
+    projected_reads,
+    state_names,
+)
 from worker.engines.sam.decoder.upscaling import UPSCALE_BANDS, Upscaling, basis_weight
 
-# ImageGraph's outputs, the first inputs of every prompt graph: the first
-# block's four tensors, the upscaling basis in its bands (kept apart, so that
-# no click splits it), then the bases of SAM's two-block transformer's five
-# later projections.
-FIRST_BAND = 4
-LATER = FIRST_BAND + UPSCALE_BANDS
-STATE_SIZE = LATER + 5
+# A later block's (or the final attention's) reads: the projections, and the
+# image's bases of them.
+Reads = BlockReads[ProjectedTokens] | FinalReads[ProjectedTokens]
+Bases = BlockReads[torch.Tensor] | FinalReads[torch.Tensor]
 
 
 def _heads(x: torch.Tensor, attention: Attention) -> torch.Tensor:
@@ -130,20 +122,19 @@ def _image_attends_tokens(
 def _low_rank_attention(
     attention: Attention,
     q: torch.Tensor,
-    bases: tuple[torch.Tensor, torch.Tensor],
-    projections: tuple[ProjectedTokens, ProjectedTokens],
+    reads: Reads,
+    bases: Bases,
     factors: list[BlockFactors],
     update: TokenUpdate | None,
 ) -> torch.Tensor:
     """segment_anything's Attention of a few tokens `q` (T, 256) to the image
     tokens after some blocks, from their keys' and values' bases and the
-    click's low-rank parts (sam_low_rank.py)."""
+    click's low-rank parts (low_rank.py)."""
     heads = attention.num_heads
     d = attention.internal_dim // heads
     qh = _heads(attention.q_proj(q), attention) * (1.0 / math.sqrt(d))
-    keys, values = projections
-    weights = torch.softmax(keys.scores(qh, bases[0], factors, update), dim=-1)
-    out = values.mix(weights, bases[1], factors, update)
+    weights = torch.softmax(reads.keys.scores(qh, bases.keys, factors, update), dim=-1)
+    out = reads.values.mix(weights, bases.values, factors, update)
     return attention.out_proj(out.transpose(0, 1).reshape(-1, attention.internal_dim))
 
 
@@ -179,9 +170,9 @@ class ImageGraph(nn.Module):
     one row per token unless said: image_tokens 4096x256 (embedding + SAM's
     no-mask dense prompt); t2i_keys, t2i_values and i2t_queries, the first
     block's projections, each 128x4096 (transposed); the tokens' part of the
-    upscaling's first product (sam_upscaling.py), 4096x256 in UPSCALE_BANDS
+    upscaling's first product (upscaling.py), 4096x256 in UPSCALE_BANDS
     bands of rows; then the bases of the later projections
-    (sam_low_rank.image_projections), each 128x4096 (transposed).
+    (low_rank.image_projections), each 128x4096 (transposed).
     """
 
     image_pe: torch.Tensor
@@ -194,6 +185,7 @@ class ImageGraph(nn.Module):
         self.register_buffer("image_pe", _dense_pe(prompt_encoder), persistent=False)
         self.register_buffer("basis_weight", basis_weight(mask_decoder), persistent=False)
         self.projections = image_projections(mask_decoder, self.image_pe)
+        self.reads = projected_reads(self.projections)
 
     def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
         no_mask = self.prompt_encoder.no_mask_embed.weight  # (1, 256)
@@ -206,10 +198,9 @@ class ImageGraph(nn.Module):
         keys_t = t2i.k_proj.weight @ with_pe_t + t2i.k_proj.bias[:, None]
         values_t = t2i.v_proj.weight @ tokens_t + t2i.v_proj.bias[:, None]
         bands = (tokens @ self.basis_weight).chunk(UPSCALE_BANDS, dim=0)
-        later = [
-            projection(self.projections, i).basis(tokens_t) for i in range(len(self.projections))
-        ]
-        return tokens, keys_t, values_t, queries, *bands, *later
+        later = self.reads.map(lambda read: read.basis(tokens_t))
+        first = FirstBlock(tokens, keys_t, values_t, queries)
+        return ImageState(first=first, up_basis=bands, later=later).flat()
 
 
 class PromptGraph(nn.Module):
@@ -218,12 +209,12 @@ class PromptGraph(nn.Module):
     Inputs: ImageGraph's outputs, point_coords 1xNx2 (x, y) in the 1024
     model frame and point_labels 1xN (1 positive, 0 negative, 2/3 box
     corners, -1 padding). Outputs: low_res_masks 1x65536x4 logits in block
-    order (sam_upscaling.mask_frames makes them 4x256x256) and
+    order (upscaling.mask_frames makes them 4x256x256) and
     iou_predictions 1x4 (index 0 is the single-mask output, 1..3 the
     multimask outputs), as MaskDecoder.predict_masks returns them. With
     `fold=True` the blocks after the first and the upscaling's first product
     read the image tokens in low rank, from the image's bases
-    (sam_low_rank.py); the plain graph (for many points, where that rank is
+    (low_rank.py); the plain graph (for many points, where that rank is
     no longer low) projects the tokens.
     """
 
@@ -246,6 +237,7 @@ class PromptGraph(nn.Module):
         self.register_buffer("image_pe", _dense_pe(prompt_encoder), persistent=False)
         self.upscaling = Upscaling(mask_decoder)
         self.projections = image_projections(mask_decoder, self.image_pe) if fold else None
+        self.reads = None if self.projections is None else projected_reads(self.projections)
 
     def sparse_embeddings(
         self, point_coords: torch.Tensor, point_labels: torch.Tensor
@@ -263,14 +255,14 @@ class PromptGraph(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs by position (onnx.PROMPT_INPUTS names them for export):
         the image state, point_coords, point_labels."""
-        state, point_coords, point_labels = _prompt_inputs(inputs)
+        state, (point_coords, point_labels) = _prompt_inputs(inputs)
         queries, masks_of = self._decode(state, point_coords, point_labels)
         iou = self.decoder.iou_prediction_head(queries[0:1])
         return masks_of(self._hyper_in(queries))[None], iou
 
     def _decode(
         self,
-        state: tuple[torch.Tensor, ...],
+        state: ImageState,
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
         mask_input: torch.Tensor | None = None,
@@ -285,7 +277,7 @@ class PromptGraph(nn.Module):
         if self.fold:
             update = self.mask.token_update(h) if self.mask is not None and h is not None else None
             return queries, lambda hyper_in: self.upscaling.low_rank(
-                list(state[FIRST_BAND:LATER]), factors, hyper_in, update
+                list(state.up_basis), factors, hyper_in, update
             )
         return queries, lambda hyper_in: self.upscaling.dense(keys, hyper_in)
 
@@ -297,7 +289,7 @@ class PromptGraph(nn.Module):
     def _two_way(
         self,
         point_embedding: torch.Tensor,
-        state: tuple[torch.Tensor, ...],
+        state: ImageState,
         h: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[BlockFactors]]:
         """TwoWayTransformer.forward on the image state: (queries, the final
@@ -308,8 +300,8 @@ class PromptGraph(nn.Module):
         mask = self.mask if h is not None else None
         update = mask.token_update(h) if mask is not None and h is not None else None
         transformer = self.decoder.transformer
-        keys, t2i_keys, t2i_values, i2t_queries = state[:4]
-        bases = state[LATER:]
+        first = state.first
+        keys = first.image_tokens
         key_pe, query_pe = self.image_pe, point_embedding
         queries = point_embedding
         factors: list[BlockFactors] = []
@@ -321,17 +313,17 @@ class PromptGraph(nn.Module):
                 queries = queries + _attention(block.self_attn, q, q, queries)
             queries = block.norm1(queries)
             t2i, i2t = block.cross_attn_token_to_image, block.cross_attn_image_to_token
-            later = self._later(index)
+            later = self._later(state, index)
             if index == 0:
                 q = t2i.q_proj(queries + query_pe)
                 if mask is not None and h is not None:
-                    attn_out = mask.tokens_attend_image(t2i, q, t2i_keys, t2i_values, h)
+                    attn_out = mask.tokens_attend_image(t2i, q, first.t2i_keys, first.t2i_values, h)
                 else:
-                    attn_out = _attend_image(t2i, q, t2i_keys, t2i_values)
+                    attn_out = _attend_image(t2i, q, first.t2i_keys, first.t2i_values)
             elif later is not None:
-                kv = (bases[3 * index - 3], bases[3 * index - 2])
+                reads, bases = later
                 attn_out = _low_rank_attention(
-                    t2i, queries + query_pe, kv, (later[0], later[1]), factors, update
+                    t2i, queries + query_pe, reads, bases, factors, update
                 )
             else:
                 attn_out = _attention(t2i, queries + query_pe, keys + key_pe, keys)
@@ -340,12 +332,13 @@ class PromptGraph(nn.Module):
             k = _token_keys(i2t, queries + query_pe)
             heads, d = i2t.num_heads, i2t.internal_dim // i2t.num_heads
             if index == 0:
-                scores = k @ i2t_queries.reshape(heads, d, TOKENS)
+                scores = k @ first.i2t_queries.reshape(heads, d, TOKENS)
                 if mask is not None and h is not None:
                     w, shift = mask.query_update(i2t)
                     scores = scores + (k @ w) @ h + k @ shift
             elif later is not None:
-                scores = later[2].scores(k, bases[3 * index - 1], factors, update)
+                reads, bases = later
+                scores = reads.queries.scores(k, bases.queries, factors, update)
             else:
                 image_q = i2t.q_proj(keys + key_pe).transpose(0, 1)
                 scores = k @ image_q.reshape(heads, d, TOKENS)
@@ -360,21 +353,22 @@ class PromptGraph(nn.Module):
             factors.append((weights, values, mean, inv_std))
         final = transformer.final_attn_token_to_image
         q = queries + query_pe
-        if self.projections is not None:
-            kv = (bases[-2], bases[-1])
-            last = len(self.projections)
-            pair = (projection(self.projections, last - 2), projection(self.projections, last - 1))
-            attn_out = _low_rank_attention(final, q, kv, pair, factors, update)
+        if self.reads is not None:
+            attn_out = _low_rank_attention(
+                final, q, self.reads.final, state.later.final, factors, update
+            )
         else:
             attn_out = _attention(final, q, keys + key_pe, keys)
         return transformer.norm_final_attn(queries + attn_out), keys, factors
 
-    def _later(self, index: int) -> list[ProjectedTokens] | None:
+    def _later(
+        self, state: ImageState, index: int
+    ) -> tuple[BlockReads[ProjectedTokens], BlockReads[torch.Tensor]] | None:
         """Block `index`'s three low-rank projections (t2i keys, values, i2t
-        queries) in the folded graph, else None."""
-        if self.projections is None or index == 0:
+        queries) and the image's bases of them in the folded graph, else None."""
+        if self.reads is None or index == 0:
             return None
-        return [projection(self.projections, 3 * (index - 1) + i) for i in range(3)]
+        return self.reads.block(index), state.later.block(index)
 
 
 class ChoiceGraph(PromptGraph):
@@ -390,12 +384,12 @@ class ChoiceGraph(PromptGraph):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
         """PromptGraph's inputs, then multimask (onnx.CHOICE_INPUTS)."""
-        state, point_coords, point_labels = _prompt_inputs(inputs)
-        return self._choose(state, point_coords, point_labels, inputs[STATE_SIZE + 2])
+        state, (point_coords, point_labels, multimask) = _prompt_inputs(inputs)
+        return self._choose(state, point_coords, point_labels, multimask)
 
     def _choose(
         self,
-        state: tuple[torch.Tensor, ...],
+        state: ImageState,
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
         multimask: torch.Tensor,
@@ -412,7 +406,7 @@ class ChoiceGraph(PromptGraph):
 class RefineGraph(ChoiceGraph):
     """The folded ChoiceGraph for a refinement: one more input, mask_input
     1x1x256x256 (the previous logits), folded into the click's products
-    (sam_mask_prompt.MaskPrompt) so that the kept no-mask state is read as it
+    (mask_prompt.MaskPrompt) so that the kept no-mask state is read as it
     is, with no pass of its own over it."""
 
     def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
@@ -420,16 +414,17 @@ class RefineGraph(ChoiceGraph):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
         """ChoiceGraph's inputs, then mask_input (onnx.REFINE_INPUTS)."""
-        state, point_coords, point_labels = _prompt_inputs(inputs)
-        multimask, mask_input = inputs[STATE_SIZE + 2], inputs[STATE_SIZE + 3]
+        state, (point_coords, point_labels, multimask, mask_input) = _prompt_inputs(inputs)
         return self._choose(state, point_coords, point_labels, multimask, mask_input)
 
 
 def _prompt_inputs(
     inputs: tuple[torch.Tensor, ...],
-) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
-    """(image state, point_coords, point_labels) from a prompt graph's inputs."""
-    return inputs[:STATE_SIZE], inputs[STATE_SIZE], inputs[STATE_SIZE + 1]
+) -> tuple[ImageState, tuple[torch.Tensor, ...]]:
+    """A prompt graph's inputs: the image state, named, and the rest
+    (point_coords, point_labels, then multimask and mask_input where taken)."""
+    size = len(state_names())
+    return ImageState.from_flat(inputs[:size]), inputs[size:]
 
 
 def _dense_pe(prompt_encoder: PromptEncoder) -> torch.Tensor:

@@ -1,25 +1,12 @@
 """Products of the image tokens after SAM's two-way blocks, in low rank.
 
-Each two-way block l adds to the image tokens an attention output of rank
-heads x T (T: the prompt's few tokens), `weights^T values`, and applies a
-LayerNorm: a shift and scale per token (mean_l, inv_std_l), then a fixed
-shift and scale per channel (beta_l, gamma_l). So the tokens after block d
-times a fixed matrix W are
-
-    s * (tokens_0 G W + coefficients^T rows)
-
-with tokens_0 the image's own tokens, G the product of gamma_1 .. gamma_d,
-s the product of inv_std_1 .. inv_std_d (per token), and heads x T + 1
-coefficient rows per block, plus one per later shift and one for the
-constant (exact up to float rounding). `tokens_0 G W` is the same for every
-prompt on an image, so it is computed once per image and kept with the
-image state (the "basis"); the rest comes from the click: each block's
-attention weights and values and its LayerNorm statistics. A refinement's
-mask input changes tokens_0 by a rank-16 update, which joins as 17 more rows.
-
-The attention of a few tokens to the image tokens then reads only the basis
-(heads x T x 4096 x d) and the rows (heads x T x R x 4096), where a dense
-projection of the tokens would cost 4096 x 256 x d per head.
+The image tokens after d blocks times a fixed matrix W (plus a bias) are
+`s * (basis + coefficients^T rows)`: `basis` = tokens_0 G W is the same for
+every prompt on an image (kept in the image state), `s` (a scale per token),
+`coefficients` (R, 4096) and `rows` (R, columns) come from the click's
+blocks (their attention weights and values and LayerNorm statistics). The
+derivation, the order of the rows and why it is exact: README.md beside
+this file, section 5.
 """
 
 from __future__ import annotations
@@ -90,7 +77,7 @@ class TokenProduct(nn.Module):
         blocks' factors (the first `depth` are read) and a mask input's update."""
         rows = []
         for index in reversed(range(self.depth)):
-            values = blocks[index][1]
+            _, values, _, _ = blocks[index]
             if index + 1 < self.depth:
                 rows.append(getattr(self, f"shift{index}"))
             rows += [values @ getattr(self, f"chain{index}"), getattr(self, f"colsum{index}")]
@@ -108,7 +95,8 @@ def coefficients(
     blocks, the same for every TokenProduct of that depth: its product is
     `s * (basis + coefficients^T rows)`. Relative to s, the first block's
     terms need no scaling and a later block's only the earlier blocks' std."""
-    stds = [torch.reciprocal(factors[3].reshape(1, -1)) for factors in blocks[:depth]]
+    inv_stds = [inv_std.reshape(1, -1) for _, _, _, inv_std in blocks[:depth]]
+    stds = [torch.reciprocal(inv_std) for inv_std in inv_stds]
     relative: list[torch.Tensor | None] = [None]  # the std of the blocks before each
     for std in stds:
         earlier = relative[-1]
@@ -123,10 +111,11 @@ def coefficients(
         found += [weights, mean_row] if earlier is None else [weights * earlier, mean_row * earlier]
     found.append(_present(relative[depth]))  # the constant row
     if update is not None:
-        found += [update[0], torch.ones(1, TOKENS)]
-    scale = blocks[0][3].reshape(1, -1)
-    for factors in blocks[1:depth]:
-        scale = scale * factors[3].reshape(1, -1)
+        h, _, _ = update
+        found += [h, torch.ones(1, TOKENS)]
+    scale = inv_stds[0]
+    for inv_std in inv_stds[1:]:
+        scale = scale * inv_std
     return scale, torch.cat(found)
 
 

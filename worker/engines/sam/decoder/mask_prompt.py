@@ -1,18 +1,11 @@
 """A refinement's mask input, as rank-16 updates of a click's image state.
 
 SAM's dense prompt for a mask ends in a 1x1 convolution from 16 channels
-(`h`, one row per channel, 16 x 4096), so replacing the no-mask embedding by
-it changes every image token by `h^T W + b - no_mask`, and each tensor of the
-image state that is the tokens times a matrix P (the first block's
-projections, the later products' bases) by `h^T (W P) + (b - no_mask) P`: a
-rank-16 update. `MaskGraph` applies it to the kept state (for the plain graph, used
-for many points). `MaskPrompt` folds it into the click's own products
-instead, so a refinement reads the kept state as it is and writes no new
-one: the first block's attention to the image adds `(q Wk_h^T) h` to its
-scores and `(weights h^T) Wv_h` to its output (the keys' shift is the same
-for every image token, which the softmax drops), the image-to-token
-attention adds `(k Wq_h^T) h` to its scores, the residual product takes h as
-16 more rows, and every later low-rank product 17 more (sam_low_rank.py).
+(`h`, 16 x 4096), so it changes the image tokens, and every tensor of the
+image state, by a rank-16 update. `MaskGraph` applies it to the kept state
+(for the plain graph); `MaskPrompt` folds it into the folded graphs' own
+products, so that a refinement reads the kept no-mask state as it is.
+The derivation: README.md beside this file, section 7.
 """
 
 from __future__ import annotations
@@ -25,6 +18,7 @@ from segment_anything.modeling.transformer import Attention
 from torch import nn
 
 from worker.engines.sam.decoder.low_rank import TOKENS, TokenUpdate
+from worker.engines.sam.decoder.state import FirstBlock
 
 
 def _per_head(x: torch.Tensor, attention: Attention) -> torch.Tensor:
@@ -111,7 +105,7 @@ class MaskPrompt(nn.Module):
 
     def token_update(self, h: torch.Tensor) -> TokenUpdate:
         """The image tokens' update: `h^T weight + shift`, as (h, weight, shift (1, 256));
-        sam_low_rank.py carries it into the bases of the later products."""
+        low_rank.py carries it into the bases of the later products."""
         return h, self.tokens_weight, self.tokens_shift[None]
 
 
@@ -126,14 +120,16 @@ class MaskGraph(nn.Module):
         self.prompt = MaskPrompt(prompt_encoder, mask_decoder)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The image state's first four tensors (onnx.PLAIN_STATE), then mask_input."""
-        image_tokens, t2i_keys, t2i_values, i2t_queries, mask_input = inputs
+        """The image state's FirstBlock tensors (onnx.PLAIN_STATE), then mask_input."""
+        *plain, mask_input = inputs
+        first = FirstBlock(*plain)
         prompt = self.prompt
         h = prompt.h(mask_input)  # (16, 4096)
-        tokens = image_tokens + h.transpose(0, 1) @ prompt.tokens_weight + prompt.tokens_shift
+        tokens = first.image_tokens + h.transpose(0, 1) @ prompt.tokens_weight + prompt.tokens_shift
         out = [tokens]
         # The projections are kept transposed (128 x 4096).
-        for name, base in (("keys", t2i_keys), ("values", t2i_values), ("queries", i2t_queries)):
+        bases = (("keys", first.t2i_keys), ("values", first.t2i_values))
+        for name, base in (*bases, ("queries", first.i2t_queries)):
             weight, shift = getattr(prompt, f"{name}_weight"), getattr(prompt, f"{name}_shift")
             out.append(base + weight.transpose(0, 1) @ h + shift[:, None])
         return tuple(out)

@@ -4,12 +4,13 @@ The graphs of worker/engines/sam/decoder/graphs.py: the image-side work of the
 decoder, which a click without a mask input repeats identically for every
 prompt on an image, and the prompt-dependent rest, in two forms (plain, and
 with the image-side projections folded into the few prompt tokens, cheaper
-up to FOLD_MAX_TOKENS tokens). `OnnxDecoder` keeps the image side of the
+up to FOLD_MAX_TOKENS tokens); which graph a prompt takes and why they agree
+with SAM: README.md beside this file. `OnnxDecoder` keeps the image side of the
 embeddings it has seen (weakly keyed on the embedding array, so an entry
 lives no longer than the embedding cache holds that array) and runs only a
 prompt graph for the next click on the same image; a refinement's folded
 graph takes the previous mask as one more input and folds it into the same
-products (sam_mask_prompt.py), the plain one gets a state updated by the
+products (mask_prompt.py), the plain one gets a state updated by the
 mask graph. The graphs take prompts already in the 1024 model frame; a
 click's graphs choose the mask in the graph and return only it
 (ChoiceGraph), the proposal grid's returns all four. Upsampling stays in
@@ -30,7 +31,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -39,7 +40,8 @@ from torch import nn
 
 from worker.engines.sam.decoder.graphs import ChoiceGraph, ImageGraph, PromptGraph, RefineGraph
 from worker.engines.sam.decoder.mask_prompt import MaskGraph
-from worker.engines.sam.decoder.upscaling import UPSCALE_BANDS, mask_frames
+from worker.engines.sam.decoder.state import FirstBlock, ImageState, state_names
+from worker.engines.sam.decoder.upscaling import mask_frames
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +49,11 @@ EXPORT_VERSION = 10
 OPSET = 17
 IMAGE_INPUTS = ["image_embeddings"]
 
-# The first block's tensors (all the plain graph reads), then the bases of the
-# folded graphs' low-rank products (sam_low_rank.image_projections).
-PLAIN_STATE = ["image_tokens", "t2i_keys", "t2i_values", "i2t_queries"]
-LATER_BASES = ["b2_keys", "b2_values", "b2_queries", "final_keys", "final_values"]
-UP_BASIS = [f"up_basis_{band:02d}" for band in range(UPSCALE_BANDS)]
-STATE_NAMES = [*PLAIN_STATE, *UP_BASIS, *LATER_BASES]
+# The image state (state.ImageState): the first block's tensors (all the plain
+# graph reads), the upscaling basis's bands, then the bases of the folded
+# graphs' low-rank products.
+PLAIN_STATE = list(FirstBlock._fields)
+STATE_NAMES = state_names()
 MASK_INPUTS = [*PLAIN_STATE, "mask_input"]
 MASK_OUTPUTS = [f"{name}_with_mask" for name in PLAIN_STATE]  # ONNX names must differ
 PROMPT_INPUTS = [*STATE_NAMES, "point_coords", "point_labels"]
@@ -66,7 +67,14 @@ OUTPUT_TOKENS = 5  # the IoU token and four mask tokens go before the prompt's
 # the folded prompt graph costs less; beyond, the plain one does.
 FOLD_MAX_TOKENS = 14
 
-ImageState = tuple[np.ndarray, ...]
+StateArrays = tuple[np.ndarray, ...]  # an image state's arrays, in STATE_NAMES order
+
+
+class _Kept(NamedTuple):
+    """An image state kept for as long as its embedding array lives."""
+
+    embedding: weakref.ref[np.ndarray]
+    state: StateArrays
 
 
 class DecoderGraph(nn.Module):
@@ -129,9 +137,9 @@ def export_decoder(graph: DecoderGraph, path: Path) -> None:
     it, each atomically."""
     image_args = (torch.zeros(1, 256, 64, 64, dtype=torch.float16),)
     with torch.inference_mode(False), torch.no_grad():
-        state = graph.image(*image_args)
-    mask_args = (*state[: len(PLAIN_STATE)], torch.zeros(1, 1, 256, 256))
-    prompt_args = (*state, torch.zeros(1, 2, 2), torch.tensor([[1.0, -1.0]]))
+        state = ImageState.from_flat(graph.image(*image_args))
+    mask_args = (*state.first, torch.zeros(1, 1, 256, 256))
+    prompt_args = (*state.flat(), torch.zeros(1, 2, 2), torch.tensor([[1.0, -1.0]]))
     choice_args = (*prompt_args, torch.ones(1))
     refine_args = (*choice_args, torch.zeros(1, 1, 256, 256))
     points = {1: "num_points"}
@@ -221,7 +229,7 @@ class OnnxDecoder:
         self.refine_session = Session(refine_graph_path(path), threads)
         self._grid_session: Session | None = None
         self.image_states = image_states
-        self._states: OrderedDict[int, tuple[weakref.ref[np.ndarray], ImageState]] = OrderedDict()
+        self._states: OrderedDict[int, _Kept] = OrderedDict()
         # Reentrant: a collected embedding's callback may run in a thread that holds it.
         self._lock = threading.RLock()
 
@@ -288,21 +296,21 @@ class OnnxDecoder:
         """Whether the image state of this embedding array is kept."""
         with self._lock:
             found = self._states.get(id(embedding))
-            return found is not None and found[0]() is embedding
+            return found is not None and found.embedding() is embedding
 
-    def image_state(self, embedding: np.ndarray) -> ImageState:
+    def image_state(self, embedding: np.ndarray) -> StateArrays:
         """The image-side tensors of `embedding` without a mask input, kept
         for as long as the array lives (up to `image_states` of them)."""
         key = id(embedding)
         with self._lock:
             found = self._states.get(key)
-            if found is not None and found[0]() is embedding:
+            if found is not None and found.embedding() is embedding:
                 self._states.move_to_end(key)
-                return found[1]
+                return found.state
         state = self._image_run(embedding)
         forget = self._forget_callback(key)
         with self._lock:
-            self._states[key] = (weakref.ref(embedding, forget), state)
+            self._states[key] = _Kept(weakref.ref(embedding, forget), state)
             self._states.move_to_end(key)
             while len(self._states) > self.image_states:
                 self._states.popitem(last=False)
@@ -314,12 +322,12 @@ class OnnxDecoder:
         def forget(ref: weakref.ref[np.ndarray]) -> None:
             with lock:
                 held = states()
-                if held is not None and key in held and held[key][0] is ref:
+                if held is not None and key in held and held[key].embedding is ref:
                     del held[key]
 
         return forget
 
-    def _image_run(self, embedding: np.ndarray) -> ImageState:
+    def _image_run(self, embedding: np.ndarray) -> StateArrays:
         feeds = {"image_embeddings": np.ascontiguousarray(embedding, dtype=np.float16)[None]}
         return tuple(self.image_session.run(STATE_NAMES, feeds))
 

@@ -1,18 +1,11 @@
 """SAM's output upscaling and mask product, for the exported decoder graphs.
 
-Channels-last: a 2x2 stride-2 transposed convolution is a per-pixel matrix
-product (each input pixel makes its own 2x2 block), so both of them are plain
-MatMuls, LayerNorm2d is a LayerNormalization over the last axis, and the
-pixels are put in 256x256 order only at the end, outside the graph
-(`mask_frames`: NumPy's strided copy takes half the time of ONNX Runtime's
-7-D Transpose). It runs in bands of
-grid rows, so each band's intermediates stay in the cache.
-
-The first product can also be taken in low rank (`low_rank`): the final
-tokens times its 256x256 weight is the image's basis `tokens M_1` (the image
-state's up_basis bands) plus a product of 2 x (heads T + 1) + 2 = 116 columns a
-token for T = 7 instead of 256, all scaled per token by a scale that the
-next LayerNorm undoes (sam_low_rank.py).
+Channels-last: each 2x2 stride-2 transposed convolution is a per-pixel
+MatMul, LayerNorm2d a LayerNormalization over the last axis, run in
+UPSCALE_BANDS bands of grid rows; the logits leave the graph in block order
+and `mask_frames` puts them in 256x256 order in NumPy. The first product
+can be taken in low rank from the image's basis (`Upscaling.low_rank`). The
+derivation: README.md beside this file, section 6.
 """
 
 from __future__ import annotations
@@ -38,7 +31,7 @@ UPSCALE_BANDS = 16
 def first_product_weight(mask_decoder: MaskDecoder) -> torch.Tensor:
     """(256, 256): the first transposed convolution as a per-pixel matrix
     (columns ordered a, b, channel of the 2x2 block)."""
-    conv = mask_decoder.output_upscaling[0]
+    conv, _, _, _, _ = mask_decoder.output_upscaling
     return conv.weight.permute(0, 2, 3, 1).reshape(conv.in_channels, -1)
 
 
@@ -59,12 +52,12 @@ class Upscaling(nn.Module):
 
     def __init__(self, mask_decoder: MaskDecoder) -> None:
         super().__init__()
-        up = mask_decoder.output_upscaling
-        conv2 = up[3]
-        self.norm = up[1]
+        # segment_anything's: ConvTranspose2d, LayerNorm2d, GELU, ConvTranspose2d, GELU.
+        conv1, norm, _, conv2, _ = mask_decoder.output_upscaling
+        self.norm = norm
         with torch.no_grad():
             self.register_buffer("up1_weight", first_product_weight(mask_decoder).clone())
-            self.register_buffer("up1_bias", up[0].bias.repeat(4))
+            self.register_buffer("up1_bias", conv1.bias.repeat(4))
             self.register_buffer("up2_weight", conv2.weight.permute(0, 2, 3, 1).reshape(64, -1))
             self.register_buffer("up2_bias", conv2.bias.repeat(4))
         depth = len(mask_decoder.transformer.layers)
@@ -86,11 +79,11 @@ class Upscaling(nn.Module):
         """`dense` from the image's upscaling basis (4096, 256, in its
         UPSCALE_BANDS bands of rows) and each
         block's factors, without the final tokens; `update` is a refinement's
-        mask input (sam_mask_prompt.py)."""
+        mask input (mask_prompt.py)."""
         # The product is s * (basis + coefficient^T row), s > 0 a scale per
         # token. LayerNorm2d, next, normalises each pixel's 64 channels, and a
         # token's four pixels share its s, so s changes only the norm's epsilon
-        # (1e-6, against variances of order 1): it is left out.
+        # (1e-6, against variances of order 1): it is left out (README.md, 6.3).
         _, coefficient, row = low_rank(self.product, factors, update)  # (R, 4096), (R, 256)
         parts = zip(basis, coefficient.chunk(UPSCALE_BANDS, dim=1), strict=True)
         return self._finish([torch.addmm(b, c.transpose(0, 1), row) for b, c in parts], hyper_in)
