@@ -177,7 +177,8 @@ def _log_in(page: Any, base: str) -> None:
 
 def _open(page: Any, base: str, crowd: Crowd) -> dict[str, Any]:
     page.goto(f"{base}images/{crowd.image_id}/")
-    page.wait_for_function("window.__readyAt !== undefined", timeout=READY_TIMEOUT_MS)
+    # A function, not an expression: an expression is eval()ed, which the CSP refuses.
+    page.wait_for_function("() => window.__readyAt !== undefined", timeout=READY_TIMEOUT_MS)
     figures: dict[str, Any] = page.evaluate(OPEN_FIGURES)
     if figures["count"] != crowd.count:
         raise RuntimeError(f"the editor drew {figures['count']} instances, not {crowd.count}")
