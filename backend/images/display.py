@@ -38,7 +38,7 @@ from backend.images.rendering import (
 )
 from backend.images.tasks import render_displays
 from backend.projects.models import Project
-from backend.projects.selectors import project_ensure_owner
+from backend.projects.permissions import Action, project_require
 from backend.segmentation.embeddings import (
     embeddings_discard_for_project,
     embeddings_schedule_for_project,
@@ -163,7 +163,7 @@ def channel_mapping_set(
 ) -> tuple[Mapping | None, int]:
     """Change which channels the model sees (owners only); (stored mapping,
     embeddings scheduled). Unchanged: nothing happens and 0 are scheduled."""
-    project_ensure_owner(project=project, user=user, action="change the channels the model sees")
+    project_require(project=project, user=user, action=Action.CHANNELS)
     cleaned = clean_channel_mapping(mapping)
     locked = Project.objects.select_for_update().get(pk=project.pk)
     if channel_mapping(project=locked) == cleaned:

@@ -31,7 +31,7 @@ from backend.images.pyramid import TILE_SIZE
 from backend.images.tasks import build_pyramid
 from backend.images.upload_files import StoredFile, StoredPlane, StoredSource, upload_store
 from backend.projects.models import Project
-from backend.projects.selectors import project_ensure_owner
+from backend.projects.permissions import Action, project_require
 from backend.segmentation.embeddings import embeddings_schedule
 
 MAX_NAME_LENGTH = 255
@@ -47,6 +47,7 @@ def image_upload(
     every Image made: one per plain image, one per plane of a stack (t major).
     Embeddings are scheduled for after the commit (see the module docstring).
     """
+    project_require(project=project, user=user, action=Action.UPLOAD)
     if not files:
         raise ServiceError("No file received: send the images in the multipart field 'file'.")
     stored: list[StoredFile] = []
@@ -173,7 +174,7 @@ def image_delete(*, image: Image, user: AbstractBaseUser) -> None:
 
     A plane of a stack is deleted with its stack only (see `stack_delete`).
     """
-    project_ensure_owner(project=image.project, user=user, action="delete images")
+    project_require(project=image.project, user=user, action=Action.DELETE_IMAGES)
     if image.stack_id is not None:
         raise ServiceError(
             f"{image.name} is a plane of the stack {image.stack_id}: delete the whole stack "
@@ -189,7 +190,7 @@ def image_delete(*, image: Image, user: AbstractBaseUser) -> None:
 @transaction.atomic
 def stack_delete(*, stack: ImageStack, user: AbstractBaseUser) -> None:
     """Delete the stack with all its planes, their instances and embeddings, and its files."""
-    project_ensure_owner(project=stack.project, user=user, action="delete images")
+    project_require(project=stack.project, user=user, action=Action.DELETE_IMAGES)
     folders = {Path(path).parent for path in stack.planes.values_list("planes_path", flat=True)}
     stack.delete()
     if not Image.objects.filter(original_path=stack.original_path).exists():

@@ -38,7 +38,9 @@ class Label(models.Model):
 class Membership(models.Model):
     class Role(models.TextChoices):
         OWNER = "owner"
+        REVIEWER = "reviewer"
         ANNOTATOR = "annotator"
+        VIEWER = "viewer"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, QuerySet
-from rest_framework import status
 
 from backend.common.errors import ServiceError
 from backend.projects.access import visible_projects
@@ -47,21 +46,6 @@ def project_stats(*, project: Project) -> ProjectStats:
         image__project=project, engine_key=spec.key, status=Embedding.Status.READY
     ).count()
     return ProjectStats(image_count=image_count, embedded_count=embedded_count, model=spec.name)
-
-
-def project_role(*, project: Project, user: AnyUser) -> str | None:
-    if not user.is_authenticated:
-        return None
-    membership = Membership.objects.filter(project=project, user=user).first()
-    return membership.role if membership is not None else None
-
-
-def project_ensure_owner(*, project: Project, user: AnyUser, action: str) -> None:
-    """Raise a 403 ServiceError saying that only owners may `action` (a verb phrase)."""
-    if project_role(project=project, user=user) != Membership.Role.OWNER:
-        raise ServiceError(
-            f"Only a project owner can {action}.", status_code=status.HTTP_403_FORBIDDEN
-        )
 
 
 def member_list(*, project: Project) -> QuerySet[Membership]:

@@ -12,7 +12,7 @@ from rest_framework import status
 
 from backend.common.errors import ServiceError
 from backend.projects.models import Label, Membership, Project
-from backend.projects.selectors import project_ensure_owner
+from backend.projects.permissions import Action, project_require
 from backend.segmentation.embeddings import embeddings_schedule_for_project
 from backend.segmentation.selectors import engine_spec_named, installed_model_names
 
@@ -97,7 +97,7 @@ def project_update(
 ) -> Project:
     """Rename the project or switch its model. A new model keeps every label
     and instance; its embeddings are computed for every image after commit."""
-    project_ensure_owner(project=project, user=user, action="change the project")
+    project_require(project=project, user=user, action=Action.CHANGE_PROJECT)
     if name is not None:
         project.name = _clean_name(name)
         project.save(update_fields=["name"])
@@ -115,7 +115,7 @@ def project_member_add(
     *, project: Project, user: AbstractBaseUser, username: str, role: str
 ) -> tuple[Membership, bool]:
     """Add `username` to the project with `role`, or change their role; (membership, created)."""
-    project_ensure_owner(project=project, user=user, action="manage members")
+    project_require(project=project, user=user, action=Action.MANAGE_MEMBERS)
     if role not in Membership.Role.values:
         raise ServiceError(f"role must be one of: {', '.join(Membership.Role.values)}.")
     member = get_user_model().objects.filter(username=username.strip(), is_active=True).first()
@@ -167,7 +167,7 @@ def project_member_remove(*, project: Project, user: AbstractBaseUser, username:
             status_code=status.HTTP_404_NOT_FOUND,
         )
     if membership.user_id != user.pk:
-        project_ensure_owner(project=project, user=user, action="remove members")
+        project_require(project=project, user=user, action=Action.MANAGE_MEMBERS)
     _ensure_another_owner(project=project, leaving=membership)
     membership.delete()
 

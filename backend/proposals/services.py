@@ -12,6 +12,7 @@ from django.db import transaction
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Label, Project
+from backend.projects.permissions import Action, project_require
 from backend.proposals.models import ProposalJob
 from backend.proposals.run import proposal_job_finish
 from backend.proposals.tasks import run_proposal_job
@@ -32,6 +33,7 @@ def proposal_job_start(
 ) -> ProposalJob:
     """Record a job proposing on `image` (or every image of `project`) and
     enqueue it after the commit. Proposals get `label`, else the project's first."""
+    project_require(project=project, user=user, action=Action.PROPOSE)
     if image is not None and image.project_id != project.pk:
         raise ServiceError("The image belongs to another project.")
     if label is None:

@@ -122,11 +122,12 @@ def server_instance(instance_id: int) -> Instance:
 def test_a_conflict_keeps_local_work_and_shows_both_versions(
     live_app: LiveApp, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
-    owner, _, project, image = nuclei_image()
+    owner, annie, project, image = nuclei_image()
     nucleus = label(project, "nucleus")
     first_mask = square(40, 40, 30, 30)
     kept = instance_create(image=image, user=owner, label=nucleus, rle=first_mask)
-    given_up = instance_create(image=image, user=owner, label=nucleus, rle=square(300, 300, 20, 20))
+    # Annie's own (only an owner deletes someone else's), which Olivia edits.
+    given_up = instance_create(image=image, user=annie, label=nucleus, rle=square(300, 300, 20, 20))
     page = browser_page.page
     open_editor(page, live_app, image)
     expect_saved(page)
@@ -304,9 +305,9 @@ def test_a_reload_shows_everything_saved_including_what_was_pending(
 def test_a_deleted_instance_is_restored_from_the_recently_deleted_list(
     live_app: LiveApp, browser_page: BrowserPage
 ) -> None:
-    owner, _, project, image = nuclei_image()
+    owner, annie, project, image = nuclei_image()
     nucleus = label(project, "nucleus")
-    gone = instance_create(image=image, user=owner, label=nucleus, rle=square(60, 60, 10, 10))
+    gone = instance_create(image=image, user=annie, label=nucleus, rle=square(60, 60, 10, 10))
     instance_create(image=image, user=owner, label=nucleus, rle=square(200, 60, 10, 10))
     page = browser_page.page
     open_editor(page, live_app, image)

@@ -57,7 +57,7 @@ def test_proposals_for_all_images_show_progress_and_land_as_proposed(
 ) -> None:
     owner, annotator = person("petra"), person("ali")
     project = project_with_nuclei(owner, annotator)
-    log_in(browser_page, live_app, "ali")
+    log_in(browser_page, live_app, "petra")  # owners and reviewers start proposals
     page = browser_page.page
     page.goto(f"{live_app.url}projects/{project.pk}/")
 

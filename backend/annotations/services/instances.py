@@ -17,6 +17,7 @@ from backend.annotations.models import Instance, InstanceHistory
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Label
+from backend.projects.permissions import Action, project_require
 from worker import rle as rle_codec
 
 MAX_COUNTS_LENGTH = 8 * 1024 * 1024
@@ -64,6 +65,10 @@ def _checked_label(*, image: Image, label: Label) -> Label:
     if label.project_id != image.project_id:
         raise ServiceError("The label belongs to another project.")
     return label
+
+
+def _require(*, instance: Instance, user: AbstractBaseUser, action: Action) -> None:
+    project_require(project=instance.image.project, user=user, action=action)
 
 
 def _record(*, instance: Instance, user: AbstractBaseUser | None, action: str) -> None:
@@ -131,6 +136,7 @@ def instance_create_once(
     once) answers that instance, deleted or not, and saves nothing. Clients
     create accepted instances only: proposals are the server's
     (backend/annotations/services/proposed.py)."""
+    project_require(project=image.project, user=user, action=Action.ANNOTATE)
     mask = mask_check(image=image, rle=rle)
     label = _checked_label(image=image, label=label)
     if state not in Instance.State.values:
@@ -179,6 +185,7 @@ def instance_update(
 ) -> Instance:
     """Give the instance a new mask and/or label. With `version`, refuse
     (InstanceConflictError) unless it is the current one; without, apply anyway."""
+    _require(instance=instance, user=user, action=Action.ANNOTATE)
     if label is None and rle is None:
         raise ServiceError("Give a label or an rle to change.")
     # The image's size never changes: the mask is checked before the lock.
@@ -204,6 +211,7 @@ def instance_relabel(*, instance: Instance, user: AbstractBaseUser, label: Label
 def instance_accept(*, instance: Instance, user: AbstractBaseUser) -> Instance:
     """Make a proposed instance curated: accepted, authored by `user`, its
     version bumped. Accepting an accepted instance changes nothing."""
+    _require(instance=instance, user=user, action=Action.ANNOTATE)
     # Locking the image orders this after a proposal run replacing the image's
     # proposals (services/proposed.py), or that run after this.
     Image.objects.select_for_update().filter(pk=instance.image_id).first()
@@ -226,7 +234,11 @@ def instance_accept(*, instance: Instance, user: AbstractBaseUser) -> Instance:
 def instance_delete(
     *, instance: Instance, user: AbstractBaseUser, version: int | None = None
 ) -> Instance:
-    """Delete softly: the instance leaves lists and exports but can be restored."""
+    """Delete softly: the instance leaves lists and exports but can be restored.
+    Someone else's instance only an owner may delete; a machine proposal
+    (no author) anyone who annotates."""
+    mine = instance.author_id is None or instance.author_id == user.pk
+    _require(instance=instance, user=user, action=Action.ANNOTATE if mine else Action.DELETE_OTHERS)
     locked = _live_at(instance=instance, version=version)
     locked.deleted_at = timezone.now()
     locked.version += 1
@@ -238,6 +250,7 @@ def instance_delete(
 @transaction.atomic
 def instance_restore(*, instance: Instance, user: AbstractBaseUser) -> Instance:
     """Bring a deleted instance back, same id; restoring a live one changes nothing."""
+    _require(instance=instance, user=user, action=Action.ANNOTATE)
     locked = _locked(instance)
     if locked.deleted_at is not None:
         locked.deleted_at = None

@@ -1,5 +1,6 @@
 """Storing automatic proposals: one image's proposals as Instance rows in the
-"proposed" state, authorless, in place of its previous proposals.
+"proposed" state, authorless, in place of its previous untouched proposals
+(one that someone edited stays, and counts as curated).
 
 Curated instances win: an accepted instance is never changed or deleted
 here, a proposal more than half covered by accepted instances is dropped,
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Q
 from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Instance
@@ -40,7 +42,9 @@ def proposed_instances_replace(
         return 0  # deleted meanwhile
     curated = _curated_union(image)
     kept = exclude_curated(masks, curated, max_covered=MAX_COVERED_BY_CURATED, min_area=min_area)
-    Instance.objects.filter(image=image, state=Instance.State.PROPOSED).delete()
+    # A proposal someone edited (its version moved on) is kept, and counts as
+    # curated below: a re-run never takes away work.
+    Instance.objects.filter(image=image, state=Instance.State.PROPOSED, version=1).delete()
     rows = []
     for mask in kept:
         encoded = rle.encode_crop(mask.mask_crop, mask.x0, mask.y0, image.height, image.width)
@@ -61,11 +65,12 @@ def proposed_instances_replace(
 
 
 def _curated_union(image: Image) -> np.ndarray:
-    """The bool (H, W) union of the image's accepted instances."""
+    """The bool (H, W) union of the image's accepted instances and edited proposals."""
     encoded = [
         {"size": [image.height, image.width], "counts": counts.encode("ascii")}
         for counts in Instance.objects.filter(
-            image=image, state=Instance.State.ACCEPTED
+            Q(state=Instance.State.ACCEPTED) | Q(state=Instance.State.PROPOSED, version__gt=1),
+            image=image,
         ).values_list("rle__counts", flat=True)
     ]
     if not encoded:

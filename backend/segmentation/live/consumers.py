@@ -21,6 +21,7 @@ from django.http import Http404
 
 from backend.annotations.selectors import instance_for_user
 from backend.images.selectors import image_for_user
+from backend.projects.permissions import Action, project_role, role_may
 from backend.segmentation.embeddings import embedding_schedule, embeddings_requeue_stale
 from backend.segmentation.live import protocol
 from backend.segmentation.live.prompt_queue import Decode, PromptQueue, Refine, Reset, Send, Waiting
@@ -41,11 +42,14 @@ STATUS_POLL_SECONDS = 0.5
 
 
 @database_sync_to_async
-def _open_session(user: Any, image_id: int) -> DecodeSession | None:
+def _open_session(user: Any, image_id: int) -> DecodeSession | int:
+    """The decode session, or the close code that refuses the connection."""
     try:
         image = image_for_user(user, image_id)
     except Http404:
-        return None
+        return protocol.CLOSE_NOT_FOUND
+    if not role_may(project_role(project=image.project, user=user), Action.ANNOTATE):
+        return protocol.CLOSE_FORBIDDEN
     spec = engine_spec_for_project(image.project)
     if embedding_for_image(image=image, spec=spec) is None:
         embedding_schedule(image=image)  # a new model: compute its embedding now
@@ -99,12 +103,12 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
         session = await _open_session(self.scope.get("user"), image_id)
-        if session is None:
+        if isinstance(session, int):
             # Accept, then close with a code the client can act on (stop
             # retrying); the same for a missing image, an outsider and anyone
             # not logged in, so nothing about the image leaks.
             await self.accept()
-            await self.close(code=protocol.CLOSE_NOT_FOUND)
+            await self.close(code=session)
             return
         self.session = session
         self.queue = PromptQueue(width=session.width, height=session.height)

@@ -34,6 +34,8 @@ MAX_REQUEST_ID = 2**53 - 1
 MAX_DEPTH = 8
 # Close code when the image does not exist or the user may not see it.
 CLOSE_NOT_FOUND = 4404
+# Close code for a member whose role may not prompt (a viewer).
+CLOSE_FORBIDDEN = 4403
 # Close code for a client that keeps more than MAX_QUEUED messages waiting.
 CLOSE_TOO_MANY = 4429
 

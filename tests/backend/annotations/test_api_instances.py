@@ -193,14 +193,30 @@ def test_it_refuses_relabelling_to_an_unknown_label(image: Image, member: User) 
     assert Instance.objects.get().version == 1
 
 
-def test_it_deletes_an_instance(image: Image, owner: User, member: User) -> None:
+def test_it_deletes_an_instance(image: Image, member: User) -> None:
     created = post_instance(
-        owner, image, {"label": "nucleus", "rle": rle_of(square_mask(1, 1, 3, 3))}
+        member, image, {"label": "nucleus", "rle": rle_of(square_mask(1, 1, 3, 3))}
     )
     response = client_for(member).delete(f"/api/instances/{created.json()['id']}/")
     assert response.status_code == 204
     assert not Instance.objects.exists()
     assert client_for(member).delete(f"/api/instances/{created.json()['id']}/").status_code == 404
+
+
+def test_only_an_owner_deletes_another_persons_instance(
+    image: Image, owner: User, member: User
+) -> None:
+    mask = {"label": "nucleus", "rle": rle_of(square_mask(1, 1, 3, 3))}
+    owners = post_instance(owner, image, mask).json()["id"]
+    members = post_instance(member, image, {**mask, "rle": rle_of(square_mask(5, 5, 3, 3))})
+    refused = client_for(member).delete(f"/api/instances/{owners}/")
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "Only a project owner can delete another person's instance."
+    assert Instance.objects.filter(pk=owners).exists()
+    assert client_for(owner).delete(f"/api/instances/{members.json()['id']}/").status_code == 204
+    # Soft: the owner's deletion of the member's work can be undone.
+    restore = client_for(member).post(f"/api/instances/{members.json()['id']}/restore/")
+    assert restore.status_code == 200
 
 
 def test_it_hides_instances_from_outsider(image: Image, owner: User, outsider: User) -> None:

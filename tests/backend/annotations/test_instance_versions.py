@@ -113,22 +113,24 @@ def test_it_refuses_a_stale_edit_with_the_servers_state(
 def test_it_refuses_a_stale_delete_with_the_servers_state(
     instance: dict[str, Any], owner: User, member: User
 ) -> None:
-    assert patch(owner, instance, {"label": "cell", "version": 1}).status_code == 200
-    response = client_for(member).delete(url(instance) + "?version=1")
+    assert patch(member, instance, {"label": "cell", "version": 1}).status_code == 200
+    response = client_for(owner).delete(url(instance) + "?version=1")
     assert response.status_code == 409
     assert response.json()["instance"]["version"] == 2
     assert Instance.objects.filter(pk=instance["id"]).exists()
 
 
-def test_it_deletes_at_the_current_version(instance: dict[str, Any], member: User) -> None:
-    assert client_for(member).delete(url(instance) + "?version=1").status_code == 204
+def test_it_deletes_at_the_current_version(instance: dict[str, Any], owner: User) -> None:
+    assert client_for(owner).delete(url(instance) + "?version=1").status_code == 204
     assert not Instance.objects.exists()
     assert Instance.all_objects.get().version == 2
 
 
 @pytest.mark.parametrize("query", ["?version=abc", "?version=0"])
-def test_it_refuses_a_bad_version(instance: dict[str, Any], member: User, query: str) -> None:
-    response = client_for(member).delete(url(instance) + query)
+def test_it_refuses_a_bad_version(
+    instance: dict[str, Any], owner: User, member: User, query: str
+) -> None:
+    response = client_for(owner).delete(url(instance) + query)
     assert response.status_code == 400
     assert response.json()["detail"].startswith("version")
     assert patch(member, instance, {"label": "cell", "version": "x"}).status_code == 400
@@ -163,15 +165,15 @@ def test_it_refuses_a_bad_edit_and_changes_nothing(
 def test_history_records_who_did_what(instance: dict[str, Any], owner: User, member: User) -> None:
     patch(member, instance, {"label": "cell", "version": 1})
     patch(owner, instance, {"rle": square(3, 3, 2, 2), "version": 2})
-    client_for(member).delete(url(instance) + "?version=3")
-    client_for(owner).post(url(instance, "restore/"))
+    client_for(owner).delete(url(instance) + "?version=3")
+    client_for(member).post(url(instance, "restore/"))
     entries = history(member, instance)
     assert [(e["version"], e["action"], e["user"], e["label"]) for e in entries] == [
         (1, "create", "olivia", "nucleus"),
         (2, "update", "mateo", "cell"),
         (3, "update", "olivia", "cell"),
-        (4, "delete", "mateo", "cell"),
-        (5, "restore", "olivia", "cell"),
+        (4, "delete", "olivia", "cell"),
+        (5, "restore", "mateo", "cell"),
     ]
     assert entries[0]["rle"] == instance["rle"]
     assert entries[2]["rle"] == square(3, 3, 2, 2)
@@ -204,7 +206,7 @@ def test_accepting_a_proposal_is_in_its_history(image: Image, owner: User, membe
 def test_a_rejected_proposal_stays_out_of_recently_deleted_but_undo_restores_it(
     image: Image, instance: dict[str, Any], owner: User, member: User
 ) -> None:
-    client = client_for(member)
+    client = client_for(owner)
     proposal = proposed(image, owner)
     assert client.delete(url(proposal) + "?version=1").status_code == 204  # R
     assert client.delete(url(instance) + "?version=1").status_code == 204
@@ -215,9 +217,9 @@ def test_a_rejected_proposal_stays_out_of_recently_deleted_but_undo_restores_it(
 
 
 def test_a_deleted_instance_leaves_the_list_and_export_and_comes_back(
-    image: Image, instance: dict[str, Any], project: Project, member: User
+    image: Image, instance: dict[str, Any], project: Project, owner: User, member: User
 ) -> None:
-    client = client_for(member)
+    client = client_for(owner)
     kept = client.post(
         f"/api/images/{image.pk}/instances/",
         {"label": "cell", "rle": square(20, 10, 3, 3)},

@@ -126,7 +126,7 @@ def test_member_reaches_every_endpoint(world: World, member: User) -> None:
         ("patch", "/api/projects/{p}/"): 403,
         ("post", "/api/projects/{p}/members/"): 403,
         ("post", "/api/images/{i}/instances/"): 201,
-        ("delete", "/api/instances/{n}/"): 204,
+        ("delete", "/api/instances/{n}/"): 403,  # the owner's instance: owners only
         ("delete", "/api/images/{i}/"): 403,  # owners only
     }
     ids = {"p": world.project.pk, "i": world.image.pk, "n": world.instance.pk}

@@ -30,6 +30,14 @@ from worker.engines.spec import CLASSICAL_SPEC
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def member_reviews(project: Project, member: User) -> None:
+    """The member here is a reviewer: owners and reviewers start proposals
+    (annotators may not: tests/backend/projects/test_permission_matrix.py)."""
+    Membership.objects.filter(project=project, user=member).update(role="reviewer")
+
+
 RECALL = 0.85  # measured 0.936 on these nuclei (see tests/worker/proposals/test_pipeline.py)
 
 

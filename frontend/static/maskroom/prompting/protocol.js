@@ -18,6 +18,8 @@ export const MAX_OBJECT_POINTS = 64;
 
 // Close code when the image does not exist or the user may not see it: stop retrying.
 export const CLOSE_NOT_FOUND = 4404;
+// Close code for a member whose role may not prompt (a viewer): stop retrying.
+export const CLOSE_FORBIDDEN = 4403;
 // Close code for a client that keeps too many messages waiting.
 export const CLOSE_TOO_MANY = 4429;
 

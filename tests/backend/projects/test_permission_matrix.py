@@ -1,0 +1,211 @@
+"""The permission matrix of docs/api.md, table-driven: every project URL, every
+method, every role, plus an outsider (404, as if nothing existed) and an
+anonymous client (401/403). A role the table allows gets through (any answer
+but 401, 403 or 404: a 400 for a body it did not like, a 409 for a rule such
+as "keep an owner" are its own business); a role it does not allow gets 403
+and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+from PIL import Image as PILImage
+from pycocotools import mask as coco_mask
+
+from backend.annotations.models import Instance
+from backend.images.models import Image
+from backend.projects.models import Membership, Project
+from backend.projects.permissions import ROLES
+from backend.proposals.models import ProposalJob
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+ALL = frozenset(ROLES)
+WRITERS = frozenset({"owner", "reviewer", "annotator"})
+OWNER = frozenset({"owner"})
+LEADS = frozenset({"owner", "reviewer"})
+
+# (method, URL template, JSON body or "file", the roles allowed). {p} project,
+# {i} image, {n} an instance the owner drew, {j} a proposal job, {x} a member
+# to remove (an annotator other than the caller).
+MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
+    ("get", "/api/projects/{p}/", None, ALL),
+    ("patch", "/api/projects/{p}/", {"name": "Renamed"}, OWNER),
+    ("get", "/api/projects/{p}/members/", None, ALL),
+    ("post", "/api/projects/{p}/members/", {"username": "oscar", "role": "viewer"}, OWNER),
+    ("delete", "/api/projects/{p}/members/{x}/", None, OWNER),
+    ("post", "/api/projects/{p}/leave/", None, ALL),
+    ("get", "/api/projects/{p}/images/", None, ALL),
+    ("post", "/api/projects/{p}/images/", "file", WRITERS),
+    ("get", "/api/images/{i}/", None, ALL),
+    ("get", "/api/images/{i}/display.png", None, ALL),
+    ("get", "/api/images/{i}/tiles/0/0/0.bin", None, ALL),
+    ("delete", "/api/images/{i}/", None, OWNER),
+    ("get", "/api/projects/{p}/display/", None, ALL),
+    ("put", "/api/projects/{p}/display/", {"channels": [{"visible": True}]}, WRITERS),
+    ("delete", "/api/projects/{p}/display/", None, WRITERS),
+    ("get", "/api/projects/{p}/channel-mapping/", None, ALL),
+    ("patch", "/api/projects/{p}/channel-mapping/", {"mapping": [0, 0, 0]}, OWNER),
+    ("get", "/api/images/{i}/instances/", None, ALL),
+    ("post", "/api/images/{i}/instances/", "instance", WRITERS),
+    ("get", "/api/instances/{n}/", None, ALL),
+    ("get", "/api/instances/{n}/history/", None, ALL),
+    ("patch", "/api/instances/{n}/", {"label": "cell"}, WRITERS),
+    ("post", "/api/instances/{n}/accept/", None, WRITERS),
+    ("post", "/api/instances/{n}/restore/", None, WRITERS),
+    ("delete", "/api/instances/{n}/", None, OWNER),  # someone else's instance
+    ("get", "/api/projects/{p}/export/?format=coco", None, ALL),
+    ("post", "/api/images/{i}/proposals/", None, LEADS),
+    ("get", "/api/projects/{p}/proposals/", None, ALL),
+    ("post", "/api/projects/{p}/proposals/", None, LEADS),
+    ("get", "/api/proposal-jobs/{j}/", None, ALL),
+    ("get", "/api/projects/{p}/evaluations/", None, ALL),
+]
+
+PERSONAS = (*ROLES, "outsider", "anonymous")
+
+
+@dataclass
+class World:
+    project: Project
+    image: Image
+    instance: Instance
+    rle: dict
+    people: dict[str, User]
+    ids: dict[str, object]
+
+
+def _png() -> io.BytesIO:
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.arange(48 * 64, dtype=np.uint8).reshape(48, 64)).save(buffer, "PNG")
+    buffer.seek(0)
+    buffer.name = "cells.png"
+    return buffer
+
+
+@pytest.fixture
+def world(project: Project, owner: User, outsider: User) -> World:
+    people = {"owner": owner, "outsider": outsider}
+    for role in ("reviewer", "annotator", "viewer"):
+        people[role] = User.objects.create_user(f"the-{role}", password="pw-123456789")
+        Membership.objects.create(project=project, user=people[role], role=role)
+    extra = User.objects.create_user("extra", password="pw-123456789")
+    Membership.objects.create(project=project, user=extra, role="annotator")
+    client = client_for(owner)
+    response = client.post(f"/api/projects/{project.pk}/images/", {"file": _png()})
+    assert response.status_code == 201, response.json()
+    image = Image.objects.get(pk=response.json()["images"][0]["id"])
+    mask = np.zeros((48, 64), dtype=np.uint8, order="F")
+    mask[10:20, 5:30] = 1
+    rle = {"size": [48, 64], "counts": coco_mask.encode(mask)["counts"].decode()}
+    body = {"label": "nucleus", "rle": rle}
+    response = client.post(f"/api/images/{image.pk}/instances/", body, format="json")
+    assert response.status_code == 201, response.json()
+    instance = Instance.objects.get(pk=response.json()["id"])
+    job = ProposalJob.objects.create(project=project, image=image, created_by=owner)
+    ids = {"p": project.pk, "i": image.pk, "n": instance.pk, "j": job.pk, "x": "extra"}
+    return World(project, image, instance, rle, people, ids)
+
+
+def _request(world: World, persona: str, method: str, template: str, body: object):
+    client = client_for(world.people.get(persona))
+    url = template.format(**world.ids)
+    if body == "file":
+        return client.post(url, {"file": _png()})
+    if body == "instance":
+        body = {"label": "cell", "rle": world.rle}
+    call = getattr(client, method)
+    return call(url, body, format="json") if body is not None else call(url)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize(
+    ("method", "template", "body", "allowed"),
+    MATRIX,
+    ids=[f"{method} {template}" for method, template, _, _ in MATRIX],
+)
+def test_the_matrix_holds(
+    world: World, persona: str, method: str, template: str, body: object, allowed: frozenset
+) -> None:
+    before = (Image.objects.count(), Instance.all_objects.filter(deleted_at=None).count())
+    response = _request(world, persona, method, template, body)
+    code = response.status_code
+    if persona == "anonymous":
+        assert code in (401, 403), (persona, code)
+    elif persona == "outsider":
+        assert code == 404, (persona, code)
+    elif persona in allowed:
+        assert code not in (401, 403, 404), (persona, code, response.content[:300])
+    else:
+        assert code == 403, (persona, code, response.content[:300])
+        assert response.json()["detail"].startswith("Only "), response.json()
+    if code in (401, 403, 404):
+        after = (Image.objects.count(), Instance.all_objects.filter(deleted_at=None).count())
+        assert after == before
+        world.project.refresh_from_db()
+        assert world.project.name == "Nuclei"
+
+
+def test_the_matrix_names_every_project_url() -> None:
+    """A new endpoint must join the matrix (and docs/api.md)."""
+    from django.urls import get_resolver
+
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if hasattr(pattern, "url_patterns"):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            else:
+                yield prefix + str(pattern.pattern)
+
+    outside_projects = {
+        "api/auth/token/",
+        "api/projects/",
+        "api/health/",
+        "api/models/",
+        "api/stacks/<int:stack_id>/",  # tests/backend/images/test_stacks.py
+    }
+    covered = {template.split("?")[0] for _, template, _, _ in MATRIX}
+    for route in walk(get_resolver().url_patterns):
+        if not route.startswith("api/") or route in outside_projects:
+            continue
+        shape = "/" + route
+        for name, key in (
+            ("<int:project_id>", "{p}"),
+            ("<int:image_id>", "{i}"),
+            ("<int:instance_id>", "{n}"),
+            ("<int:job_id>", "{j}"),
+            ("<str:username>", "{x}"),
+            ("<str:level>/<str:tx>/<str:ty>", "0/0/0"),
+        ):
+            shape = shape.replace(name, key)
+        assert shape in covered, f"{route} is not in the permission matrix"
+
+
+# The consumer reads the database from its own threads: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_a_viewer_may_not_prompt_over_the_websocket(world: World) -> None:
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from backend.asgi import application
+    from tests.ws_fixtures import HOST, ORIGIN
+
+    browser = Client()
+    browser.force_login(world.people["viewer"])
+    cookie = (b"cookie", f"sessionid={browser.cookies['sessionid'].value}".encode())
+
+    async def run() -> int:
+        url = f"/ws/images/{world.image.pk}/"
+        communicator = WebsocketCommunicator(application, url, headers=[ORIGIN, HOST, cookie])
+        await communicator.connect(timeout=10)
+        first = await communicator.receive_output(timeout=10)
+        await communicator.disconnect()
+        return first.get("code", 0)
+
+    assert asyncio.run(run()) == 4403
