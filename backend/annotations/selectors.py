@@ -47,13 +47,13 @@ def deleted_instance_list(*, image: Image) -> QuerySet[Instance]:
 
 
 def instance_for_user(user: AnyUser, instance_id: int) -> Instance:
-    objects = Instance.objects.select_related("image", "label")
+    objects = Instance.objects.select_related("image__project", "label")
     return visible_or_404(user, objects, instance_id, via="image__project", what="instance")
 
 
 def instance_any_for_user(user: AnyUser, instance_id: int) -> Instance:
     """A live or deleted instance, as instance_for_user finds live ones."""
-    objects = Instance.all_objects.select_related("image", "label")
+    objects = Instance.all_objects.select_related("image__project", "label")
     return visible_or_404(user, objects, instance_id, via="image__project", what="instance")
 
 

@@ -18,7 +18,6 @@ Channel mapping (`Project.settings["channel_mapping"]`, see rendering.py)
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -43,8 +42,6 @@ from backend.segmentation.embeddings import (
     embeddings_discard_for_project,
     embeddings_schedule_for_project,
 )
-
-logger = logging.getLogger(__name__)
 
 DISPLAY_KEY = "display"
 SOLID_COLORS = ("grey", "red", "green", "blue", "cyan", "magenta", "yellow")
@@ -103,8 +100,11 @@ def clean_display_channels(channels: object) -> list[dict[str, Any]]:
 
 
 @transaction.atomic
-def display_settings_set(*, project: Project, channels: object) -> dict[str, Any]:
-    """Store the project's display settings (any member may); the stored value."""
+def display_settings_set(
+    *, project: Project, user: AbstractBaseUser, channels: object
+) -> dict[str, Any]:
+    """Store the project's display settings (roles that annotate); the stored value."""
+    project_require(project=project, user=user, action=Action.DISPLAY)
     cleaned = clean_display_channels(channels)
     locked = Project.objects.select_for_update().get(pk=project.pk)
     locked.settings = {**(locked.settings or {}), DISPLAY_KEY: {"channels": cleaned}}
@@ -114,8 +114,9 @@ def display_settings_set(*, project: Project, channels: object) -> dict[str, Any
 
 
 @transaction.atomic
-def display_settings_reset(*, project: Project) -> dict[str, Any]:
+def display_settings_reset(*, project: Project, user: AbstractBaseUser) -> dict[str, Any]:
     """Forget the project's display settings: every viewer goes back to defaults."""
+    project_require(project=project, user=user, action=Action.DISPLAY)
     locked = Project.objects.select_for_update().get(pk=project.pk)
     settings = dict(locked.settings or {})
     settings.pop(DISPLAY_KEY, None)

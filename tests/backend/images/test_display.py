@@ -140,7 +140,7 @@ def test_it_refuses_infinite_limits(project: Project, member: User) -> None:
     assert "Infinity" in response.json()["detail"]
     channel = {"visible": True, "color": "red", "min": 0, "max": float("nan")}
     with pytest.raises(ServiceError, match=r"channels\[0\].max must be a finite number or null."):
-        display_settings_set(project=project, channels=[channel])
+        display_settings_set(project=project, user=member, channels=[channel])
 
 
 def test_it_hides_display_settings_from_outsider(project: Project, outsider: User) -> None:
