@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "backend.segmentation",
     "backend.proposals",
     "backend.evaluations",
+    "backend.work",
     "frontend",
 ]
 

@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/", include("backend.segmentation.urls")),
     path("api/", include("backend.proposals.urls")),
     path("api/", include("backend.evaluations.urls")),
+    path("api/", include("backend.work.urls")),
     path("", include("frontend.urls")),
 ]

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.annotations.export import FORMATS, coco_export, export_file_name
+from backend.annotations.models import Assignment
 from backend.annotations.selectors import (
+    assignment_for_user,
+    curated_visible,
     deleted_instance_list,
     instance_any_for_user,
     instance_for_user,
@@ -39,8 +42,10 @@ from backend.annotations.services.instances import (
 from backend.common.errors import ServiceError
 from backend.common.inputs import parse_input
 from backend.common.negotiation import FirstRenderer
+from backend.images.models import Image
 from backend.images.selectors import image_for_user
 from backend.projects.access import project_for_user
+from backend.projects.permissions import Action, project_require
 from backend.projects.selectors import label_resolve
 
 
@@ -50,18 +55,45 @@ def conflict_response(conflict: InstanceConflictError) -> Response:
     return Response(body, status=status.HTTP_409_CONFLICT)
 
 
+def _set_of(request: Request, image: Image, raw: object) -> Assignment | None:
+    """The set named by `raw` (an assignment id) on this image, if the caller
+    may see it (else 404); None names the curated set, which a blind
+    project hides from annotators."""
+    if raw in (None, ""):
+        if image.project.blind and not curated_visible(user=request.user, project=image.project):
+            raise ServiceError(
+                "This project is blind: annotators see only their own sets.",
+                status_code=status.HTTP_403_FORBIDDEN,
+            )
+        return None
+    try:
+        assignment_id = int(str(raw))
+    except ValueError:
+        raise ServiceError(f"assignment must be an assignment id, not {raw!r}.") from None
+    assignment = assignment_for_user(request.user, assignment_id)
+    if assignment.image_id != image.pk:
+        raise Http404("No such assignment on this image.")
+    return assignment
+
+
 class ImageInstancesApi(APIView):
-    """GET -> the live instances; GET ?deleted=1 -> recently deleted ones; POST -> create."""
+    """GET -> the live instances; GET ?deleted=1 -> recently deleted ones; POST -> create.
+    ?assignment= (GET) or "assignment" (POST) names a person's set; without
+    it, the image's curated set."""
 
     def get(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)
+        of_set = _set_of(request, image, request.query_params.get("assignment"))
         if request.query_params.get("deleted") in ("1", "true"):
-            return Response([deleted_instance_json(i) for i in deleted_instance_list(image=image)])
-        return Response([instance_row_json(r) for r in instance_list_rows(image=image)])
+            deleted = deleted_instance_list(image=image, assignment=of_set)
+            return Response([deleted_instance_json(i) for i in deleted])
+        rows = instance_list_rows(image=image, assignment=of_set)
+        return Response([instance_row_json(r) for r in rows])
 
     def post(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)
         data = parse_input(InstanceCreateInput, request.data)
+        of_set = _set_of(request, image, data.get("assignment"))
         # A create sent again because its answer was lost: the first one stands.
         instance, created = instance_create_once(
             image=image,
@@ -69,6 +101,7 @@ class ImageInstancesApi(APIView):
             label=label_resolve(project=image.project, label=data["label"]),
             rle=data["rle"],
             client_key=data["client_key"],
+            assignment=of_set,
         )
         return Response(
             instance_json(instance),
@@ -140,6 +173,7 @@ class ProjectExportApi(APIView):
 
     def get(self, request: Request, project_id: int) -> HttpResponse:
         project = project_for_user(request.user, project_id)
+        project_require(project=project, user=request.user, action=Action.SEE_CURATED)
         fmt = request.query_params.get("format", "coco")
         if fmt not in FORMATS:
             raise ServiceError(f"Unknown export format {fmt!r}; available: {', '.join(FORMATS)}.")

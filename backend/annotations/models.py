@@ -8,6 +8,73 @@ from backend.images.models import Image
 from backend.projects.models import Label
 
 
+class Assignment(models.Model):
+    """One person's independent set of instances for one image (the work
+    queue's unit, backend/work). Its instances are Instance rows pointing
+    here; the image's curated set is the instances with no assignment.
+
+    A `shared` assignment (made while the project was direct: overlap 1, no
+    review) edits the curated set itself and only tracks the work.
+    """
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        SUBMITTED = "submitted"
+        ACCEPTED = "accepted"
+        RETURNED = "returned"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
+    shared = models.BooleanField(default=False)
+    seconds = models.PositiveIntegerField(default=0)  # active time in the editor
+    prompts = models.PositiveIntegerField(default=0)  # clicks and boxes sent to the model
+    skip_reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The lease: an in-progress assignment untouched for the project's
+    # lease_minutes goes back to the queue (expired).
+    touched_at = models.DateTimeField(auto_now_add=True)
+    reported_at = models.DateTimeField(null=True, blank=True)  # the editor's last activity report
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    review_started_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "annotator"], name="assignment_one_per_image_and_annotator"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["image", "status"]),
+            models.Index(fields=["status", "submitted_at"]),
+        ]
+
+
+class AssignmentComment(models.Model):
+    """A reviewer's comment on a set, optionally pinned to a point (image pixels)."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    x = models.FloatField(null=True, blank=True)
+    y = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
 class LiveInstanceManager(models.Manager["Instance"]):
     """Instances that are not deleted: what every list, lookup and export sees."""
 
@@ -44,6 +111,15 @@ class Instance(models.Model):
     # Chosen by the browser for each create, so that a create sent twice (its
     # answer was lost) saves one instance.
     client_key = models.CharField(max_length=64, blank=True, default="")
+    # Null: the image's curated set; else the person's set it belongs to.
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.CASCADE, related_name="instances"
+    )
+    # The instance this one was copied from: a proposal into a set, or an
+    # accepted set's instance into the curated set.
+    copied_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     objects = LiveInstanceManager()
     all_objects = models.Manager()

@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, QuerySet
+from django.http import Http404
 
-from backend.annotations.models import Instance, InstanceHistory
+from backend.annotations.models import Assignment, AssignmentComment, Instance, InstanceHistory
 from backend.images.models import Image
 from backend.projects.access import visible_or_404
 from backend.projects.models import Project
+from backend.projects.permissions import (
+    REVIEWER_ROLES,
+    VIEWER,
+    Action,
+    project_role,
+    refusal,
+)
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
@@ -17,29 +25,58 @@ if TYPE_CHECKING:
 RECENTLY_DELETED = 50
 
 
+def set_visible(*, user: AnyUser, role: str | None, assignment: Assignment) -> bool:
+    """Who sees a person's set: its annotator, owners and reviewers, and, unless
+    the project is blind, the other annotators. Viewers read the curated set only."""
+    if role is None:
+        return False
+    if assignment.annotator_id == user.pk or role in REVIEWER_ROLES:
+        return True
+    return role != VIEWER and not assignment.image.project.blind
+
+
+def assignment_for_user(user: AnyUser, assignment_id: int) -> Assignment:
+    """The assignment if `user` may see its set, else Http404 as for a missing one."""
+    objects = Assignment.objects.select_related("image__project", "annotator", "reviewer")
+    found: Assignment = visible_or_404(
+        user, objects, assignment_id, via="image__project", what="assignment"
+    )
+    role = project_role(project=found.image.project, user=user)
+    if not set_visible(user=user, role=role, assignment=found):
+        raise Http404("No such assignment.")
+    return found
+
+
+def assignment_comments(*, assignment: Assignment) -> QuerySet[AssignmentComment]:
+    return assignment.comments.select_related("author").order_by("id")
+
+
 def instance_list(*, image: Image) -> QuerySet[Instance]:
-    return image.instances.select_related("label", "author").order_by("id")
+    return image.instances.filter(assignment=None).select_related("label", "author").order_by("id")
 
 
-def instance_list_rows(*, image: Image) -> QuerySet[Any]:
+def instance_list_rows(*, image: Image, assignment: Assignment | None = None) -> QuerySet[Any]:
     """The image's live instances as plain dicts, one query, no model objects
     (a list of 2,000 reads about three times faster): the fields of
     serializers.instance_json, with `image`, `label` (the name) and `author`
-    (the username) joined in."""
-    return image.instances.order_by("id").values(
-        "id", "label_id", "rle", "area", "bbox", "state", "version", "created_at",
+    (the username) joined in. The curated set, or `assignment`'s set."""
+    rows = image.instances.filter(assignment=assignment)
+    return rows.order_by("id").values(
+        "id", "label_id", "rle", "area", "bbox", "state", "version", "created_at", "assignment_id",
         image_ref=F("image_id"), label_name=F("label__name"), author_name=F("author__username"),
     )  # fmt: skip
 
 
-def deleted_instance_list(*, image: Image) -> QuerySet[Instance]:
+def deleted_instance_list(
+    *, image: Image, assignment: Assignment | None = None
+) -> QuerySet[Instance]:
     """The image's deleted annotations, the most recently deleted first.
 
     Rejected or replaced proposals are left out: they were the model's
     suggestions, not anyone's work, and would push real deletions out of
     the list (they can still be restored by id, which is how undo works)."""
     return (
-        Instance.all_objects.filter(image=image, deleted_at__isnull=False)
+        Instance.all_objects.filter(image=image, assignment=assignment, deleted_at__isnull=False)
         .exclude(state=Instance.State.PROPOSED)
         .select_related("label", "author")
         .order_by("-deleted_at", "-id")[:RECENTLY_DELETED]
@@ -47,14 +84,38 @@ def deleted_instance_list(*, image: Image) -> QuerySet[Instance]:
 
 
 def instance_for_user(user: AnyUser, instance_id: int) -> Instance:
-    objects = Instance.objects.select_related("image__project", "label")
-    return visible_or_404(user, objects, instance_id, via="image__project", what="instance")
+    """A live instance of the curated set or of a set `user` may see, else Http404."""
+    return _in_visible_set(user, Instance.objects, instance_id)
 
 
 def instance_any_for_user(user: AnyUser, instance_id: int) -> Instance:
     """A live or deleted instance, as instance_for_user finds live ones."""
-    objects = Instance.all_objects.select_related("image__project", "label")
-    return visible_or_404(user, objects, instance_id, via="image__project", what="instance")
+    return _in_visible_set(user, Instance.all_objects, instance_id)
+
+
+def _in_visible_set(user: AnyUser, objects: QuerySet[Instance], instance_id: int) -> Instance:
+    related = objects.select_related("image__project", "label", "assignment")
+    found: Instance = visible_or_404(
+        user, related, instance_id, via="image__project", what="instance"
+    )
+    project = found.image.project
+    if found.assignment is None:
+        # Only a blind project hides its curated set, from annotators.
+        if project.blind and not curated_visible(user=user, project=project):
+            raise Http404("No such instance.")
+    elif found.assignment.annotator_id != user.pk:
+        found.assignment.image = found.image  # the same row, already loaded
+        role = project_role(project=project, user=user)
+        if not set_visible(user=user, role=role, assignment=found.assignment):
+            raise Http404("No such instance.")
+    return found
+
+
+def curated_visible(*, user: AnyUser, project: Project) -> bool:
+    role = project_role(project=project, user=user)
+    return (
+        role is not None and refusal(project=project, role=role, action=Action.SEE_CURATED) is None
+    )
 
 
 def instance_history(*, instance: Instance) -> QuerySet[InstanceHistory]:
@@ -67,7 +128,9 @@ def instance_history(*, instance: Instance) -> QuerySet[InstanceHistory]:
 
 def accepted_instances(*, project: Project) -> QuerySet[Instance]:
     return (
-        Instance.objects.filter(image__project=project, state=Instance.State.ACCEPTED)
+        Instance.objects.filter(
+            image__project=project, assignment=None, state=Instance.State.ACCEPTED
+        )
         .select_related("label")
         .order_by("id")
     )

@@ -31,6 +31,7 @@ class InstanceCreateInput(serializers.Serializer):
         },
     )
     client_key = serializers.CharField(max_length=64, required=False, default="")
+    assignment = serializers.IntegerField(min_value=1, required=False, allow_null=True)
 
 
 class InstanceUpdateInput(serializers.Serializer):
@@ -60,6 +61,7 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "author": instance.author.get_username() if instance.author else None,
         "version": instance.version,
         "created_at": instance.created_at.isoformat(),
+        "assignment": instance.assignment_id,
     }
 
 
@@ -77,6 +79,7 @@ def instance_row_json(row: dict[str, Any]) -> dict[str, Any]:
         "author": row["author_name"],
         "version": row["version"],
         "created_at": row["created_at"].isoformat(),
+        "assignment": row["assignment_id"],
     }
 
 

@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 
 from backend.common.errors import ServiceError
 from backend.common.negotiation import FirstRenderer
+from backend.common.pagination import paginate
 from backend.images.display_apis import image_viewing_json
 from backend.images.selectors import image_display_file, image_for_user, image_list, stack_for_user
-from backend.images.serializers import image_json, stack_json
+from backend.images.serializers import image_json, image_page_json, stack_json
 from backend.images.services import image_delete, image_upload, stack_delete
 from backend.projects.access import project_for_user
 
@@ -25,8 +26,7 @@ class ProjectImagesApi(APIView):
 
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
-        images = image_list(project=project)
-        return Response([image_json(image, with_planes=False) for image in images])
+        return Response(paginate(request, image_list(project=project), image_page_json))
 
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)

@@ -8,10 +8,20 @@ from django.urls import reverse
 
 from backend.images.models import Image, ImageStack
 from backend.images.selectors import stack_planes
-from backend.segmentation.selectors import embedding_status
+from backend.segmentation.selectors import embedding_status, embedding_statuses
 
 
-def image_json(image: Image, *, with_planes: bool = True) -> dict[str, Any]:
+def image_page_json(images: list[Image]) -> list[dict[str, Any]]:
+    """image_json of a page of one project's images, without a query per image."""
+    if not images:
+        return []
+    statuses = embedding_statuses(project=images[0].project, image_ids=[i.pk for i in images])
+    return [image_json(i, with_planes=False, status=statuses[i.pk]) for i in images]
+
+
+def image_json(
+    image: Image, *, with_planes: bool = True, status: str | None = None
+) -> dict[str, Any]:
     """An image; "stack" is null, or its stack with this plane's t and z.
 
     The list of the stack's planes is left out where `with_planes` is False
@@ -27,7 +37,7 @@ def image_json(image: Image, *, with_planes: bool = True) -> dict[str, Any]:
         "dtype": image.dtype,
         "format": image.format,
         "note": image.note,
-        "embedding_status": embedding_status(image=image),
+        "embedding_status": status if status is not None else embedding_status(image=image),
         "display_url": reverse("api-image-display", kwargs={"image_id": image.pk}),
         "created_at": image.created_at.isoformat(),
         "stack": _image_stack_json(image, with_planes=with_planes),

@@ -62,7 +62,11 @@ class ProjectDetailApi(APIView):
         project = project_for_user(request.user, project_id)
         data = parse_input(ProjectUpdateInput, request.data)
         project = project_update(
-            project=project, user=request.user, name=data.get("name"), model=data.get("model")
+            project=project,
+            user=request.user,
+            name=data.get("name"),
+            model=data.get("model"),
+            workflow=dict(data["workflow"]) if "workflow" in data else None,
         )
         mine = membership_of(project=project, user=request.user)
         return Response(project_json(project, project_stats(project=project), mine))

@@ -14,6 +14,21 @@ class Project(models.Model):
     model_name = models.CharField(max_length=100, blank=True, default="")
     # Display settings and the channel-to-RGB mapping fed to the model.
     settings = models.JSONField(default=dict, blank=True)
+    # The workflow (backend/work): how many independent sets each image needs,
+    # whether submitted sets wait for a reviewer, whether annotators see each
+    # other's sets, and how long an untouched assignment stays someone's.
+    # Overlap 1 without review is the small lab's way: everyone edits the
+    # image's curated set directly.
+    overlap = models.PositiveSmallIntegerField(default=1)
+    review = models.BooleanField(default=False)
+    blind = models.BooleanField(default=False)
+    lease_minutes = models.PositiveIntegerField(default=60)
+    annotators_upload = models.BooleanField(default=True)
+
+    @property
+    def direct(self) -> bool:
+        """Everyone edits the curated set: one set per image, no review."""
+        return self.overlap == 1 and not self.review
 
     def __str__(self) -> str:
         return self.name

@@ -8,6 +8,7 @@ with a sentence saying who may. docs/api.md has the same table by URL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 # Membership.Role's values, as plain strings (a Choices member hashes by its name).
 OWNER, REVIEWER, ANNOTATOR, VIEWER = "owner", "reviewer", "annotator", "viewer"
 ROLES = (OWNER, REVIEWER, ANNOTATOR, VIEWER)
+REVIEWER_ROLES = frozenset({OWNER, REVIEWER})  # who sees and reviews every set
 
 
 class Action(StrEnum):
@@ -35,6 +37,11 @@ class Action(StrEnum):
     CHANGE_PROJECT = "change_project"  # name, model
     CHANNELS = "channels"  # which channels the model sees
     MANAGE_MEMBERS = "manage_members"
+    SEE_CURATED = "see_curated"  # read the image's curated set (not only one's own sets)
+    CURATE = "curate"  # edit the curated set directly
+    QUEUE = "queue"  # take assignments from the work queue
+    REVIEW = "review"  # take submitted sets, edit, accept or return them; see every set
+    WORKFLOW = "workflow"  # overlap, review, blind, lease, who uploads
 
 
 ALLOWED: dict[Action, frozenset[str]] = {
@@ -48,6 +55,28 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.CHANGE_PROJECT: frozenset({OWNER}),
     Action.CHANNELS: frozenset({OWNER}),
     Action.MANAGE_MEMBERS: frozenset({OWNER}),
+    Action.SEE_CURATED: frozenset({OWNER, REVIEWER, ANNOTATOR, VIEWER}),
+    Action.CURATE: frozenset({OWNER, REVIEWER, ANNOTATOR}),
+    Action.QUEUE: frozenset({OWNER, REVIEWER, ANNOTATOR}),
+    Action.REVIEW: frozenset({OWNER, REVIEWER}),
+    Action.WORKFLOW: frozenset({OWNER}),
+}
+
+# Where the project's workflow narrows the table for one role: the condition
+# the project must meet, and the sentence a refusal says instead.
+CONDITIONS: dict[tuple[Action, str], tuple[Callable[[Project], bool], str]] = {
+    (Action.UPLOAD, ANNOTATOR): (
+        lambda project: project.annotators_upload,
+        "In this project only owners and reviewers upload images.",
+    ),
+    (Action.CURATE, ANNOTATOR): (
+        lambda project: project.direct,
+        "In this project annotators work in their own sets: take one with Start annotating.",
+    ),
+    (Action.SEE_CURATED, ANNOTATOR): (
+        lambda project: not project.blind,
+        "This project is blind: annotators see only their own sets.",
+    ),
 }
 
 # What a refused action is called in the 403's sentence.
@@ -62,6 +91,11 @@ PHRASES: dict[Action, str] = {
     Action.CHANGE_PROJECT: "change the project",
     Action.CHANNELS: "change the channels the model sees",
     Action.MANAGE_MEMBERS: "manage members",
+    Action.SEE_CURATED: "see the curated set",
+    Action.CURATE: "edit the curated set",
+    Action.QUEUE: "take work from the queue",
+    Action.REVIEW: "review",
+    Action.WORKFLOW: "change the workflow",
 }
 
 _WHO = {OWNER: "owners", REVIEWER: "reviewers", ANNOTATOR: "annotators", VIEWER: "viewers"}
@@ -87,13 +121,28 @@ def project_role(*, project: Project, user: AnyUser) -> str | None:
     return membership.role if membership is not None else None
 
 
+def refusal(*, project: Project, role: str | None, action: Action) -> str | None:
+    """Why `role` may not do `action` in `project` (a sentence), or None if it may."""
+    if not role_may(role, action):
+        return f"Only {who_may(action)} can {PHRASES[action]}."
+    condition = CONDITIONS.get((action, role or ""))
+    if condition is not None and not condition[0](project):
+        return condition[1]
+    return None
+
+
+def project_may(*, project: Project, user: AnyUser, action: Action) -> bool:
+    return (
+        refusal(project=project, role=project_role(project=project, user=user), action=action)
+        is None
+    )
+
+
 def project_require(*, project: Project, user: AnyUser, action: Action) -> str:
     """The caller's role, if it may do `action`; else a 403 ServiceError that says who may."""
     role = project_role(project=project, user=user)
-    if not role_may(role, action):
-        raise ServiceError(
-            f"Only {who_may(action)} can {PHRASES[action]}.",
-            status_code=status.HTTP_403_FORBIDDEN,
-        )
+    reason = refusal(project=project, role=role, action=action)
+    if reason is not None:
+        raise ServiceError(reason, status_code=status.HTTP_403_FORBIDDEN)
     assert role is not None
     return role

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from backend.projects.models import Label, Membership, Project
 from backend.projects.selectors import ProjectStats
+from backend.projects.services import MAX_LEASE_MINUTES, MAX_OVERLAP
 
 
 class ProjectCreateInput(serializers.Serializer):
@@ -19,9 +20,20 @@ class ProjectCreateInput(serializers.Serializer):
     model = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class WorkflowInput(serializers.Serializer):
+    overlap = serializers.IntegerField(required=False, min_value=1, max_value=MAX_OVERLAP)
+    review = serializers.BooleanField(required=False)
+    blind = serializers.BooleanField(required=False)
+    lease_minutes = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LEASE_MINUTES
+    )
+    annotators_upload = serializers.BooleanField(required=False)
+
+
 class ProjectUpdateInput(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     model = serializers.CharField(required=False, allow_blank=True)
+    workflow = WorkflowInput(required=False)
 
 
 class MemberAddInput(serializers.Serializer):
@@ -49,6 +61,17 @@ def project_json(
         "embedded_count": stats.embedded_count,
         "role": mine.role if mine is not None else None,
         "added_by": added_by_name(mine),
+        "workflow": workflow_json(project),
+    }
+
+
+def workflow_json(project: Project) -> dict[str, Any]:
+    return {
+        "overlap": project.overlap,
+        "review": project.review,
+        "blind": project.blind,
+        "lease_minutes": project.lease_minutes,
+        "annotators_upload": project.annotators_upload,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,6 +20,9 @@ from backend.segmentation.selectors import engine_spec_named, installed_model_na
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 100
 MAX_NAME_LENGTH = 200
+MAX_OVERLAP = 10
+MAX_LEASE_MINUTES = 7 * 24 * 60
+WORKFLOW_FIELDS = ("overlap", "review", "blind", "lease_minutes", "annotators_upload")
 # Distinct on dark and light images; cycled when a project has more labels.
 LABEL_COLORS = (
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
@@ -94,10 +98,14 @@ def project_update(
     user: AbstractBaseUser,
     name: str | None = None,
     model: str | None = None,
+    workflow: dict[str, Any] | None = None,
 ) -> Project:
-    """Rename the project or switch its model. A new model keeps every label
-    and instance; its embeddings are computed for every image after commit."""
+    """Rename the project, switch its model or change its workflow. A new
+    model keeps every label and instance; its embeddings are computed for
+    every image after commit."""
     project_require(project=project, user=user, action=Action.CHANGE_PROJECT)
+    if workflow:
+        project_workflow_set(project=project, user=user, **workflow)
     if name is not None:
         project.name = _clean_name(name)
         project.save(update_fields=["name"])
@@ -107,6 +115,26 @@ def project_update(
             project.model_name = model_name
             project.save(update_fields=["model_name"])
             embeddings_schedule_for_project(project=project)
+    return project
+
+
+def project_workflow_set(*, project: Project, user: AbstractBaseUser, **changes: Any) -> Project:
+    """Change the workflow: overlap (1 to 10 sets per image), review, blind,
+    lease_minutes, annotators_upload. Sets already handed out keep their kind
+    (shared with the curated set or not); new ones follow the new workflow."""
+    project_require(project=project, user=user, action=Action.WORKFLOW)
+    unknown = set(changes) - set(WORKFLOW_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown workflow settings: {', '.join(sorted(unknown))}.")
+    overlap = changes.get("overlap", project.overlap)
+    if not 1 <= overlap <= MAX_OVERLAP:
+        raise ServiceError(f"overlap must be between 1 and {MAX_OVERLAP}.")
+    lease = changes.get("lease_minutes", project.lease_minutes)
+    if not 1 <= lease <= MAX_LEASE_MINUTES:
+        raise ServiceError(f"lease_minutes must be between 1 and {MAX_LEASE_MINUTES}.")
+    for name, value in changes.items():
+        setattr(project, name, value)
+    project.save(update_fields=list(changes))
     return project
 
 

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from backend.annotations.models import Instance, InstanceHistory
+from backend.annotations.models import Assignment, Instance, InstanceHistory
+from backend.annotations.services.sets import write_require
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Label
@@ -67,8 +68,13 @@ def _checked_label(*, image: Image, label: Label) -> Label:
     return label
 
 
-def _require(*, instance: Instance, user: AbstractBaseUser, action: Action) -> None:
-    project_require(project=instance.image.project, user=user, action=action)
+def _require(*, instance: Instance, user: AbstractBaseUser, deleting: bool = False) -> None:
+    """May `user` change the instance: the rules of its set (or of the curated
+    set), and, to delete someone else's instance, an owner's right."""
+    write_require(image=instance.image, assignment=instance.assignment, user=user)
+    mine = instance.author_id is None or instance.author_id == user.pk
+    if deleting and not mine:
+        project_require(project=instance.image.project, user=user, action=Action.DELETE_OTHERS)
 
 
 def _record(*, instance: Instance, user: AbstractBaseUser | None, action: str) -> None:
@@ -114,11 +120,18 @@ def instance_create(
     rle: Any,
     state: str = Instance.State.ACCEPTED,
     client_key: str = "",
+    assignment: Assignment | None = None,
 ) -> Instance:
     """Save a mask (COCO compressed RLE in the image frame) as an instance
     (see `instance_create_once`)."""
     return instance_create_once(
-        image=image, user=user, label=label, rle=rle, state=state, client_key=client_key
+        image=image,
+        user=user,
+        label=label,
+        rle=rle,
+        state=state,
+        client_key=client_key,
+        assignment=assignment,
     )[0]
 
 
@@ -130,13 +143,17 @@ def instance_create_once(
     rle: Any,
     state: str = Instance.State.ACCEPTED,
     client_key: str = "",
+    assignment: Assignment | None = None,
 ) -> tuple[Instance, bool]:
     """Save a mask as an instance; (instance, created). A `client_key`
     already saved on the image (a create sent again, or several times at
     once) answers that instance, deleted or not, and saves nothing. Clients
     create accepted instances only: proposals are the server's
-    (backend/annotations/services/proposed.py)."""
-    project_require(project=image.project, user=user, action=Action.ANNOTATE)
+    (backend/annotations/services/proposed.py). `assignment`: the person's
+    set it goes into (None: the image's curated set)."""
+    if assignment is not None and assignment.image_id != image.pk:
+        raise ServiceError("The assignment is for another image.")
+    write_require(image=image, assignment=assignment, user=user)
     mask = mask_check(image=image, rle=rle)
     label = _checked_label(image=image, label=label)
     if state not in Instance.State.values:
@@ -156,6 +173,7 @@ def instance_create_once(
                 state=state,
                 author=user,
                 client_key=client_key,
+                assignment=assignment,
             )
             _record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
     except IntegrityError:
@@ -185,7 +203,7 @@ def instance_update(
 ) -> Instance:
     """Give the instance a new mask and/or label. With `version`, refuse
     (InstanceConflictError) unless it is the current one; without, apply anyway."""
-    _require(instance=instance, user=user, action=Action.ANNOTATE)
+    _require(instance=instance, user=user)
     if label is None and rle is None:
         raise ServiceError("Give a label or an rle to change.")
     # The image's size never changes: the mask is checked before the lock.
@@ -211,7 +229,7 @@ def instance_relabel(*, instance: Instance, user: AbstractBaseUser, label: Label
 def instance_accept(*, instance: Instance, user: AbstractBaseUser) -> Instance:
     """Make a proposed instance curated: accepted, authored by `user`, its
     version bumped. Accepting an accepted instance changes nothing."""
-    _require(instance=instance, user=user, action=Action.ANNOTATE)
+    _require(instance=instance, user=user)
     # Locking the image orders this after a proposal run replacing the image's
     # proposals (services/proposed.py), or that run after this.
     Image.objects.select_for_update().filter(pk=instance.image_id).first()
@@ -237,8 +255,7 @@ def instance_delete(
     """Delete softly: the instance leaves lists and exports but can be restored.
     Someone else's instance only an owner may delete; a machine proposal
     (no author) anyone who annotates."""
-    mine = instance.author_id is None or instance.author_id == user.pk
-    _require(instance=instance, user=user, action=Action.ANNOTATE if mine else Action.DELETE_OTHERS)
+    _require(instance=instance, user=user, deleting=True)
     locked = _live_at(instance=instance, version=version)
     locked.deleted_at = timezone.now()
     locked.version += 1
@@ -250,7 +267,7 @@ def instance_delete(
 @transaction.atomic
 def instance_restore(*, instance: Instance, user: AbstractBaseUser) -> Instance:
     """Bring a deleted instance back, same id; restoring a live one changes nothing."""
-    _require(instance=instance, user=user, action=Action.ANNOTATE)
+    _require(instance=instance, user=user)
     locked = _locked(instance)
     if locked.deleted_at is not None:
         locked.deleted_at = None

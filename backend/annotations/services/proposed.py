@@ -44,7 +44,10 @@ def proposed_instances_replace(
     kept = exclude_curated(masks, curated, max_covered=MAX_COVERED_BY_CURATED, min_area=min_area)
     # A proposal someone edited (its version moved on) is kept, and counts as
     # curated below: a re-run never takes away work.
-    Instance.objects.filter(image=image, state=Instance.State.PROPOSED, version=1).delete()
+    # People's sets keep the copies they were given; only the curated set's change.
+    Instance.objects.filter(
+        image=image, assignment=None, state=Instance.State.PROPOSED, version=1
+    ).delete()
     rows = []
     for mask in kept:
         encoded = rle.encode_crop(mask.mask_crop, mask.x0, mask.y0, image.height, image.width)
@@ -71,6 +74,7 @@ def _curated_union(image: Image) -> np.ndarray:
         for counts in Instance.objects.filter(
             Q(state=Instance.State.ACCEPTED) | Q(state=Instance.State.PROPOSED, version__gt=1),
             image=image,
+            assignment=None,
         ).values_list("rle__counts", flat=True)
     ]
     if not encoded:

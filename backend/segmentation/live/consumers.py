@@ -59,14 +59,19 @@ def _open_session(user: Any, image_id: int) -> DecodeSession | int:
 
 
 @database_sync_to_async
-def _instance_rle(user: Any, instance_id: int, image_id: int) -> dict[str, Any] | None:
+def _instance_rle(
+    user: Any, instance_id: int, image_id: int, assignment_id: int | None
+) -> dict[str, Any] | None:
     """The saved mask of an instance of this image that the user may see, else None
-    (another image's instance is as missing as an outsider's)."""
+    (another image's instance, or one outside the named set, is as missing as
+    an outsider's)."""
     try:
         instance = instance_for_user(user, instance_id)
     except Http404:
         return None
     if instance.image_id != image_id:
+        return None
+    if assignment_id is not None and instance.assignment_id != assignment_id:
         return None
     rle: dict[str, Any] = instance.rle
     return rle
@@ -207,7 +212,9 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
     async def run_refine(self, step: Refine) -> None:
         """Reopen a saved instance: its mask becomes the session's previous result."""
         rid = step.request_id
-        saved = await _instance_rle(self.scope.get("user"), step.instance_id, self.session.image_id)
+        user = self.scope.get("user")
+        image_id = self.session.image_id
+        saved = await _instance_rle(user, step.instance_id, image_id, step.assignment_id)
         if saved is None:
             await self.send_json(protocol.error_message(rid, "no such instance on this image"))
             return

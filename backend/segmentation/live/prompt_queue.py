@@ -40,6 +40,7 @@ class Reset:
 class Refine:
     request_id: int | None
     instance_id: int
+    assignment_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,11 @@ class PromptQueue:
         try:
             if kind == protocol.REFINE:
                 refine = protocol.parse_refine(item)
-                return Refine(request_id=refine.request_id, instance_id=refine.instance_id)
+                return Refine(
+                    request_id=refine.request_id,
+                    instance_id=refine.instance_id,
+                    assignment_id=refine.assignment_id,
+                )
             return self._decode(
                 protocol.parse_prompt(item, width=self.width, height=self.height), object_points
             )

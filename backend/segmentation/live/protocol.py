@@ -116,6 +116,9 @@ class RefineMessage:
 
     request_id: int | None
     instance_id: int
+    assignment_id: int | None = (
+        None  # the set it must belong to; None: the curated set or any visible
+    )
 
 
 def parse_refine(message: dict[str, Any]) -> RefineMessage:
@@ -124,7 +127,12 @@ def parse_refine(message: dict[str, Any]) -> RefineMessage:
     instance_id = message.get("instance_id")
     if not isinstance(instance_id, int) or isinstance(instance_id, bool) or instance_id < 1:
         raise ProtocolError("instance_id must be a positive integer")
-    return RefineMessage(request_id=rid, instance_id=instance_id)
+    assignment = message.get("assignment")
+    if assignment is not None and (
+        not isinstance(assignment, int) or isinstance(assignment, bool) or assignment < 1
+    ):
+        raise ProtocolError("assignment must be a positive integer or null")
+    return RefineMessage(request_id=rid, instance_id=instance_id, assignment_id=assignment)
 
 
 def _parse_box(raw: Any, *, width: int, height: int) -> tuple[float, float, float, float] | None:

@@ -86,7 +86,13 @@ def test_it_uploads_several_files_at_once(project: Project, owner: User) -> None
     response = upload(client_for(owner), project, *files)
     assert [i["name"] for i in response.json()["images"]] == ["0.png", "1.png", "2.png"]
     listed = client_for(owner).get(f"/api/projects/{project.pk}/images/").json()
-    assert [i["name"] for i in listed] == ["0.png", "1.png", "2.png"]
+    assert [i["name"] for i in listed["results"]] == ["0.png", "1.png", "2.png"]
+    assert (listed["count"], listed["next"], listed["previous"]) == (3, None, None)
+    page = client_for(owner).get(f"/api/projects/{project.pk}/images/?limit=2&offset=1").json()
+    assert [i["name"] for i in page["results"]] == ["1.png", "2.png"]
+    assert page["previous"].endswith("limit=2") and page["next"] is None
+    bad = client_for(owner).get(f"/api/projects/{project.pk}/images/?limit=5000")
+    assert bad.status_code == 400 and "limit must be between 0 and 1000" in bad.json()["detail"]
     detail = client_for(owner).get(f"/api/projects/{project.pk}/").json()
     assert detail["image_count"] == 3 and detail["embedded_count"] == 0
 

@@ -239,7 +239,7 @@ def test_the_image_list_shows_planes_without_their_plane_list(
     project: Project, owner: User
 ) -> None:
     upload_shared(owner, project, TIMELAPSE)
-    listed = client_for(owner).get(f"/api/projects/{project.pk}/images/").json()
+    listed = client_for(owner).get(f"/api/projects/{project.pk}/images/").json()["results"]
     assert len(listed) == 6
     assert all(i["stack"]["plane_count"] == 6 and "planes" not in i["stack"] for i in listed)
 

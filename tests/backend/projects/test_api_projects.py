@@ -19,7 +19,11 @@ def test_it_creates_a_project_with_labels_and_makes_the_creator_owner(owner: Use
     body = response.json()
     assert set(body) == {
         "id", "name", "labels", "model", "created_at", "image_count", "embedded_count",
-        "role", "added_by",
+        "role", "added_by", "workflow",
+    }  # fmt: skip
+    assert body["workflow"] == {
+        "overlap": 1, "review": False, "blind": False, "lease_minutes": 60,
+        "annotators_upload": True,
     }  # fmt: skip
     assert (body["role"], body["added_by"]) == ("owner", None)
     assert body["name"] == "Liver"

@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from PIL import Image as PILImage
 from pycocotools import mask as coco_mask
 
-from backend.annotations.models import Instance
+from backend.annotations.models import Assignment, Instance
 from backend.images.models import Image
 from backend.projects.models import Membership, Project
 from backend.projects.permissions import ROLES
@@ -30,6 +30,7 @@ ALL = frozenset(ROLES)
 WRITERS = frozenset({"owner", "reviewer", "annotator"})
 OWNER = frozenset({"owner"})
 LEADS = frozenset({"owner", "reviewer"})
+NOBODY: frozenset[str] = frozenset()
 
 # (method, URL template, JSON body or "file", the roles allowed). {p} project,
 # {i} image, {n} an instance the owner drew, {j} a proposal job, {x} a member
@@ -66,7 +67,22 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("post", "/api/projects/{p}/proposals/", None, LEADS),
     ("get", "/api/proposal-jobs/{j}/", None, ALL),
     ("get", "/api/projects/{p}/evaluations/", None, ALL),
+    ("post", "/api/projects/{p}/queue/next/", None, WRITERS),
+    ("post", "/api/projects/{p}/review/next/", None, LEADS),
+    ("get", "/api/projects/{p}/assignments/", None, ALL),
+    ("get", "/api/projects/{p}/progress/", None, ALL),
+    # {a}: the set of another annotator ("extra"), in progress.
+    ("get", "/api/assignments/{a}/", None, WRITERS),
+    ("get", "/api/images/{i}/instances/?assignment={a}", None, WRITERS),
+    ("post", "/api/assignments/{a}/submit/", None, NOBODY),  # its annotator only
+    ("post", "/api/assignments/{a}/skip/", {"reason": "blurred"}, NOBODY),
+    ("post", "/api/assignments/{a}/activity/", {"seconds": 1}, NOBODY),
+    ("post", "/api/assignments/{a}/accept/", None, LEADS),
+    ("post", "/api/assignments/{a}/return/", {"comment": "fix"}, LEADS),
 ]
+
+# A person's set that a role may not see is a 404 to it, as if it did not exist.
+HIDDEN = {template: frozenset({"viewer"}) for _, template, _, _ in MATRIX if "{a}" in template}
 
 PERSONAS = (*ROLES, "outsider", "anonymous")
 
@@ -109,7 +125,11 @@ def world(project: Project, owner: User, outsider: User) -> World:
     assert response.status_code == 201, response.json()
     instance = Instance.objects.get(pk=response.json()["id"])
     job = ProposalJob.objects.create(project=project, image=image, created_by=owner)
-    ids = {"p": project.pk, "i": image.pk, "n": instance.pk, "j": job.pk, "x": "extra"}
+    assignment = Assignment.objects.create(image=image, annotator=extra)
+    ids = {
+        "p": project.pk, "i": image.pk, "n": instance.pk, "j": job.pk, "x": "extra",
+        "a": assignment.pk,
+    }  # fmt: skip
     return World(project, image, instance, rle, people, ids)
 
 
@@ -142,6 +162,8 @@ def test_the_matrix_holds(
         assert code == 404, (persona, code)
     elif persona in allowed:
         assert code not in (401, 403, 404), (persona, code, response.content[:300])
+    elif persona in HIDDEN.get(template, ()):
+        assert code == 404, (persona, code, response.content[:300])
     else:
         assert code == 403, (persona, code, response.content[:300])
         assert response.json()["detail"].startswith("Only "), response.json()
@@ -181,6 +203,7 @@ def test_the_matrix_names_every_project_url() -> None:
             ("<int:instance_id>", "{n}"),
             ("<int:job_id>", "{j}"),
             ("<str:username>", "{x}"),
+            ("<int:assignment_id>", "{a}"),
             ("<str:level>/<str:tx>/<str:ty>", "0/0/0"),
         ):
             shape = shape.replace(name, key)

@@ -31,8 +31,11 @@ export function promptMessage(requestId, pointsXyImage, boxXyxyImage) {
 }
 
 // Reopen a saved instance of this image as the mask that the next prompts refine.
-export function refineMessage(requestId, instanceId) {
-  return { type: REFINE, request_id: requestId, instance_id: instanceId };
+// `assignment`: the person's set the instance belongs to (null: the curated set).
+export function refineMessage(requestId, instanceId, assignment = null) {
+  const message = { type: REFINE, request_id: requestId, instance_id: instanceId };
+  if (assignment) message.assignment = assignment;
+  return message;
 }
 
 export function resetMessage() {

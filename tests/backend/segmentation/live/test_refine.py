@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from scipy import ndimage
 
-from backend.annotations.models import Instance
+from backend.annotations.models import Assignment, Instance
 from backend.annotations.services.instances import instance_create, instance_delete
 from backend.images.models import Image
 from backend.images.services import image_upload
@@ -235,6 +235,39 @@ def test_other_images_outsiders_and_deleted_instances_leak_nothing(
     assert [e["request_id"] for e in errors] == [1, 2, 3, 4]
     assert {e["message"] for e in errors} == {"no such instance on this image"}
     assert not rle.decode(after["rle"]).any()
+
+
+def test_a_set_hidden_by_blind_mode_or_outside_the_named_set_is_not_reopened(
+    ready_image: Image, project: Project, owner: User, member: User
+) -> None:
+    square = np.zeros((ready_image.height, ready_image.width), dtype=bool)
+    square[100:140, 100:140] = True
+    label = Label.objects.filter(project=project).first()
+    encoded = rle.encode_crop(square, 0, 0, ready_image.height, ready_image.width)
+    curated = save(ready_image, owner, square)
+    Project.objects.filter(pk=project.pk).update(overlap=2, blind=True)
+    theirs = Assignment.objects.create(image=ready_image, annotator=owner)
+    mine = Assignment.objects.create(image=ready_image, annotator=member)
+    hidden = instance_create(
+        image=ready_image, user=owner, label=label, rle=encoded, assignment=theirs
+    )
+    own = instance_create(image=ready_image, user=member, label=label, rle=encoded, assignment=mine)
+    headers = session_headers(member)
+
+    async def run() -> list[dict[str, Any]]:
+        communicator = await connect(ready_image.pk, headers)
+        replies = []
+        asks = [(hidden.pk, None), (curated.pk, None), (own.pk, theirs.pk), (own.pk, mine.pk)]
+        for rid, (instance_id, assignment) in enumerate(asks, start=1):
+            message = {"type": "refine", "request_id": rid, "instance_id": instance_id}
+            message["assignment"] = assignment
+            replies.append(await exchange(communicator, message, "error" if rid < 4 else "mask"))
+        await communicator.disconnect()
+        return replies
+
+    *errors, reopened = asyncio.run(run())
+    assert {e["message"] for e in errors} == {"no such instance on this image"}
+    assert rle.decode(reopened["rle"])[120, 120]
 
 
 @pytest.mark.parametrize("instance_id", [None, "7", 0, -3, True, 1.5])
