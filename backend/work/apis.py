@@ -77,9 +77,14 @@ class ProjectProgressApi(APIView):
 
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
-        images = images_with_progress(project=project, state=request.query_params.get("state", ""))
-        body = paginate(request, images, lambda page: progress_page_json(project, page))
-        body["states"] = state_counts(project=project)
+        state = request.query_params.get("state", "")
+        images = images_with_progress(project=project, state=state)
+        states = state_counts(project=project)
+        total = states[state] if state else sum(states.values())
+        body = paginate(
+            request, images, lambda page: progress_page_json(project, page), count=total
+        )
+        body["states"] = states
         body["workflow"] = {"overlap": project.overlap, "review": project.review}
         return Response(body)
 

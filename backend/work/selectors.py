@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 
 from backend.annotations.models import Assignment
 from backend.common.errors import ServiceError
@@ -91,12 +91,16 @@ def image_state(*, project: Project, image: Image) -> str:
 
 
 def state_counts(*, project: Project) -> dict[str, int]:
-    """How many images are in each state (one query, a few integers per image)."""
-    counts = dict.fromkeys(STATES, 0)
-    rows = images_with_progress(project=project).values_list("n_open", "n_submitted", "n_finished")
-    for n_open, n_submitted, n_finished in rows.iterator(chunk_size=5000):
-        counts[_state(project, n_open, n_submitted, n_finished)] += 1
-    return counts
+    """How many images are in each state, in one query (the per-image counts
+    aggregated again in SQL, over a subquery)."""
+    rows = images_with_progress(project=project).order_by()
+    found = rows.aggregate(
+        **{
+            name: Sum(Case(When(q, then=Value(1)), default=Value(0), output_field=IntegerField()))
+            for name, q in _states(project).items()
+        }
+    )
+    return {name: int(found[name] or 0) for name in STATES}
 
 
 def _state(project: Project, n_open: int, n_submitted: int, n_finished: int) -> str:
