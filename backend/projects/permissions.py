@@ -34,7 +34,8 @@ class Action(StrEnum):
     DELETE_IMAGES = "delete_images"
     CHANGE_PROJECT = "change_project"  # name, model
     CHANNELS = "channels"  # which channels the model sees
-    MANAGE_MEMBERS = "manage_members"
+    MANAGE_MEMBERS = "manage_members"  # add, remove, change roles; invitation links
+    LABELS = "labels"  # add, rename, recolour, reorder, merge and delete labels
 
 
 ALLOWED: dict[Action, frozenset[str]] = {
@@ -48,6 +49,7 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.CHANGE_PROJECT: frozenset({OWNER}),
     Action.CHANNELS: frozenset({OWNER}),
     Action.MANAGE_MEMBERS: frozenset({OWNER}),
+    Action.LABELS: frozenset({OWNER}),
 }
 
 # What a refused action is called in the 403's sentence.
@@ -62,6 +64,7 @@ PHRASES: dict[Action, str] = {
     Action.CHANGE_PROJECT: "change the project",
     Action.CHANNELS: "change the channels the model sees",
     Action.MANAGE_MEMBERS: "manage members",
+    Action.LABELS: "change the labels",
 }
 
 _WHO = {OWNER: "owners", REVIEWER: "reviewers", ANNOTATOR: "annotators", VIEWER: "viewers"}

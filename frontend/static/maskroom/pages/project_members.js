@@ -1,7 +1,7 @@
 // The project page's members card: who is in the project, with which role
 // and added by whom; an owner can remove a member; anyone can leave.
 
-import { api, endpoints } from "../lib/api.js";
+import { api, asList, endpoints } from "../lib/api.js";
 import { el, showError } from "../lib/dom.js";
 
 const projectId = Number(document.body.dataset.projectId);
@@ -28,7 +28,7 @@ function memberItem(member) {
 
 async function load() {
   try {
-    const members = await api(endpoints.projectMembers(projectId));
+    const members = asList(await api(endpoints.projectMembers(projectId)));
     listNode.replaceChildren(...members.map(memberItem));
   } catch (err) {
     showError(errorNode, err.message);
