@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.common.inputs import parse_input
-from backend.common.pagination import LimitOffset
+from backend.common.pagination import paginate
 from backend.common.parsers import BoundedJSONParser, CsvParser, text_read_bounded
 from backend.projects.access import project_for_user
 from backend.projects.bulk_members import MemberRow, member_rows_from_csv, project_members_bulk_add
@@ -93,9 +93,8 @@ def _member_json(project: Project, membership: Membership) -> dict:
 class ProjectMembersApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
-        paginator = LimitOffset()
-        page = paginator.paginate_queryset(member_list(project=project), request, view=self)
-        return paginator.get_paginated_response([member_json(m) for m in page or []])
+        members = member_list(project=project)
+        return Response(paginate(request, members, lambda page: [member_json(m) for m in page]))
 
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)

@@ -144,3 +144,9 @@ def test_it_refuses_a_bad_role_change(
         f"/api/projects/{project.pk}/members/{username}/", body, format="json"
     )
     assert response.status_code == status
+
+
+def test_it_refuses_a_bad_page(project: Project, owner: User) -> None:
+    response = client_for(owner).get(f"/api/projects/{project.pk}/members/?limit=many")
+    assert response.status_code == 400
+    assert "limit" in response.json()["detail"]
