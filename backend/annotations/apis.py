@@ -1,5 +1,6 @@
 """REST endpoints for instances (with versions, history, soft delete and
-restore) and the COCO export."""
+restore), the COCO export, and labels after creation (here, not in
+projects, because deleting one may merge its instances into another)."""
 
 from __future__ import annotations
 
@@ -39,14 +40,17 @@ from backend.annotations.services.instances import (
     instance_restore,
     instance_update,
 )
+from backend.annotations.services.labels import label_delete
 from backend.common.errors import ServiceError
 from backend.common.inputs import parse_input
 from backend.common.negotiation import FirstRenderer
 from backend.images.models import Image
 from backend.images.selectors import image_for_user
 from backend.projects.access import project_for_user
+from backend.projects.labels import label_create, label_update
 from backend.projects.permissions import Action, project_require
-from backend.projects.selectors import label_resolve
+from backend.projects.selectors import label_for_user, label_resolve
+from backend.projects.serializers import LabelCreateInput, LabelUpdateInput, label_json
 
 
 def conflict_response(conflict: InstanceConflictError) -> Response:
@@ -182,3 +186,44 @@ class ProjectExportApi(APIView):
         name = export_file_name(project=project, fmt=fmt)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class ProjectLabelsApi(APIView):
+    """POST {"name", "color"?} -> 201 the new label, last in the list (owners only)."""
+
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for_user(request.user, project_id)
+        data = parse_input(LabelCreateInput, request.data)
+        label = label_create(
+            project=project, user=request.user, name=data["name"], color=data.get("color")
+        )
+        return Response(label_json(label), status=status.HTTP_201_CREATED)
+
+
+class LabelDetailApi(APIView):
+    """PATCH {"name"?, "color"?, "order"?} -> the label; DELETE ?merge_into=ID
+    -> 204 (409 while instances use it and no merge_into is given)."""
+
+    def patch(self, request: Request, label_id: int) -> Response:
+        label = label_for_user(request.user, label_id)
+        data = parse_input(LabelUpdateInput, request.data)
+        label = label_update(
+            label=label,
+            user=request.user,
+            name=data.get("name"),
+            color=data.get("color"),
+            order=data.get("order"),
+        )
+        return Response(label_json(label))
+
+    def delete(self, request: Request, label_id: int) -> Response:
+        label = label_for_user(request.user, label_id)
+        merge_into = request.query_params.get("merge_into")
+        if merge_into is not None and not merge_into.isdigit():
+            raise ServiceError("merge_into must be a label id.")
+        label_delete(
+            label=label,
+            user=request.user,
+            merge_into=int(merge_into) if merge_into is not None else None,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

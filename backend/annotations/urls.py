@@ -29,4 +29,10 @@ urlpatterns = [
         apis.ProjectExportApi.as_view(),
         name="api-project-export",
     ),
+    path(
+        "projects/<int:project_id>/labels/",
+        apis.ProjectLabelsApi.as_view(),
+        name="api-project-labels",
+    ),
+    path("labels/<int:label_id>/", apis.LabelDetailApi.as_view(), name="api-label"),
 ]

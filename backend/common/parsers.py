@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 
 from backend.common.json_depth import nesting_depth
 
@@ -34,6 +34,28 @@ class BoundedJSONParser(JSONParser):
         if len(body) > limit:
             raise RequestTooLarge(f"The request body is over {limit // (1024 * 1024)} MiB.")
         return json_loads_bounded(body)
+
+
+class CsvParser(BaseParser):
+    """A text/csv body, as text (member lists), bounded as JSON bodies are."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        return text_read_bounded(stream)
+
+
+def text_read_bounded(stream: Any) -> str:
+    """A UTF-8 text of at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes from a stream
+    or an uploaded file, or a 4xx with a sentence."""
+    limit = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    body = stream.read(limit + 1) if stream is not None else b""
+    if len(body) > limit:
+        raise RequestTooLarge(f"The request body is over {limit // (1024 * 1024)} MiB.")
+    try:
+        return str(body.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ParseError("The text is not UTF-8.") from None
 
 
 def json_loads_bounded(body: bytes | str) -> Any:

@@ -36,7 +36,8 @@ class Action(StrEnum):
     DELETE_IMAGES = "delete_images"
     CHANGE_PROJECT = "change_project"  # name, model
     CHANNELS = "channels"  # which channels the model sees
-    MANAGE_MEMBERS = "manage_members"
+    MANAGE_MEMBERS = "manage_members"  # add, remove, change roles; invitation links
+    LABELS = "labels"  # add, rename, recolour, reorder, merge and delete labels
     SEE_CURATED = "see_curated"  # read the image's curated set (not only one's own sets)
     CURATE = "curate"  # edit the curated set directly
     QUEUE = "queue"  # take assignments from the work queue
@@ -60,6 +61,7 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.QUEUE: frozenset({OWNER, REVIEWER, ANNOTATOR}),
     Action.REVIEW: frozenset({OWNER, REVIEWER}),
     Action.WORKFLOW: frozenset({OWNER}),
+    Action.LABELS: frozenset({OWNER}),
 }
 
 # Where the project's workflow narrows the table for one role: the condition
@@ -96,6 +98,7 @@ PHRASES: dict[Action, str] = {
     Action.QUEUE: "take work from the queue",
     Action.REVIEW: "review",
     Action.WORKFLOW: "change the workflow",
+    Action.LABELS: "change the labels",
 }
 
 _WHO = {OWNER: "owners", REVIEWER: "reviewers", ANNOTATOR: "annotators", VIEWER: "viewers"}

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 
 from backend.common.errors import ServiceError
-from backend.projects.access import visible_projects
+from backend.projects.access import visible_or_404, visible_projects
 from backend.projects.models import Label, Membership, Project
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import engine_spec_for_project
@@ -49,7 +49,36 @@ def project_stats(*, project: Project) -> ProjectStats:
 
 
 def member_list(*, project: Project) -> QuerySet[Membership]:
-    return project.memberships.select_related("user", "added_by").order_by("user__username")
+    """The members by username, each with `last_edit_at`: when they last changed
+    an instance of this project (a subquery of the same query, not one per member)."""
+    members = (
+        project.memberships.select_related("user", "added_by")
+        .annotate(last_edit_at=_last_edit_at())
+        .order_by("user__username", "pk")
+    )
+    return members_with_sets_done(members)
+
+
+def _last_edit_at() -> Subquery:
+    # annotations sits above projects: its history is reached through the ORM's
+    # reverse relations (project -> images -> instances -> history), a read that
+    # needs no import. Deleted instances count: deleting is work too.
+    edits = (
+        Project.objects.filter(
+            pk=OuterRef("project_id"), images__instances__history__user=OuterRef("user_id")
+        )
+        .values("pk")
+        .annotate(at=Max("images__instances__history__at"))
+        .values("at")
+    )
+    return Subquery(edits)
+
+
+def members_with_sets_done(members: QuerySet[Membership]) -> QuerySet[Membership]:
+    """Hook for the work queue (issue 13, assignments): annotate each member's
+    `sets_done` here, as `last_edit_at` is, and add it to
+    serializers.member_json. Until then the members are returned as they are."""
+    return members
 
 
 def membership_of(*, project: Project, user: AnyUser) -> Membership | None:
@@ -64,6 +93,12 @@ def memberships_of(*, user: AnyUser) -> dict[int, Membership]:
         return {}
     rows = Membership.objects.select_related("added_by").filter(user=user)
     return {m.project_id: m for m in rows}
+
+
+def label_for_user(user: AnyUser, label_id: int) -> Label:
+    objects = Label.objects.select_related("project")
+    found: Label = visible_or_404(user, objects, label_id, via="project", what="label")
+    return found
 
 
 def label_resolve(*, project: Project, label: object) -> Label:

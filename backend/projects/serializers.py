@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
-from backend.projects.models import Label, Membership, Project
+from backend.projects.bulk_members import MAX_BULK_MEMBERS
+from backend.projects.invitations import invitation_problem
+from backend.projects.models import Invitation, Label, Membership, Project
 from backend.projects.selectors import ProjectStats
 from backend.projects.services import MAX_LEASE_MINUTES, MAX_OVERLAP
 
@@ -34,6 +37,41 @@ class ProjectUpdateInput(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     model = serializers.CharField(required=False, allow_blank=True)
     workflow = WorkflowInput(required=False)
+
+
+class MemberRoleInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Membership.Role.values)
+
+
+class MemberRowInput(serializers.Serializer):
+    # Checked row by row by bulk_members, which names the row it refuses.
+    username = serializers.CharField(allow_blank=True, max_length=1000)
+    email = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    role = serializers.CharField(required=False, default="annotator", max_length=100)
+
+
+class MembersBulkInput(serializers.Serializer):
+    members = serializers.ListField(
+        child=MemberRowInput(), allow_empty=True, max_length=MAX_BULK_MEMBERS
+    )
+
+
+class InvitationCreateInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Membership.Role.values)
+    expires_in_days = serializers.IntegerField(required=False, allow_null=True)
+    max_uses = serializers.IntegerField(required=False, allow_null=True)
+
+
+class LabelCreateInput(serializers.Serializer):
+    # Blank and duplicate names and bad colours are refused by the service.
+    name = serializers.CharField(allow_blank=True, max_length=1000)
+    color = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class LabelUpdateInput(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    color = serializers.CharField(required=False, max_length=100)
+    order = serializers.IntegerField(required=False)
 
 
 class MemberAddInput(serializers.Serializer):
@@ -76,11 +114,40 @@ def workflow_json(project: Project) -> dict[str, Any]:
 
 
 def member_json(membership: Membership) -> dict[str, Any]:
+    """`membership` as selectors.member_list gives it (with `last_edit_at`)."""
     return {
         "username": membership.user.get_username(),
         "role": membership.role,
         "added_by": added_by_name(membership),
         "added_at": membership.added_at.isoformat() if membership.added_at else None,
+        "last_active": _iso(last_active(membership)),
+    }
+
+
+def last_active(membership: Membership) -> datetime | None:
+    """The later of their last login and their last change in this project."""
+    moments = [membership.user.last_login, getattr(membership, "last_edit_at", None)]
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def invitation_json(invitation: Invitation, *, url: str) -> dict[str, Any]:
+    """`url`: the absolute address of its /join/{code}/ page."""
+    return {
+        "code": invitation.code,
+        "url": url,
+        "role": invitation.role,
+        "created_by": invitation.created_by.get_username() if invitation.created_by else None,
+        "created_at": invitation.created_at.isoformat(),
+        "expires_at": _iso(invitation.expires_at),
+        "max_uses": invitation.max_uses,
+        "uses": invitation.uses,
+        "revoked": invitation.revoked,
+        "problem": invitation_problem(invitation),
     }
 
 

@@ -162,6 +162,31 @@ def project_member_add(
     return membership, False
 
 
+@transaction.atomic
+def project_member_role_set(
+    *, project: Project, user: AbstractBaseUser, username: str, role: str
+) -> Membership:
+    """Change a member's role (owners only); the last owner stays an owner (409)."""
+    project_require(project=project, user=user, action=Action.MANAGE_MEMBERS)
+    if role not in Membership.Role.values:
+        raise ServiceError(f"role must be one of: {', '.join(Membership.Role.values)}.")
+    membership = (
+        Membership.objects.select_for_update()
+        .filter(project=project, user__username=username.strip())
+        .first()
+    )
+    if membership is None:
+        raise ServiceError(
+            f"{username.strip()!r} is not a member of this project.",
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        _ensure_another_owner(project=project, leaving=membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
 def _ensure_another_owner(*, project: Project, leaving: Membership) -> None:
     """Refuse (409) a change that would leave the project without an owner.
     The owners' rows are locked, so two owners leaving at once cannot both go."""

@@ -124,7 +124,7 @@ def test_it_refuses_an_empty_new_name(project: Project, owner: User) -> None:
 def test_it_lists_members(project: Project, member: User) -> None:
     response = client_for(member).get(f"/api/projects/{project.pk}/members/")
     assert response.status_code == 200
-    assert [(m["username"], m["role"]) for m in response.json()] == [
+    assert [(m["username"], m["role"]) for m in response.json()["results"]] == [
         ("mateo", "annotator"),
         ("olivia", "owner"),
     ]

@@ -19,7 +19,7 @@ from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Assignment, Instance
 from backend.images.models import Image
-from backend.projects.models import Membership, Project
+from backend.projects.models import Invitation, Label, Membership, Project
 from backend.projects.permissions import ROLES
 from backend.proposals.models import ProposalJob
 from tests.conftest import client_for
@@ -34,13 +34,22 @@ NOBODY: frozenset[str] = frozenset()
 
 # (method, URL template, JSON body or "file", the roles allowed). {p} project,
 # {i} image, {n} an instance the owner drew, {j} a proposal job, {x} a member
-# to remove (an annotator other than the caller).
+# to remove (an annotator other than the caller), {c} an invitation link's
+# code, {l} a label no instance uses.
 MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("get", "/api/projects/{p}/", None, ALL),
     ("patch", "/api/projects/{p}/", {"name": "Renamed"}, OWNER),
     ("get", "/api/projects/{p}/members/", None, ALL),
     ("post", "/api/projects/{p}/members/", {"username": "oscar", "role": "viewer"}, OWNER),
+    ("patch", "/api/projects/{p}/members/{x}/", {"role": "viewer"}, OWNER),
     ("delete", "/api/projects/{p}/members/{x}/", None, OWNER),
+    ("post", "/api/projects/{p}/members/bulk/", {"members": [{"username": "newbie"}]}, OWNER),
+    ("get", "/api/projects/{p}/invitations/", None, OWNER),
+    ("post", "/api/projects/{p}/invitations/", {"role": "viewer", "max_uses": 5}, OWNER),
+    ("delete", "/api/projects/{p}/invitations/{c}/", None, OWNER),
+    ("post", "/api/projects/{p}/labels/", {"name": "debris"}, OWNER),
+    ("patch", "/api/labels/{l}/", {"name": "renamed", "color": "#123456"}, OWNER),
+    ("delete", "/api/labels/{l}/", None, OWNER),
     ("post", "/api/projects/{p}/leave/", None, ALL),
     ("get", "/api/projects/{p}/images/", None, ALL),
     ("post", "/api/projects/{p}/images/", "file", WRITERS),
@@ -126,9 +135,13 @@ def world(project: Project, owner: User, outsider: User) -> World:
     instance = Instance.objects.get(pk=response.json()["id"])
     job = ProposalJob.objects.create(project=project, image=image, created_by=owner)
     assignment = Assignment.objects.create(image=image, annotator=extra)
+    invitation = Invitation.objects.create(
+        code="the-link", project=project, role="viewer", created_by=owner
+    )
+    spare = Label.objects.create(project=project, name="spare", order=2)
     ids = {
         "p": project.pk, "i": image.pk, "n": instance.pk, "j": job.pk, "x": "extra",
-        "a": assignment.pk,
+        "a": assignment.pk, "c": invitation.code, "l": spare.pk,
     }  # fmt: skip
     return World(project, image, instance, rle, people, ids)
 
@@ -144,6 +157,17 @@ def _request(world: World, persona: str, method: str, template: str, body: objec
     return call(url, body, format="json") if body is not None else call(url)
 
 
+def _state() -> tuple:
+    """What a refused request must leave as it was."""
+    return (
+        Image.objects.count(),
+        Instance.all_objects.filter(deleted_at=None).count(),
+        sorted(Membership.objects.values_list("user__username", "role")),
+        sorted(Label.objects.values_list("name", "color", "order")),
+        sorted(Invitation.objects.values_list("code", "revoked")),
+    )
+
+
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize(
     ("method", "template", "body", "allowed"),
@@ -153,7 +177,7 @@ def _request(world: World, persona: str, method: str, template: str, body: objec
 def test_the_matrix_holds(
     world: World, persona: str, method: str, template: str, body: object, allowed: frozenset
 ) -> None:
-    before = (Image.objects.count(), Instance.all_objects.filter(deleted_at=None).count())
+    before = _state()
     response = _request(world, persona, method, template, body)
     code = response.status_code
     if persona == "anonymous":
@@ -168,8 +192,7 @@ def test_the_matrix_holds(
         assert code == 403, (persona, code, response.content[:300])
         assert response.json()["detail"].startswith("Only "), response.json()
     if code in (401, 403, 404):
-        after = (Image.objects.count(), Instance.all_objects.filter(deleted_at=None).count())
-        assert after == before
+        assert _state() == before
         world.project.refresh_from_db()
         assert world.project.name == "Nuclei"
 
@@ -191,6 +214,9 @@ def test_the_matrix_names_every_project_url() -> None:
         "api/health/",
         "api/models/",
         "api/stacks/<int:stack_id>/",  # tests/backend/images/test_stacks.py
+        # Whoever holds the link joins, an outsider above all:
+        # tests/backend/projects/test_invitations.py.
+        "api/join/<str:code>/",
     }
     covered = {template.split("?")[0] for _, template, _, _ in MATRIX}
     for route in walk(get_resolver().url_patterns):
@@ -204,6 +230,8 @@ def test_the_matrix_names_every_project_url() -> None:
             ("<int:job_id>", "{j}"),
             ("<str:username>", "{x}"),
             ("<int:assignment_id>", "{a}"),
+            ("<str:code>", "{c}"),
+            ("<int:label_id>", "{l}"),
             ("<str:level>/<str:tx>/<str:ty>", "0/0/0"),
         ):
             shape = shape.replace(name, key)

@@ -48,7 +48,7 @@ def main() -> None:
     def ask(user: object) -> None:
         try:
             barrier.wait()
-            found = queue_next(project=group.project, user=user)  # type: ignore[arg-type]
+            found = queue_next(project=group.project, user=user)
             answers.append("set" if found is not None else "none")
         except Exception as exc:  # reported, and the test fails on it
             answers.append(f"error: {exc}")

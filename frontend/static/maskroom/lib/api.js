@@ -30,8 +30,9 @@ function errorMessage(body, status) {
   return `Request failed (HTTP ${status})`;
 }
 
-// options: {method, json, form}; json is sent as a JSON body, form as multipart.
-export async function api(path, { method = "GET", json, form } = {}) {
+// options: {method, json, form, csv}; json is sent as a JSON body, form as
+// multipart, csv (a string) as text/csv.
+export async function api(path, { method = "GET", json, form, csv } = {}) {
   const headers = { Accept: "application/json" };
   let body;
   if (json !== undefined) {
@@ -39,6 +40,9 @@ export async function api(path, { method = "GET", json, form } = {}) {
     body = JSON.stringify(json);
   } else if (form !== undefined) {
     body = form;
+  } else if (csv !== undefined) {
+    headers["Content-Type"] = "text/csv; charset=utf-8";
+    body = csv;
   }
   if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
   let response;
@@ -107,6 +111,12 @@ export const endpoints = {
   project: (id) => `/api/projects/${id}/`,
   projectMembers: (id) => `/api/projects/${id}/members/`,
   projectMember: (id, username) => `/api/projects/${id}/members/${encodeURIComponent(username)}/`,
+  projectMembersBulk: (id) => `/api/projects/${id}/members/bulk/`,
+  projectInvitations: (id) => `/api/projects/${id}/invitations/`,
+  projectInvitation: (id, code) => `/api/projects/${id}/invitations/${encodeURIComponent(code)}/`,
+  projectLabels: (id) => `/api/projects/${id}/labels/`,
+  label: (id) => `/api/labels/${id}/`,
+  labelMerge: (id, targetId) => `/api/labels/${id}/?merge_into=${targetId}`,
   projectLeave: (id) => `/api/projects/${id}/leave/`,
   projectImages: (id) => `/api/projects/${id}/images/`,
   projectExport: (id) => `/api/projects/${id}/export/?format=coco`,
