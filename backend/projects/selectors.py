@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from backend.common.errors import ServiceError
 from backend.projects.access import visible_or_404, visible_projects
@@ -75,10 +76,20 @@ def _last_edit_at() -> Subquery:
 
 
 def members_with_sets_done(members: QuerySet[Membership]) -> QuerySet[Membership]:
-    """Hook for the work queue (issue 13, assignments): annotate each member's
-    `sets_done` here, as `last_edit_at` is, and add it to
-    serializers.member_json. Until then the members are returned as they are."""
-    return members
+    """Each member's `sets_done`: their sets of this project that are submitted
+    or accepted (annotations.Assignment, reached through the ORM's reverse
+    relations as the history is above)."""
+    done = (
+        Project.objects.filter(
+            pk=OuterRef("project_id"),
+            images__assignments__annotator=OuterRef("user_id"),
+            images__assignments__status__in=("submitted", "accepted"),
+        )
+        .values("pk")
+        .annotate(n=Count("images__assignments"))
+        .values("n")
+    )
+    return members.annotate(sets_done=Coalesce(Subquery(done), 0))
 
 
 def membership_of(*, project: Project, user: AnyUser) -> Membership | None:

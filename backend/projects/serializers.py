@@ -121,6 +121,7 @@ def member_json(membership: Membership) -> dict[str, Any]:
         "added_by": added_by_name(membership),
         "added_at": membership.added_at.isoformat() if membership.added_at else None,
         "last_active": _iso(last_active(membership)),
+        "sets_done": getattr(membership, "sets_done", 0),
     }
 
 

@@ -154,3 +154,20 @@ def test_assignments_are_listed_by_page_and_filter() -> None:
     assert of_b["count"] == 1
     bad = client_for(group.teacher).get(url, {"status": "nope"})
     assert bad.status_code == 400 and "status must be one of" in bad.json()["detail"]
+
+
+def test_the_members_list_counts_each_persons_finished_sets() -> None:
+    group = make_class(students=2, images=4)
+    a, b = group.students
+    call(a, take(a, group.project), "submit")
+    call(a, take(a, group.project), "submit")
+    take(a, group.project)
+    take(b, group.project)
+    members = client_for(group.teacher).get(f"/api/projects/{group.project.pk}/members/").json()
+    done = {m["username"]: m["sets_done"] for m in members["results"]}
+    assert done == {
+        a.username: 2,
+        b.username: 0,
+        group.teacher.username: 0,
+        group.reviewer.username: 0,
+    }
