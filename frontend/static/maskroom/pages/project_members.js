@@ -39,6 +39,7 @@ function rolePicker(member) {
 
 function memberItem(member) {
   const added = member.added_by ? ` · added by ${member.added_by}` : "";
+  const sets = member.sets_done ? ` · ${member.sets_done} ${member.sets_done === 1 ? "set" : "sets"} done` : "";
   const remove =
     isOwner && member.username !== me
       ? el("button", { type: "button", class: "link", onclick: () => removeMember(member.username) }, "Remove")
@@ -51,7 +52,7 @@ function memberItem(member) {
       { class: "member-who" },
       member.username,
       isOwner ? null : el("span", { class: "muted" }, ` ${member.role}`),
-      el("span", { class: "muted member-meta" }, ` ${activeText(member.last_active)}${added}`),
+      el("span", { class: "muted member-meta" }, ` ${activeText(member.last_active)}${sets}${added}`),
     ),
     el("span", { class: "row" }, isOwner ? rolePicker(member) : null, remove),
   );
