@@ -77,7 +77,8 @@ def _set_of(request: Request, image: Image, raw: object) -> Assignment | None:
     assignment = assignment_for_user(request.user, assignment_id)
     if assignment.image_id != image.pk:
         raise Http404("No such assignment on this image.")
-    return assignment
+    # A shared set (a direct project's) is the curated set itself.
+    return None if assignment.shared else assignment
 
 
 class ImageInstancesApi(APIView):

@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
+from backend.annotations.models import Assignment
 from backend.annotations.selectors import instance_for_user
 from backend.images.selectors import image_for_user
 from backend.projects.permissions import Action, project_role, role_may
@@ -72,7 +73,10 @@ def _instance_rle(
     if instance.image_id != image_id:
         return None
     if assignment_id is not None and instance.assignment_id != assignment_id:
-        return None
+        # A shared set (a direct project's) is the curated set itself.
+        shared = Assignment.objects.filter(pk=assignment_id, image_id=image_id, shared=True)
+        if instance.assignment_id is not None or not shared.exists():
+            return None
     rle: dict[str, Any] = instance.rle
     return rle
 

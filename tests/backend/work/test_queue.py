@@ -61,7 +61,7 @@ def test_a_skip_needs_a_reason() -> None:
 
 
 def test_an_untouched_assignment_goes_back_to_the_queue_after_its_lease() -> None:
-    group = make_class(students=2, images=1)
+    group = make_class(students=2, images=1, review=True)
     a, b = group.students
     first = take(a, group.project)
     assert nothing_left(b, group.project)
@@ -80,7 +80,7 @@ def test_an_untouched_assignment_goes_back_to_the_queue_after_its_lease() -> Non
 
 
 def test_an_expired_set_is_taken_back_by_its_annotator_while_there_is_room() -> None:
-    group = make_class(students=1, images=1)
+    group = make_class(students=1, images=1, review=True)
     student = group.students[0]
     first = take(student, group.project)
     drawn = draw(student, first)

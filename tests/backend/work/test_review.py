@@ -151,3 +151,15 @@ def test_the_progress_list_counts_sets_and_filters_by_state() -> None:
     todo = client_for(group.teacher).get(url, {"state": "todo", "limit": 1}).json()
     assert todo["count"] == 2 and len(todo["results"]) == 1
     assert todo["results"][0]["id"] == group.images[1].pk
+
+
+def test_a_direct_projects_set_is_the_curated_set() -> None:
+    group = make_class(students=1, images=1)  # overlap 1, no review: direct
+    student = group.students[0]
+    mine = take(student, group.project)
+    assert mine["shared"] is True
+    made = draw(student, mine)
+    assert made["assignment"] is None
+    curated = instances(group.teacher, None, group.images[0].pk).json()
+    assert [c["id"] for c in curated] == [made["id"]]
+    assert [i["id"] for i in instances(student, mine, group.images[0].pk).json()] == [made["id"]]
