@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "backend.proposals",
     "backend.evaluations",
     "backend.work",
+    "backend.quality",
     "frontend",
 ]
 

@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/", include("backend.proposals.urls")),
     path("api/", include("backend.evaluations.urls")),
     path("api/", include("backend.work.urls")),
+    path("api/", include("backend.quality.urls")),
     path("", include("frontend.urls")),
 ]

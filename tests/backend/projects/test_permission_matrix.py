@@ -88,6 +88,7 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("post", "/api/assignments/{a}/activity/", {"seconds": 1}, NOBODY),
     ("post", "/api/assignments/{a}/accept/", None, LEADS),
     ("post", "/api/assignments/{a}/return/", {"comment": "fix"}, LEADS),
+    ("get", "/api/images/{i}/agreement/", None, LEADS),
 ]
 
 # A person's set that a role may not see is a 404 to it, as if it did not exist.

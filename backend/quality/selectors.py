@@ -1,0 +1,64 @@
+"""Reads for quality control: how the finished sets of an image agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+from backend.annotations.models import Assignment, Instance
+from backend.images.models import Image
+from worker.quality.agreement import Labelled, PairScore, pair_score
+
+S = Assignment.Status
+AGREEMENT_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: int  # assignment ids
+    b: int
+    score: PairScore
+
+
+@dataclass(frozen=True)
+class Agreement:
+    sets: list[Assignment]
+    pairs: list[Pair]
+
+    @property
+    def mean_f1(self) -> float | None:
+        return sum(p.score.f1 for p in self.pairs) / len(self.pairs) if self.pairs else None
+
+
+def finished_sets(*, image: Image) -> list[Assignment]:
+    """The image's sets that count: submitted or accepted (not shared with the curated set)."""
+    return list(
+        Assignment.objects.filter(image=image, shared=False, status__in=(S.SUBMITTED, S.ACCEPTED))
+        .select_related("annotator")
+        .order_by("id")
+    )
+
+
+def set_instances(assignments: list[Assignment]) -> dict[int, list[Labelled]]:
+    """Each set's accepted instances (proposals nobody accepted are not anyone's answer),
+    in one query."""
+    found: dict[int, list[Labelled]] = {a.pk: [] for a in assignments}
+    rows = (
+        Instance.objects.filter(assignment__in=assignments, state=Instance.State.ACCEPTED)
+        .order_by("id")
+        .values_list("assignment_id", "rle", "label_id")
+    )
+    for assignment_id, rle, label_id in rows:
+        found[assignment_id].append(Labelled(rle, label_id))
+    return found
+
+
+def image_agreement(*, image: Image, threshold: float = AGREEMENT_IOU) -> Agreement:
+    """Every pair of the image's finished sets, scored (the earlier set as reference)."""
+    sets = finished_sets(image=image)
+    instances = set_instances(sets)
+    pairs = [
+        Pair(a.pk, b.pk, pair_score(instances[a.pk], instances[b.pk], threshold))
+        for a, b in combinations(sets, 2)
+    ]
+    return Agreement(sets, pairs)

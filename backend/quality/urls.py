@@ -1,0 +1,11 @@
+from django.urls import path
+
+from backend.quality import apis
+
+urlpatterns = [
+    path(
+        "images/<int:image_id>/agreement/",
+        apis.ImageAgreementApi.as_view(),
+        name="api-image-agreement",
+    ),
+]
