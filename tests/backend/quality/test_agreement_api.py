@@ -40,7 +40,7 @@ def test_it_scores_every_pair_of_finished_sets() -> None:
     against_c = [p for p in body["pairs"] if p["b"] == sets[2]["id"]]
     assert all((p["tp"], p["fn"]) == (1, 1) for p in against_c)
     strict = client_for(group.teacher).get(url, {"iou": 0.9}).json()
-    assert [p["tp"] for p in strict["pairs"]][0] == 1
+    assert strict["pairs"][0]["tp"] == 1
 
 
 def test_annotators_do_not_see_agreement() -> None:
