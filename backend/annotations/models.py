@@ -75,6 +75,12 @@ class AssignmentComment(models.Model):
         ordering = ["id"]
 
 
+class Origin(models.TextChoices):
+    MANUAL = "manual"
+    PROPOSAL = "proposal"
+    CONSENSUS = "consensus"
+
+
 class LiveInstanceManager(models.Manager["Instance"]):
     """Instances that are not deleted: what every list, lookup and export sees."""
 
@@ -120,6 +126,12 @@ class Instance(models.Model):
     copied_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Where the mask came from: a person (manual), the model's proposals, or
+    # several people's sets fused (consensus: `support` is [k members, n
+    # sets] and `sources` the member instances' ids).
+    origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.MANUAL)
+    support = models.JSONField(null=True, blank=True)
+    sources = models.JSONField(default=list, blank=True)
 
     objects = LiveInstanceManager()
     all_objects = models.Manager()

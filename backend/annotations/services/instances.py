@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from backend.annotations.models import Assignment, Instance, InstanceHistory
+from backend.annotations.services.history import history_record, soft_delete_recorded
 from backend.annotations.services.sets import write_require
 from backend.common.errors import ServiceError
 from backend.images.models import Image
@@ -75,18 +76,6 @@ def _require(*, instance: Instance, user: AbstractBaseUser, deleting: bool = Fal
     mine = instance.author_id is None or instance.author_id == user.pk
     if deleting and not mine:
         project_require(project=instance.image.project, user=user, action=Action.DELETE_OTHERS)
-
-
-def _record(*, instance: Instance, user: AbstractBaseUser | None, action: str) -> None:
-    InstanceHistory.objects.create(
-        instance=instance,
-        version=instance.version,
-        action=action,
-        user=user,
-        label=instance.label,
-        label_name=instance.label.name,
-        rle=instance.rle,
-    )
 
 
 def _locked(instance: Instance) -> Instance:
@@ -175,7 +164,7 @@ def instance_create_once(
                 client_key=client_key,
                 assignment=assignment,
             )
-            _record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
+            history_record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
     except IntegrityError:
         # The same key saved meanwhile by a concurrent request.
         found = _by_client_key(image=image, client_key=client_key) if client_key else None
@@ -216,7 +205,7 @@ def instance_update(
             locked.rle, locked.area, locked.bbox = mask.rle, mask.area, mask.bbox
         locked.version += 1
         locked.save(update_fields=["label", "rle", "area", "bbox", "version", "updated_at"])
-        _record(instance=locked, user=user, action=InstanceHistory.Action.UPDATE)
+        history_record(instance=locked, user=user, action=InstanceHistory.Action.UPDATE)
     return locked
 
 
@@ -244,7 +233,7 @@ def instance_accept(*, instance: Instance, user: AbstractBaseUser) -> Instance:
         locked.author = user
         locked.version += 1
         locked.save(update_fields=["state", "author", "version", "updated_at"])
-        _record(instance=locked, user=user, action=InstanceHistory.Action.ACCEPT)
+        history_record(instance=locked, user=user, action=InstanceHistory.Action.ACCEPT)
     return Instance.objects.select_related("image", "label", "author").get(pk=locked.pk)
 
 
@@ -257,10 +246,7 @@ def instance_delete(
     (no author) anyone who annotates."""
     _require(instance=instance, user=user, deleting=True)
     locked = _live_at(instance=instance, version=version)
-    locked.deleted_at = timezone.now()
-    locked.version += 1
-    locked.save(update_fields=["deleted_at", "version", "updated_at"])
-    _record(instance=locked, user=user, action=InstanceHistory.Action.DELETE)
+    soft_delete_recorded(instance=locked, user=user, at=timezone.now())
     return locked
 
 
@@ -273,5 +259,5 @@ def instance_restore(*, instance: Instance, user: AbstractBaseUser) -> Instance:
         locked.deleted_at = None
         locked.version += 1
         locked.save(update_fields=["deleted_at", "version", "updated_at"])
-        _record(instance=locked, user=user, action=InstanceHistory.Action.RESTORE)
+        history_record(instance=locked, user=user, action=InstanceHistory.Action.RESTORE)
     return locked

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from pycocotools import mask as coco_mask
 
-from backend.annotations.models import Instance
+from backend.annotations.models import Instance, Origin
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Label
@@ -61,6 +61,7 @@ def proposed_instances_replace(
                 bbox=bbox,
                 state=Instance.State.PROPOSED,
                 author=None,
+                origin=Origin.PROPOSAL,
             )
         )
     Instance.objects.bulk_create(rows)

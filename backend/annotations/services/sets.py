@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from backend.annotations.models import Assignment, AssignmentComment, Instance, InstanceHistory
+from backend.annotations.services.history import history_record, soft_delete_recorded
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Project
@@ -113,6 +114,7 @@ def set_open(*, image: Image, annotator: AbstractBaseUser) -> Assignment:
             Instance(
                 image=image, label_id=p.label_id, rle=p.rle, area=p.area, bbox=p.bbox,
                 state=Instance.State.PROPOSED, author=None, assignment=assignment, copied_from=p,
+                origin=p.origin,
             )
             for p in proposals
         )  # fmt: skip
@@ -249,9 +251,7 @@ def promote_to_curated(*, assignment: Assignment, user: AbstractBaseUser) -> int
     now = timezone.now()
     stale = Instance.objects.filter(assignment=None, version=1, copied_from__assignment=assignment)
     for old in stale.select_related("label"):
-        old.deleted_at, old.version = now, old.version + 1
-        old.save(update_fields=["deleted_at", "version", "updated_at"])
-        _history(old, user, InstanceHistory.Action.DELETE)
+        soft_delete_recorded(instance=old, user=user, at=now)
     kept_sources = set(
         Instance.objects.filter(assignment=None, copied_from__assignment=assignment).values_list(
             "copied_from_id", flat=True
@@ -267,18 +267,11 @@ def promote_to_curated(*, assignment: Assignment, user: AbstractBaseUser) -> int
         copy = Instance.objects.create(
             image_id=assignment.image_id, label=source.label, rle=source.rle, area=source.area,
             bbox=source.bbox, state=Instance.State.ACCEPTED, copied_from=source,
-            author=source.author or assignment.annotator,
+            origin=source.origin, author=source.author or assignment.annotator,
         )  # fmt: skip
-        _history(copy, user, InstanceHistory.Action.CREATE)
+        history_record(instance=copy, user=user, action=InstanceHistory.Action.CREATE)
         made += 1
     return made
-
-
-def _history(instance: Instance, user: AbstractBaseUser, action: str) -> None:
-    InstanceHistory.objects.create(
-        instance=instance, version=instance.version, action=action, user=user,
-        label=instance.label, label_name=instance.label.name, rle=instance.rle,
-    )  # fmt: skip
 
 
 def set_activity(

@@ -1,0 +1,69 @@
+"""Storing an image's consensus: fused instances in the curated set, in
+place of the previous consensus. A consensus instance someone edited since
+(its version moved on) is replaced only when the caller confirms: curated
+work is never overwritten silently. Other curated instances stay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import status
+
+from backend.annotations.models import Instance, InstanceHistory, Origin
+from backend.annotations.services.history import history_record, soft_delete_recorded
+from backend.common.errors import ServiceError
+from backend.images.models import Image
+from backend.projects.models import Label
+from worker import rle as rle_codec
+
+
+@dataclass(frozen=True)
+class FusedInstance:
+    rle: dict[str, Any]
+    label_id: int
+    support: tuple[int, int]
+    sources: list[int]  # the member instances' ids
+
+
+@transaction.atomic
+def consensus_store(
+    *,
+    image: Image,
+    fused: Sequence[FusedInstance],
+    user: AbstractBaseUser | None,
+    confirm: bool = False,
+) -> list[Instance]:
+    """Replace the image's consensus instances with `fused` (see the module's text)."""
+    Image.objects.select_for_update().filter(pk=image.pk).first()
+    previous = list(
+        Instance.objects.filter(image=image, assignment=None, origin=Origin.CONSENSUS)
+        .select_related("label")
+        .order_by("id")
+    )
+    edited = sum(1 for instance in previous if instance.version > 1)
+    if edited and not confirm:
+        raise ServiceError(
+            f"{edited} consensus instance{'s' if edited != 1 else ''} of this image "
+            "were edited since it was computed; confirm to replace them.",
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    now = timezone.now()
+    for old in previous:
+        soft_delete_recorded(instance=old, user=user, at=now)
+    labels = {label.pk: label for label in Label.objects.filter(project=image.project_id)}
+    made = []
+    for item in fused:
+        area, bbox = rle_codec.area_and_bbox(item.rle)
+        instance = Instance.objects.create(
+            image=image, label=labels[item.label_id], rle=item.rle, area=area, bbox=bbox,
+            state=Instance.State.ACCEPTED, author=None, origin=Origin.CONSENSUS,
+            support=list(item.support), sources=item.sources,
+        )  # fmt: skip
+        history_record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
+        made.append(instance)
+    return made
