@@ -79,3 +79,21 @@ def test_the_project_page_names_the_callers_role(who: str) -> None:
     assert b'id="start-annotating"' in page.content
     assert (b'id="review-next"' in page.content) is (who != "student")
     assert (b'id="workflow-form"' in page.content) is (who == "teacher")
+
+
+def test_a_shared_set_of_a_direct_project_edits_the_curated_set() -> None:
+    room = make_class()  # overlap 1, no review: the sets are the curated set
+    student = room.students[0]
+    mine = take(student, room.project)
+    assert mine["shared"] is True
+    response = browser_for(student).get(f"/images/{mine['image']}/?assignment={mine['id']}")
+    assert f'data-assignment-id="{mine["id"]}"'.encode() in response.content
+    assert b"data-set-id" not in response.content
+
+
+def test_an_own_set_of_a_crowd_project_is_the_set_shown() -> None:
+    room = make_class(overlap=2)
+    student = room.students[0]
+    mine = take(student, room.project)
+    response = browser_for(student).get(f"/images/{mine['image']}/?assignment={mine['id']}")
+    assert f'data-set-id="{mine["id"]}"'.encode() in response.content

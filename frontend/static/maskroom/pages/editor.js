@@ -26,14 +26,17 @@ import { mountWork, watchReadOnly } from "../work/editor_work.js";
 const $ = (id) => document.getElementById(id);
 const imageId = Number(document.body.dataset.imageId);
 const projectId = Number(document.body.dataset.projectId);
-// The person's set shown (null: the image's curated set); the page checked it.
+// The assignment opened (the page checked it), and the set whose instances
+// are shown: the assignment's own, or (null) the image's curated set, which
+// a shared assignment of a direct project edits.
 const assignmentId = Number(document.body.dataset.assignmentId) || null;
+const setId = Number(document.body.dataset.setId) || null;
 
 const viewer = new Viewer($("viewer"));
-const session = new PromptSession({ assignment: assignmentId });
+const session = new PromptSession({ assignment: setId });
 const tools = new ToolManager(viewer);
 // Every instance change goes through the store (saved in the background, kept across reloads).
-const store = new InstanceStore(imageId, {}, { assignment: assignmentId });
+const store = new InstanceStore(imageId, {}, { assignment: setId });
 watchReadOnly(store, $("read-only-notice"));
 const state = { embeddingStatus: "pending", engine: "", connected: false, saving: false };
 let instances = null;

@@ -25,7 +25,9 @@ export function watchReadOnly(store, node) {
 // (workflow, labels). Returns the WorkBar, or null without a set.
 export function mountWork({ assignment, project, username, role, viewer, tools, store, session, node }) {
   const workflow = project.workflow ?? {};
-  const reason = readOnlyReason({ role, username, workflow, assignment });
+  // A shared assignment (a direct project's) edits the curated set: its rules apply.
+  const edited = assignment?.shared ? null : assignment;
+  const reason = readOnlyReason({ role, username, workflow, assignment: edited });
   if (reason) store.setReadOnly(reason);
   // Proposals land in the curated set: proposing belongs to its editors, not to a person's set.
   const propose = document.getElementById("propose");
