@@ -1,5 +1,6 @@
-"""The work queue in real Chromium: two students and a reviewer, each in a
-browser context of their own, through overlap 2, blind and review.
+"""The work queue in real Chromium: a teacher, two students and a reviewer,
+each in a browser context of their own. The teacher sets overlap 2, blind
+and review on the project page.
 
 Each student takes Start annotating, draws a polygon on their own set and
 submits; neither sees the other's masks; the reviewer returns one set with a
@@ -53,7 +54,7 @@ class Person:
 
 @pytest.fixture(name="people")
 def people_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Person]]:
-    """A Chromium with one context per person (cookies apart): ana, ben, rita."""
+    """A Chromium with one context per person (cookies apart): ana, ben, rita, tom."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -65,7 +66,7 @@ def people_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Person
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            for username in ("ana", "ben", "rita"):
+            for username in ("ana", "ben", "rita", "tom"):
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
                 context.set_default_timeout(30_000)
                 found[username] = watched(Person(username, context.new_page()))
@@ -89,11 +90,9 @@ def watched(person: Person) -> Person:
 
 
 def a_class() -> tuple[Project, list[Image]]:
-    """Two images; overlap 2, review, blind; students ana and ben, reviewer rita."""
+    """Two images; teacher tom, students ana and ben, reviewer rita; the default workflow."""
     teacher = User.objects.create_user("tom", password=PASSWORD)
-    project = Project.objects.create(
-        name="Class", created_by=teacher, overlap=2, review=True, blind=True
-    )
+    project = Project.objects.create(name="Class", created_by=teacher)
     Membership.objects.create(project=project, user=teacher, role=Membership.Role.OWNER)
     for username, role in (("ana", "annotator"), ("ben", "annotator"), ("rita", "reviewer")):
         user = User.objects.create_user(username, password=PASSWORD)
@@ -132,6 +131,11 @@ def on_set(page: Page, leaving: str = "") -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector('body[data-ready="true"]')
+
+
 def polygon(page: Page, vertices: list[tuple[float, float]]) -> None:
     """Draw a polygon (L), close it with Enter, and wait until it is saved."""
     rows = page.locator("#instance-list tr[data-instance-id]")
@@ -158,9 +162,34 @@ def test_two_students_and_a_reviewer_go_through_the_queue(
     live_app: LiveApp, people: dict[str, Person]
 ) -> None:
     project, (first, second) = a_class()
-    ana, ben, rita = people["ana"].page, people["ben"].page, people["rita"].page
-    for username, page in (("ana", ana), ("ben", ben), ("rita", rita)):
+    ana, ben, rita, tom = (people[name].page for name in ("ana", "ben", "rita", "tom"))
+    for username, page in (("ana", ana), ("ben", ben), ("rita", rita), ("tom", tom)):
         log_in(page, live_app, username)
+
+    # Tom sets the workflow: two annotators per image, review, blind, no uploads by students.
+    tom.goto(f"{live_app.url}projects/{project.pk}/")
+    form = tom.locator("#workflow-form")
+    expect(form.locator("input[name=overlap]")).to_have_value("1")
+    form.locator("input[name=overlap]").fill("2")
+    form.locator("input[name=review]").check()
+    form.locator("input[name=blind]").check()
+    form.locator("input[name=annotators_upload]").uncheck()
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".done")).to_have_text("Workflow saved.")
+    expect(tom.locator("#work-summary")).to_have_text(
+        "Each image gets 2 annotators; a reviewer checks each set, blind."
+    )
+    project.refresh_from_db()
+    assert (project.overlap, project.review, project.blind) == (2, True, True)
+    assert project.annotators_upload is False
+
+    # A student's project page: no upload, no proposals, no review, no workflow.
+    ana.goto(f"{live_app.url}projects/{project.pk}/")
+    expect(ana.locator("#image-filters [data-state=todo] .count")).to_have_text("2")
+    expect(ana.locator("#upload")).to_be_hidden()
+    expect(ana.locator("#propose-all")).to_be_hidden()
+    expect(ana.locator("#review-next")).to_have_count(0)
+    expect(ana.locator("#workflow-form")).to_have_count(0)
 
     # Ana takes the first image, draws, and submits: the queue gives her the second.
     image, ana_set = take(people["ana"], live_app, project, "#start-annotating")
@@ -179,6 +208,25 @@ def test_two_students_and_a_reviewer_go_through_the_queue(
     assert page_instance_ids(ben) == ids_in(ben_set)
     assert follow(ben, "#submit-next")[0] == second.pk
     assert set_instances(ana, live_app, first.pk, ben_set).status == 404
+
+    # His submitted set waits for review: it opens read-only, and says so when he edits.
+    open_page(ben, f"{live_app.url}images/{first.pk}/?assignment={ben_set}")
+    notice = ben.locator("#read-only-notice")
+    expect(notice).to_have_text(
+        "Read only. You submitted this set: it waits for review and can no longer be changed."
+    )
+    expect(ben.locator("#submit-next")).to_have_count(0)
+    ben.keyboard.press("l")
+    for x, y in FIX:
+        ben.mouse.click(*screen_xy(ben, x, y))
+    ben.keyboard.press("Enter")
+    expect(ben.locator("#editor-error")).to_contain_text("You submitted this set")
+    expect(ben.locator("#instance-list tr[data-instance-id]")).to_have_count(1)
+    # Without a set, a blind project's curated set is not his to see.
+    open_page(ben, f"{live_app.url}images/{first.pk}/")
+    expect(notice).to_have_text(
+        "Read only. This project is blind: annotators see only their own sets."
+    )
 
     # Rita reviews Ana's set (the oldest submitted): she sees Ana's mask only,
     # and returns it with a comment pinned to a point.
