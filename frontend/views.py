@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from backend.annotations.models import Assignment
+from backend.annotations.selectors import assignment_for_user
+from backend.images.models import Image
 from backend.images.selectors import image_for_user
 from backend.projects.access import project_for_user, visible_projects
 from backend.projects.models import Membership
@@ -48,6 +51,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         {
             "project": project,
             "is_owner": mine is not None and mine.role == Membership.Role.OWNER,
+            "role": mine.role if mine is not None else "",
             "added_by": added_by_name(mine),
         },
     )
@@ -56,6 +60,28 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
+    """?assignment=ID opens a person's set of the image instead of its curated set."""
     image = image_for_user(request.user, image_id)
+    assignment = _assignment_of(request, image)
     embeddings_requeue_stale(image=image)
-    return render(request, "frontend/image_editor.html", {"image": image, "project": image.project})
+    mine = membership_of(project=image.project, user=request.user)
+    context = {
+        "image": image,
+        "project": image.project,
+        "assignment": assignment,
+        "role": mine.role if mine is not None else "",
+    }
+    return render(request, "frontend/image_editor.html", context)
+
+
+def _assignment_of(request: HttpRequest, image: Image) -> Assignment | None:
+    """The set named by ?assignment= on this image, if the caller may see it; else 404."""
+    raw = request.GET.get("assignment", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise Http404("No such assignment.")
+    assignment = assignment_for_user(request.user, int(raw))
+    if assignment.image_id != image.pk:
+        raise Http404("No such assignment on this image.")
+    return assignment

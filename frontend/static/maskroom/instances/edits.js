@@ -14,6 +14,7 @@ export class Edits {
   // A new instance; undo deletes it, redo restores it (same id).
   create({ labelId, rle }, label = "create instance") {
     const instance = this.store.create({ labelId, rle });
+    if (!instance) return null; // a read-only set: the store said why
     const id = instance.id;
     this.history.push({
       label,
@@ -25,6 +26,7 @@ export class Edits {
 
   // A new mask for an instance (brush, eraser, refine).
   setMask(id, rle, label = "edit mask") {
+    if (this.store.refuseReadOnly()) return;
     const before = this.existing(id).rle;
     this.store.update(id, { rle });
     this.history.push({
@@ -35,6 +37,7 @@ export class Edits {
   }
 
   relabel(ids, labelId) {
+    if (this.store.refuseReadOnly()) return;
     const changed = ids.filter((id) => this.existing(id).label_id !== labelId);
     if (!changed.length) return;
     const before = new Map(changed.map((id) => [id, this.existing(id).label_id]));
@@ -48,6 +51,7 @@ export class Edits {
 
   // Delete instances; undo restores them.
   remove(ids) {
+    if (this.store.refuseReadOnly()) return;
     const present = ids.filter((id) => this.store.get(id));
     if (!present.length) return;
     for (const id of present) this.store.remove(id);
@@ -61,6 +65,7 @@ export class Edits {
   // The union of `others` goes into `firstId`, which keeps its label; the
   // others are deleted. One step: undo restores them and the first's mask.
   merge(firstId, others) {
+    if (this.store.refuseReadOnly()) return;
     const first = this.existing(firstId);
     const rest = others.filter((id) => id !== firstId).map((id) => this.existing(id));
     if (!rest.length) throw new Error("Select two instances to merge (Shift+click the second).");

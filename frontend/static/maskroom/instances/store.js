@@ -9,6 +9,11 @@
 // answers 409 with its own version, and the store keeps the local change and
 // records a conflict (mine and the server's) until keepMine() or useServer().
 //
+// The store holds one set of the image: its curated set, or a person's set
+// (an assignment, docs/api.md "The work queue"), which every load and create
+// names. A set the caller may not change is read-only (setReadOnly, or a 403
+// or 409 refusal from the server): changes are refused here with the reason.
+//
 // Instances are plain objects as the API gives them ({id, label_id, label,
 // rle, area, bbox, state, author, version, ...}), replaced, never mutated, on
 // each change. New ones have a local id ("local-N") until saved; then a
@@ -21,6 +26,7 @@
 //   "savestate" {state: "saved"|"saving"|"offline"|"conflict"|"error", pending, conflicts, message}
 //   "conflict"  {conflicts: [{id, mine, server}]} (mine/server null: deleted there)
 //   "error"     {message}: the server refused a change, which was undone here
+//   "readonly"  {reason}: the set cannot be changed by this user (why, in a sentence)
 
 import { endpoints, httpRequest } from "../lib/api.js";
 import { decodeCrop } from "./rle.js";
@@ -46,11 +52,15 @@ function detailOf(status, body) {
 
 export class InstanceStore extends EventTarget {
   // api: {request(path, {method, json}) -> {status, body}}; defaults to fetch.
-  constructor(imageId, api = {}) {
+  // assignment: the id of the person's set shown (null: the curated set).
+  constructor(imageId, api = {}, { assignment = null } = {}) {
     super();
     this.imageId = imageId;
+    this.assignment = assignment;
     this.request = api.request ?? httpRequest;
-    this.storageKey = `maskroom:pending:image:${imageId}`;
+    // Pending changes are kept per set: one set's never replay into another.
+    this.storageKey = `maskroom:pending:image:${imageId}${assignment ? `:set:${assignment}` : ""}`;
+    this.readOnly = ""; // why this set cannot be changed here ("" : it can)
     this.items = new Map(); // id -> instance as the editor shows it
     this.removed = new Map(); // id -> {instance, ops}: deleted here, restorable
     this.aliases = new Map(); // "local-N" -> server id, once saved
@@ -106,8 +116,13 @@ export class InstanceStore extends EventTarget {
 
   // The server's list, with what an earlier page left pending replayed on top.
   async load() {
-    const { status, body } = await this.request(endpoints.imageInstances(this.imageId));
-    if (status !== 200) throw new Error(`Could not load the instances: ${detailOf(status, body)}`);
+    const { status, body } = await this.request(endpoints.setInstances(this.imageId, this.assignment));
+    if (status !== 200) {
+      const error = new Error(`Could not load the instances: ${detailOf(status, body)}`);
+      error.status = status;
+      error.detail = detailOf(status, body);
+      throw error;
+    }
     const list = Array.isArray(body) ? body : (body?.results ?? []);
     this.items = new Map(list.map((instance) => [instance.id, instance]));
     this.removed.clear();
@@ -122,13 +137,29 @@ export class InstanceStore extends EventTarget {
 
   // The image's deleted instances on the server, most recent first.
   async deleted() {
-    const { status, body } = await this.request(endpoints.imageDeletedInstances(this.imageId));
+    const path = endpoints.setInstances(this.imageId, this.assignment, { deleted: true });
+    const { status, body } = await this.request(path);
     return status === 200 && Array.isArray(body) ? body : [];
   }
 
   // --- changing -----------------------------------------------------------
 
+  // The set cannot be changed by this user: `reason` says why (empty: it can again).
+  setReadOnly(reason) {
+    if (reason === this.readOnly) return;
+    this.readOnly = reason;
+    this.emit("readonly", { reason });
+  }
+
+  // True (and the reason told as an error) when the set is read-only.
+  refuseReadOnly() {
+    if (!this.readOnly) return false;
+    this.emit("error", { message: this.readOnly });
+    return true;
+  }
+
   create({ labelId, rle, state = "accepted" }) {
+    if (this.refuseReadOnly()) return null;
     const id = `${LOCAL_PREFIX}${this.nextLocal++}`;
     const instance = this.withChanges({ id, version: 0, author: null, state }, { labelId, rle });
     this.items.set(id, instance);
@@ -139,6 +170,7 @@ export class InstanceStore extends EventTarget {
 
   // A new mask and/or label; sent with the version it was made on.
   update(id, { rle, labelId } = {}) {
+    if (this.refuseReadOnly()) return null;
     id = this.resolve(id);
     const current = this.items.get(id);
     if (!current) throw new Error(`No instance ${id}`);
@@ -162,6 +194,7 @@ export class InstanceStore extends EventTarget {
   }
 
   remove(id) {
+    if (this.refuseReadOnly()) return null;
     id = this.resolve(id);
     const instance = this.items.get(id);
     if (!instance) return null;
@@ -182,6 +215,7 @@ export class InstanceStore extends EventTarget {
 
   // Undo a delete: the same id comes back (from the server if it was deleted there).
   restore(id) {
+    if (this.refuseReadOnly()) return null;
     id = this.resolve(id);
     const entry = this.removed.get(id);
     if (!entry) return this.restoreFromServer(id);
@@ -256,6 +290,7 @@ export class InstanceStore extends EventTarget {
   requestOf(op) {
     if (op.kind === "create") {
       const json = { label: op.labelId, rle: op.rle, state: op.state, client_key: op.key };
+      if (this.assignment) json.assignment = this.assignment;
       return [endpoints.imageInstances(this.imageId), { method: "POST", json }];
     }
     if (op.kind === "update") {
@@ -281,6 +316,9 @@ export class InstanceStore extends EventTarget {
     } else if (status === 404 && op.kind === "update") {
       this.conflicted(op.id, null); // deleted on the server meanwhile
     } else {
+      // 403: not this user's to change; 409 without an instance: the set itself
+      // is closed (submitted, accepted). Nothing more will be taken: say so once.
+      if (status === 403 || status === 409) this.setReadOnly(detailOf(status, body));
       this.refused(op, `Could not save instance ${op.id}: ${detailOf(status, body)}`);
     }
   }

@@ -131,6 +131,7 @@ export const endpoints = {
   imageInstances: (id) => `/api/images/${id}/instances/`,
   imageDeletedInstances: (id) => `/api/images/${id}/instances/?deleted=1`,
   imageProposals: (id) => `/api/images/${id}/proposals/`,
+  stack: (id) => `/api/stacks/${id}/`,
   // The WebSocket of the image's prompts (docs/api.md), on this page's host.
   imageSocket: (id) => {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
@@ -142,4 +143,24 @@ export const endpoints = {
   instanceAtVersion: (id, version) => `/api/instances/${id}/?version=${version}`,
   instanceRestore: (id) => `/api/instances/${id}/restore/`,
   instanceAccept: (id) => `/api/instances/${id}/accept/`,
+
+  // The work queue: people's sets of an image (assignments) and their review.
+  projectProgress: (id, { state = "", limit, offset = 0 } = {}) =>
+    `/api/projects/${id}/progress/?${new URLSearchParams({ state, limit: String(limit ?? ""), offset: String(offset) })}`,
+  queueNext: (id) => `/api/projects/${id}/queue/next/`,
+  reviewNext: (id) => `/api/projects/${id}/review/next/`,
+  assignment: (id) => `/api/assignments/${id}/`,
+  // action: submit, skip, accept, return or activity.
+  assignmentAction: (id, action) => `/api/assignments/${id}/${action}/`,
+  // A set's instances (assignment null: the image's curated set).
+  setInstances: (imageId, assignment, { deleted = false } = {}) => {
+    const query = new URLSearchParams();
+    if (deleted) query.set("deleted", "1");
+    if (assignment) query.set("assignment", String(assignment));
+    const text = query.toString();
+    return `/api/images/${imageId}/instances/${text ? `?${text}` : ""}`;
+  },
+  // The editor page on a person's set.
+  editorPage: (imageId, assignment = null) => `/images/${imageId}/${assignment ? `?assignment=${assignment}` : ""}`,
+  projectPage: (id) => `/projects/${id}/`,
 };

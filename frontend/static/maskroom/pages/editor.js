@@ -1,5 +1,6 @@
 // The image editor: wires the viewer, the tools, the socket, the live prompt
-// session and the saved instances together. body[data-ready="true"] once the
+// session and the saved instances together; on ?assignment= it shows and
+// edits that person's set, with the work bar (work/). body[data-ready="true"] once the
 // image and its instances are drawn; automated checks wait for it.
 
 import { mountImageView } from "../image/channels.js";
@@ -20,16 +21,23 @@ import { SegmentationSocket } from "../prompting/socket.js";
 import { ToolManager } from "../tools/manager.js";
 import { createPanTool } from "../tools/pan.js";
 import { createPromptTool } from "../tools/prompt.js";
+import { mountWork, watchReadOnly } from "../work/editor_work.js";
 
 const $ = (id) => document.getElementById(id);
 const imageId = Number(document.body.dataset.imageId);
 const projectId = Number(document.body.dataset.projectId);
+// The assignment opened (the page checked it), and the set whose instances
+// are shown: the assignment's own, or (null) the image's curated set, which
+// a shared assignment of a direct project edits.
+const assignmentId = Number(document.body.dataset.assignmentId) || null;
+const setId = Number(document.body.dataset.setId) || null;
 
 const viewer = new Viewer($("viewer"));
-const session = new PromptSession();
+const session = new PromptSession({ assignment: setId });
 const tools = new ToolManager(viewer);
 // Every instance change goes through the store (saved in the background, kept across reloads).
-const store = new InstanceStore(imageId);
+const store = new InstanceStore(imageId, {}, { assignment: setId });
+watchReadOnly(store, $("read-only-notice"));
 const state = { embeddingStatus: "pending", engine: "", connected: false, saving: false };
 let instances = null;
 let labelPicker = null;
@@ -198,6 +206,17 @@ function refocus(action) {
 
 // --- start ----------------------------------------------------------------
 
+// A set this user may not see the instances of (a blind project's curated set,
+// for an annotator) is a 403 with the reason: the image still opens, read-only.
+async function loadInstances() {
+  try {
+    await instances.load();
+  } catch (err) {
+    if (err.status !== 403) throw err;
+    store.setReadOnly(err.detail);
+  }
+}
+
 function nextFrame() {
   return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
 }
@@ -223,9 +242,10 @@ async function start() {
 
   const storedDisplay = api(endpoints.projectDisplay(projectId)); // the channel settings, fetched alongside
   storedDisplay.catch(() => {}); // its failure is reported where it is awaited
-  const [image, project] = await Promise.all([
+  const [image, project, assignment] = await Promise.all([
     api(endpoints.image(imageId)),
     api(endpoints.project(projectId)),
+    assignmentId ? api(endpoints.assignment(assignmentId)) : null,
   ]);
   const labels = project.labels ?? [];
   store.setLabels(labels);
@@ -259,6 +279,17 @@ async function start() {
     nodes: { toolbar: $("toolbar"), help: $("help-overlay") },
   });
   Object.assign(window.maskroom, { editing, history: editing.history, edits: editing.edits });
+  window.maskroom.workBar = mountWork({
+    assignment,
+    project,
+    username: document.body.dataset.username,
+    role: document.body.dataset.role,
+    viewer,
+    tools,
+    store,
+    session,
+    node: $("work-bar"),
+  });
   const channelNodes = {
     list: $("channel-list"),
     reset: $("channels-reset"),
@@ -267,7 +298,7 @@ async function start() {
   };
   const [imageView] = await Promise.all([
     mountImageView({ image, projectId, viewer, nodes: channelNodes, stored: storedDisplay }), // tiles, channels
-    instances.load(),
+    loadInstances(),
   ]);
   window.maskroom.imageView = imageView;
   mountStackControls({ image, viewer, node: $("stack-controls") }); // t/z sliders of a stack's plane

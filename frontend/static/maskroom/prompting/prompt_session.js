@@ -9,14 +9,20 @@
 // sent before the last clear() are dropped, and so are masks older than the
 // one on screen.
 //
-// Events: "change" whenever the prompts or the mask change.
+// `assignment`: the person's set the editor shows (null: the curated set);
+// a refine names it, as the instance belongs to it.
+//
+// Events: "change" whenever the prompts or the mask change; "prompt" for each
+// point or box the user gives (not the replays after a reconnect), which the
+// work queue counts (work/activity.js).
 
 import { POSITIVE, promptMessage, refineMessage } from "./protocol.js";
 import { area, decodeCrop } from "../instances/rle.js";
 
 export class PromptSession extends EventTarget {
-  constructor() {
+  constructor({ assignment = null } = {}) {
     super();
+    this.assignment = assignment;
     this.points = []; // [[x, y, 1|0], ...] in image pixels
     this.box = null; // [x0, y0, x1, y1] in image pixels
     this.mask = null; // {requestId, score, rle, area, crop}
@@ -44,6 +50,7 @@ export class PromptSession extends EventTarget {
     this.points.push(point);
     this.unanswered.set(this.nextRequestId, { point });
     this.changed();
+    this.dispatchEvent(new Event("prompt"));
     return promptMessage(this.nextRequestId++, [point], null);
   }
 
@@ -51,6 +58,7 @@ export class PromptSession extends EventTarget {
     this.unanswered.set(this.nextRequestId, { previousBox: this.box });
     this.box = [round2(Math.min(x0, x1)), round2(Math.min(y0, y1)), round2(Math.max(x0, x1)), round2(Math.max(y0, y1))];
     this.changed();
+    this.dispatchEvent(new Event("prompt"));
     return promptMessage(this.nextRequestId++, [], this.box);
   }
 
@@ -61,7 +69,7 @@ export class PromptSession extends EventTarget {
     this.refining = instanceId;
     this.unanswered.set(this.nextRequestId, { refine: instanceId });
     this.changed();
-    return refineMessage(this.nextRequestId++, instanceId);
+    return refineMessage(this.nextRequestId++, instanceId, this.assignment);
   }
 
   // Everything so far in one prompt, for a fresh connection that knows nothing.
@@ -72,7 +80,7 @@ export class PromptSession extends EventTarget {
 
   // What a fresh connection needs, in order: the refine, then the prompts.
   replayMessages() {
-    const messages = this.refining === null ? [] : [refineMessage(this.nextRequestId++, this.refining)];
+    const messages = this.refining === null ? [] : [refineMessage(this.nextRequestId++, this.refining, this.assignment)];
     const prompt = this.replayMessage();
     return prompt ? [...messages, prompt] : messages;
   }

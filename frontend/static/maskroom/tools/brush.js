@@ -50,7 +50,7 @@ export function createStrokeTool({ name, erase, viewer, edits, store, selection,
       const painted = paintStroke(EMPTY, points, radius, 1, imageSize());
       if (isEmpty(painted)) return;
       const instance = edits.create({ labelId: chosen, rle: toRle(painted, imageSize()) }, "brush");
-      selection.set([instance.id]);
+      if (instance) selection.set([instance.id]); // null: a read-only set
       return;
     }
     const instance = store.get(id);
