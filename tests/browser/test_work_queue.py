@@ -1,6 +1,7 @@
 """The work queue in real Chromium: a teacher, two students and a reviewer,
-each in a browser context of their own. The teacher sets overlap 2, blind
-and review on the project page.
+each in a browser context of their own. The teacher makes an invitation
+link on the project page and the two students sign up through it; the
+teacher sets overlap 2, blind and review on the project page.
 
 Each student takes Start annotating, draws a polygon on their own set and
 submits; neither sees the other's masks; the reviewer returns one set with a
@@ -90,11 +91,11 @@ def watched(person: Person) -> Person:
 
 
 def a_class() -> tuple[Project, list[Image]]:
-    """Two images; teacher tom, students ana and ben, reviewer rita; the default workflow."""
+    """Two images; teacher tom and reviewer rita (students join by link); default workflow."""
     teacher = User.objects.create_user("tom", password=PASSWORD)
     project = Project.objects.create(name="Class", created_by=teacher)
     Membership.objects.create(project=project, user=teacher, role=Membership.Role.OWNER)
-    for username, role in (("ana", "annotator"), ("ben", "annotator"), ("rita", "reviewer")):
+    for username, role in (("rita", "reviewer"),):
         user = User.objects.create_user(username, password=PASSWORD)
         Membership.objects.create(project=project, user=user, role=role)
     Label.objects.create(project=project, name="nucleus", color="#ff00ff", order=0)
@@ -105,6 +106,30 @@ def a_class() -> tuple[Project, list[Image]]:
 
 
 # --- steps ------------------------------------------------------------------
+
+
+def invite(page: Page, app: LiveApp, project: Project) -> str:
+    """The teacher makes a link for annotators, for a class of 30: its URL."""
+    page.goto(f"{app.url}projects/{project.pk}/")
+    card = page.locator("#invitations-card")
+    card.locator("select[name=role]").select_option("annotator")
+    card.locator("input[name=max_uses]").fill("30")
+    card.locator("button[type=submit]").click()
+    link = card.locator(".invitation-url")
+    expect(link).to_have_count(1)
+    return link.input_value()
+
+
+def sign_up(page: Page, app: LiveApp, link: str, username: str, project: Project) -> None:
+    """A student opens the link, signs up, and lands on the project as a member."""
+    page.goto(link)
+    expect(page.locator("#join-role")).to_contain_text("annotator")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.click("#signup-form button[type=submit]")
+    page.wait_for_url(f"{app.url}projects/{project.pk}/")
+    expect(page.locator(".whoami span")).to_have_text(username)
 
 
 def take(person: Person, app: LiveApp, project: Project, button: str) -> tuple[int, int]:
@@ -163,8 +188,15 @@ def test_two_students_and_a_reviewer_go_through_the_queue(
 ) -> None:
     project, (first, second) = a_class()
     ana, ben, rita, tom = (people[name].page for name in ("ana", "ben", "rita", "tom"))
-    for username, page in (("ana", ana), ("ben", ben), ("rita", rita), ("tom", tom)):
+    for username, page in (("rita", rita), ("tom", tom)):
         log_in(page, live_app, username)
+
+    # Tom invites the class by link; Ana and Ben sign up through it.
+    link = invite(tom, live_app, project)
+    for username, page in (("ana", ana), ("ben", ben)):
+        sign_up(page, live_app, link, username, project)
+    joined = Membership.objects.filter(project=project, role="annotator")
+    assert sorted(joined.values_list("user__username", flat=True)) == ["ana", "ben"]
 
     # Tom sets the workflow: two annotators per image, review, blind, no uploads by students.
     tom.goto(f"{live_app.url}projects/{project.pk}/")
