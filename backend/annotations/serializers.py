@@ -62,6 +62,8 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "version": instance.version,
         "created_at": instance.created_at.isoformat(),
         "assignment": instance.assignment_id,
+        "origin": instance.origin,
+        "support": instance.support,
     }
 
 
@@ -80,6 +82,8 @@ def instance_row_json(row: dict[str, Any]) -> dict[str, Any]:
         "version": row["version"],
         "created_at": row["created_at"].isoformat(),
         "assignment": row["assignment_id"],
+        "origin": row["origin"],
+        "support": row["support"],
     }
 
 

@@ -24,6 +24,12 @@ class Project(models.Model):
     blind = models.BooleanField(default=False)
     lease_minutes = models.PositiveIntegerField(default=60)
     annotators_upload = models.BooleanField(default=True)
+    # Quality control (backend/quality): how an image's sets are fused when
+    # all are finished, and below what mean agreement an image is disputed.
+    consensus_method = models.CharField(max_length=10, default="majority")
+    consensus_iou = models.FloatField(default=0.5)
+    quorum = models.PositiveSmallIntegerField(default=0)  # 0: a majority of the sets
+    agreement_min = models.FloatField(default=0.0)  # mean F1 under this: disputed
 
     @property
     def direct(self) -> bool:

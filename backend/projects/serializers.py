@@ -31,6 +31,10 @@ class WorkflowInput(serializers.Serializer):
         required=False, min_value=1, max_value=MAX_LEASE_MINUTES
     )
     annotators_upload = serializers.BooleanField(required=False)
+    consensus_method = serializers.CharField(required=False)
+    consensus_iou = serializers.FloatField(required=False)
+    quorum = serializers.IntegerField(required=False)
+    agreement_min = serializers.FloatField(required=False)
 
 
 class ProjectUpdateInput(serializers.Serializer):
@@ -110,6 +114,10 @@ def workflow_json(project: Project) -> dict[str, Any]:
         "blind": project.blind,
         "lease_minutes": project.lease_minutes,
         "annotators_upload": project.annotators_upload,
+        "consensus_method": project.consensus_method,
+        "consensus_iou": project.consensus_iou,
+        "quorum": project.quorum,
+        "agreement_min": project.agreement_min,
     }
 
 

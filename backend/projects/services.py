@@ -22,7 +22,11 @@ MAX_LABEL_LENGTH = 100
 MAX_NAME_LENGTH = 200
 MAX_OVERLAP = 10
 MAX_LEASE_MINUTES = 7 * 24 * 60
-WORKFLOW_FIELDS = ("overlap", "review", "blind", "lease_minutes", "annotators_upload")
+WORKFLOW_FIELDS = (
+    "overlap", "review", "blind", "lease_minutes", "annotators_upload",
+    "consensus_method", "consensus_iou", "quorum", "agreement_min",
+)  # fmt: skip
+CONSENSUS_METHODS = ("majority", "staple")
 # Distinct on dark and light images; cycled when a project has more labels.
 LABEL_COLORS = (
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
@@ -132,6 +136,14 @@ def project_workflow_set(*, project: Project, user: AbstractBaseUser, **changes:
     lease = changes.get("lease_minutes", project.lease_minutes)
     if not 1 <= lease <= MAX_LEASE_MINUTES:
         raise ServiceError(f"lease_minutes must be between 1 and {MAX_LEASE_MINUTES}.")
+    if changes.get("consensus_method", project.consensus_method) not in CONSENSUS_METHODS:
+        raise ServiceError(f"consensus_method must be one of: {', '.join(CONSENSUS_METHODS)}.")
+    if not 0.05 <= changes.get("consensus_iou", project.consensus_iou) <= 1:
+        raise ServiceError("consensus_iou must be between 0.05 and 1.")
+    if not 0 <= changes.get("quorum", project.quorum) <= MAX_OVERLAP:
+        raise ServiceError(f"quorum must be between 0 (a majority) and {MAX_OVERLAP}.")
+    if not 0 <= changes.get("agreement_min", project.agreement_min) <= 1:
+        raise ServiceError("agreement_min must be between 0 and 1.")
     for name, value in changes.items():
         setattr(project, name, value)
     project.save(update_fields=list(changes))

@@ -39,17 +39,24 @@ def finished_sets(*, image: Image) -> list[Assignment]:
     )
 
 
-def set_instances(assignments: list[Assignment]) -> dict[int, list[Labelled]]:
-    """Each set's accepted instances (proposals nobody accepted are not anyone's answer),
-    in one query."""
-    found: dict[int, list[Labelled]] = {a.pk: [] for a in assignments}
+@dataclass
+class SetInstances:
+    ids: list[int]
+    labelled: list[Labelled]
+
+
+def set_instances(assignments: list[Assignment]) -> dict[int, SetInstances]:
+    """Each set's accepted instances (proposals nobody accepted are not anyone's
+    answer), oldest first, in one query."""
+    found = {a.pk: SetInstances([], []) for a in assignments}
     rows = (
         Instance.objects.filter(assignment__in=assignments, state=Instance.State.ACCEPTED)
         .order_by("id")
-        .values_list("assignment_id", "rle", "label_id")
+        .values_list("assignment_id", "id", "rle", "label_id")
     )
-    for assignment_id, rle, label_id in rows:
-        found[assignment_id].append(Labelled(rle, label_id))
+    for assignment_id, pk, rle, label_id in rows:
+        found[assignment_id].ids.append(pk)
+        found[assignment_id].labelled.append(Labelled(rle, label_id))
     return found
 
 
@@ -58,7 +65,7 @@ def image_agreement(*, image: Image, threshold: float = AGREEMENT_IOU) -> Agreem
     sets = finished_sets(image=image)
     instances = set_instances(sets)
     pairs = [
-        Pair(a.pk, b.pk, pair_score(instances[a.pk], instances[b.pk], threshold))
+        Pair(a.pk, b.pk, pair_score(instances[a.pk].labelled, instances[b.pk].labelled, threshold))
         for a, b in combinations(sets, 2)
     ]
     return Agreement(sets, pairs)

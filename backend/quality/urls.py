@@ -8,4 +8,9 @@ urlpatterns = [
         apis.ImageAgreementApi.as_view(),
         name="api-image-agreement",
     ),
+    path(
+        "images/<int:image_id>/consensus/",
+        apis.ImageConsensusApi.as_view(),
+        name="api-image-consensus",
+    ),
 ]

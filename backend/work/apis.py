@@ -9,13 +9,7 @@ from rest_framework.views import APIView
 
 from backend.annotations.models import Assignment
 from backend.annotations.selectors import assignment_comments, assignment_for_user
-from backend.annotations.services.sets import (
-    set_accept,
-    set_activity,
-    set_return,
-    set_skip,
-    set_submit,
-)
+from backend.annotations.services.sets import set_activity, set_return, set_skip
 from backend.common.inputs import parse_input
 from backend.common.pagination import paginate
 from backend.projects.access import project_for_user
@@ -30,6 +24,7 @@ from backend.work.serializers import (
     assignment_page_json,
     progress_page_json,
 )
+from backend.work.services import assignment_accept, assignment_submit
 
 
 def _answer(assignment: Assignment | None) -> Response:
@@ -97,7 +92,7 @@ class AssignmentApi(APIView):
 class AssignmentSubmitApi(APIView):
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = assignment_for_user(request.user, assignment_id)
-        return _answer(set_submit(assignment=assignment, user=request.user))
+        return _answer(assignment_submit(assignment=assignment, user=request.user))
 
 
 class AssignmentSkipApi(APIView):
@@ -110,7 +105,7 @@ class AssignmentSkipApi(APIView):
 class AssignmentAcceptApi(APIView):
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = assignment_for_user(request.user, assignment_id)
-        return _answer(set_accept(assignment=assignment, user=request.user))
+        return _answer(assignment_accept(assignment=assignment, user=request.user))
 
 
 class AssignmentReturnApi(APIView):

@@ -36,6 +36,7 @@ from worker.quality.matching import Rle, boxes, iou_pairs
 
 Method = Literal["majority", "staple"]
 METHODS: tuple[Method, ...] = ("majority", "staple")
+STAPLE_MARGIN = 4  # pixels of background around a cluster given to STAPLE
 
 
 @dataclass
@@ -141,10 +142,14 @@ def _label(labels: list[int]) -> int:
 def _fuse(rles: list[Rle], method: Method) -> tuple[np.ndarray, int, int]:
     """The fused mask, cropped to the members' joint box: (crop, x0, y0)."""
     box = boxes(rles)
-    x0, y0 = int(box[:, 0].min()), int(box[:, 1].min())
-    x1, y1 = int(box[:, 2].max()), int(box[:, 3].max())
+    height, width = (int(v) for v in rles[0]["size"])
+    # A margin of background: STAPLE estimates each rater's specificity from
+    # it, and a crop that is all foreground leaves it nothing to go on.
+    pad = STAPLE_MARGIN if method == "staple" else 0
+    x0, y0 = max(int(box[:, 0].min()) - pad, 0), max(int(box[:, 1].min()) - pad, 0)
+    x1, y1 = min(int(box[:, 2].max()) + pad, width), min(int(box[:, 3].max()) + pad, height)
     stack = np.stack([rle_codec.decode(r)[y0:y1, x0:x1] for r in rles])
-    if method == "staple" and len(rles) > 1:
+    if method == "staple" and len(rles) > 1 and not (stack == stack[0]).all():
         return _staple(stack) >= 0.5, x0, y0
     votes = stack.sum(axis=0, dtype=np.int32)
     return votes * 2 >= len(rles), x0, y0

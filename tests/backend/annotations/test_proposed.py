@@ -58,3 +58,4 @@ def test_a_rerun_replaces_untouched_proposals(image: Image, project: Project) ->
     proposed_instances_replace(image=image, label=label, masks=[square(2, 2, 10)])
     assert Instance.objects.count() == 1
     assert Instance.objects.get().pk != first
+    assert Instance.objects.get().origin == "proposal"

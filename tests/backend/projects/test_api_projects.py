@@ -23,7 +23,8 @@ def test_it_creates_a_project_with_labels_and_makes_the_creator_owner(owner: Use
     }  # fmt: skip
     assert body["workflow"] == {
         "overlap": 1, "review": False, "blind": False, "lease_minutes": 60,
-        "annotators_upload": True,
+        "annotators_upload": True, "consensus_method": "majority", "consensus_iou": 0.5,
+        "quorum": 0, "agreement_min": 0.0,
     }  # fmt: skip
     assert (body["role"], body["added_by"]) == ("owner", None)
     assert body["name"] == "Liver"

@@ -89,6 +89,7 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("post", "/api/assignments/{a}/accept/", None, LEADS),
     ("post", "/api/assignments/{a}/return/", {"comment": "fix"}, LEADS),
     ("get", "/api/images/{i}/agreement/", None, LEADS),
+    ("post", "/api/images/{i}/consensus/", {}, LEADS),  # 400: no finished set yet
 ]
 
 # A person's set that a role may not see is a 404 to it, as if it did not exist.

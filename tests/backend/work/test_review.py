@@ -163,3 +163,23 @@ def test_a_direct_projects_set_is_the_curated_set() -> None:
     curated = instances(group.teacher, None, group.images[0].pk).json()
     assert [c["id"] for c in curated] == [made["id"]]
     assert [i["id"] for i in instances(student, mine, group.images[0].pk).json()] == [made["id"]]
+
+
+def test_the_consensus_settings_are_checked(django_user_model) -> None:
+    group = make_class(students=0)
+    url = f"/api/projects/{group.project.pk}/"
+    client = client_for(group.teacher)
+    for bad in (
+        {"consensus_method": "mean"},
+        {"consensus_iou": 0},
+        {"quorum": 11},
+        {"agreement_min": 2},
+    ):
+        response = client.patch(url, {"workflow": bad}, format="json")
+        assert response.status_code == 400, bad
+    good = {"consensus_method": "staple", "consensus_iou": 0.6, "quorum": 2, "agreement_min": 0.7}
+    body = client.patch(url, {"workflow": good}, format="json").json()
+    assert {k: body["workflow"][k] for k in good} == good
+    assert (
+        client_for(group.reviewer).patch(url, {"workflow": good}, format="json").status_code == 403
+    )

@@ -118,3 +118,10 @@ def test_a_contested_pixel_goes_to_the_instance_with_more_support() -> None:
     assert by_support[(3, 3)].sum() == 100
     assert by_support[(2, 3)].sum() == 100 - 40  # the 4 x 10 overlap went to the stronger
     assert not (by_support[(3, 3)] & by_support[(2, 3)]).any()
+
+
+def test_staple_keeps_what_every_rater_agrees_on() -> None:
+    # A cluster whose raters agree everywhere leaves STAPLE no disagreement to weigh.
+    sets = [[square(0, 0, 10)], [square(0, 0, 10)], [square(0, 0, 10)]]
+    fused = consensus(sets, height=40, width=40, method="staple").instances
+    assert len(fused) == 1 and rle.decode(fused[0].rle).sum() == 100

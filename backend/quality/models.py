@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from backend.images.models import Image
+
+
+class ImageConsensus(models.Model):
+    """The last consensus computed for an image: how, from how many sets,
+    how well they agreed, and how many clusters were left for a person."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="consensus")
+    method = models.CharField(max_length=10)
+    iou = models.FloatField()
+    quorum = models.PositiveSmallIntegerField()
+    sets = models.PositiveSmallIntegerField()
+    instances = models.PositiveIntegerField()
+    disputed_clusters = models.PositiveIntegerField()
+    mean_f1 = models.FloatField(null=True)
+    disputed = models.BooleanField(default=False)  # waits for a reviewer
+    computed_at = models.DateTimeField(auto_now=True)
+    computed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )

@@ -1,0 +1,23 @@
+"""A set's end in the queue: submitting or accepting may finish an image,
+and an image that has all the sets it needs gets its consensus."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from backend.annotations.models import Assignment
+from backend.annotations.services.sets import set_accept, set_submit
+from backend.quality.services import consensus_if_complete
+
+
+def assignment_submit(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
+    submitted = set_submit(assignment=assignment, user=user)
+    if not submitted.image.project.review:
+        consensus_if_complete(image=submitted.image)
+    return submitted
+
+
+def assignment_accept(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
+    accepted = set_accept(assignment=assignment, user=user)
+    consensus_if_complete(image=accepted.image)
+    return accepted

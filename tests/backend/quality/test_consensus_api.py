@@ -1,0 +1,98 @@
+"""Consensus through the API and the queue: three students finish an image,
+its curated set becomes their fused instances, with support and sources; a
+reviewer recomputes with other settings; edited consensus is replaced only
+when confirmed."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.annotations.models import Instance
+from backend.quality.models import ImageConsensus
+from tests.backend.work.people import call, draw, make_class, take
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def finished_class(*, review: bool = False):
+    """Three students, overlap 3: all draw the same two squares (one shifted a
+    little), and the first also one square nobody else saw."""
+    group = make_class(students=3, images=1, overlap=3, review=review)
+    sets = [take(s, group.project) for s in group.students]
+    for n, (student, mine) in enumerate(zip(group.students, sets, strict=True)):
+        draw(student, mine, y0=0, x0=0)
+        draw(student, mine, y0=30, x0=30 + n)
+        if n == 0:
+            draw(student, mine, y0=2, x0=50, size=6)
+    return group, sets
+
+
+def curated(user, image_id: int) -> list[dict]:
+    return client_for(user).get(f"/api/images/{image_id}/instances/").json()
+
+
+def test_the_last_submitted_set_brings_the_consensus() -> None:
+    group, sets = finished_class()
+    image = group.images[0].pk
+    for student, mine in list(zip(group.students, sets, strict=True))[:2]:
+        call(student, mine, "submit")
+    assert curated(group.teacher, image) == []  # two of three: not yet
+    call(group.students[2], sets[2], "submit")
+    fused = curated(group.teacher, image)
+    assert len(fused) == 2
+    assert {tuple(f["support"]) for f in fused} == {(3, 3)}
+    assert {f["origin"] for f in fused} == {"consensus"} and {f["author"] for f in fused} == {None}
+    sources = Instance.objects.get(pk=fused[0]["id"]).sources
+    assert sorted(
+        Instance.objects.filter(pk__in=sources).values_list("assignment_id", flat=True)
+    ) == sorted(s["id"] for s in sets)
+    record = ImageConsensus.objects.get(image_id=image)
+    assert (record.sets, record.disputed_clusters, record.disputed) == (3, 1, True)
+
+
+def test_with_review_the_consensus_waits_for_every_set_to_be_accepted() -> None:
+    group, sets = finished_class(review=True)
+    for student, mine in zip(group.students, sets, strict=True):
+        call(student, mine, "submit")
+    assert curated(group.teacher, group.images[0].pk) == []
+    for mine in sets:
+        assert call(group.reviewer, mine, "accept").status_code == 200
+    assert len(curated(group.teacher, group.images[0].pk)) == 2
+
+
+def test_a_reviewer_recomputes_with_other_settings_and_confirms_over_edits() -> None:
+    group, sets = finished_class()
+    for student, mine in zip(group.students, sets, strict=True):
+        call(student, mine, "submit")
+    url = f"/api/images/{group.images[0].pk}/consensus/"
+    body = (
+        client_for(group.reviewer)
+        .post(url, {"quorum": 1, "method": "staple"}, format="json")
+        .json()
+    )
+    assert len(body["instances"]) == 3 and body["disputed"] == 0 and body["method"] == "staple"
+    edited = body["instances"][0]
+    response = client_for(group.teacher).patch(
+        f"/api/instances/{edited['id']}/",
+        {"label": "cell", "version": edited["version"]},
+        format="json",
+    )
+    assert response.status_code == 200
+    again = client_for(group.reviewer).post(url, {}, format="json")
+    assert again.status_code == 409 and "edited" in again.json()["detail"]
+    assert Instance.objects.get(pk=edited["id"]).deleted_at is None  # nothing replaced
+    confirmed = client_for(group.reviewer).post(url, {"confirm": True}, format="json")
+    assert confirmed.status_code == 200 and len(confirmed.json()["instances"]) == 2
+    assert Instance.all_objects.get(pk=edited["id"]).deleted_at is not None  # restorable
+
+
+def test_annotators_may_not_compute_consensus_and_bad_settings_are_refused() -> None:
+    group, sets = finished_class()
+    call(group.students[0], sets[0], "submit")
+    url = f"/api/images/{group.images[0].pk}/consensus/"
+    assert client_for(group.students[0]).post(url, {}, format="json").status_code == 403
+    bad = client_for(group.reviewer).post(url, {"quorum": 3}, format="json")
+    assert bad.status_code == 400 and "quorum" in bad.json()["detail"]
+    wrong = client_for(group.reviewer).post(url, {"method": "mean"}, format="json")
+    assert wrong.status_code == 400
