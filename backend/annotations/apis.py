@@ -48,7 +48,7 @@ from backend.images.models import Image
 from backend.images.selectors import image_for_user
 from backend.projects.access import project_for_user
 from backend.projects.labels import label_create, label_update
-from backend.projects.permissions import Action, project_require
+from backend.projects.permissions import Action, project_require, role_may
 from backend.projects.selectors import label_for_user, label_resolve
 from backend.projects.serializers import LabelCreateInput, LabelUpdateInput, label_json
 
@@ -64,11 +64,13 @@ def _set_of(request: Request, image: Image, raw: object) -> Assignment | None:
     may see it (else 404); None names the curated set, which a blind
     project hides from annotators."""
     if raw in (None, ""):
-        if image.project.blind and not curated_visible(user=request.user, project=image.project):
-            raise ServiceError(
-                "This project is blind: annotators see only their own sets.",
-                status_code=status.HTTP_403_FORBIDDEN,
+        if not curated_visible(user=request.user, image=image):
+            message = (
+                "This project is blind: annotators see only their own sets."
+                if image.project.blind
+                else "Open this image from your queue (Start annotating) to annotate it."
             )
+            raise ServiceError(message, status_code=status.HTTP_403_FORBIDDEN)
         return None
     try:
         assignment_id = int(str(raw))
@@ -178,11 +180,14 @@ class ProjectExportApi(APIView):
 
     def get(self, request: Request, project_id: int) -> HttpResponse:
         project = project_for_user(request.user, project_id)
-        project_require(project=project, user=request.user, action=Action.SEE_CURATED)
+        role = project_require(project=project, user=request.user, action=Action.SEE_CURATED)
         fmt = request.query_params.get("format", "coco")
         if fmt not in FORMATS:
             raise ServiceError(f"Unknown export format {fmt!r}; available: {', '.join(FORMATS)}.")
-        body = json.dumps(coco_export(project=project), separators=(",", ":"))
+        export = coco_export(
+            project=project, with_gold=role_may(role, Action.REVIEW) or role == "viewer"
+        )
+        body = json.dumps(export, separators=(",", ":"))
         response = HttpResponse(body, content_type="application/json")
         name = export_file_name(project=project, fmt=fmt)
         response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -18,7 +18,9 @@ from backend.projects.models import Project
 FORMATS = ("coco",)
 
 
-def coco_export(*, project: Project) -> dict[str, Any]:
+def coco_export(*, project: Project, with_gold: bool = True) -> dict[str, Any]:
+    """`with_gold` False leaves out gold images' instances (the truth annotators
+    are scored against), for callers who are annotators."""
     now = timezone.now()
     return {
         "info": {
@@ -47,7 +49,7 @@ def coco_export(*, project: Project) -> dict[str, Any]:
                 "bbox": instance.bbox,
                 "iscrowd": 0,
             }
-            for instance in accepted_instances(project=project)
+            for instance in accepted_instances(project=project, with_gold=with_gold)
         ],
     }
 

@@ -101,8 +101,7 @@ def _in_visible_set(user: AnyUser, objects: QuerySet[Instance], instance_id: int
     )
     project = found.image.project
     if found.assignment is None:
-        # Only a blind project hides its curated set, from annotators.
-        if project.blind and not curated_visible(user=user, project=project):
+        if not curated_visible(user=user, image=found.image):
             raise Http404("No such instance.")
     elif found.assignment.annotator_id != user.pk:
         found.assignment.image = found.image  # the same row, already loaded
@@ -112,11 +111,17 @@ def _in_visible_set(user: AnyUser, objects: QuerySet[Instance], instance_id: int
     return found
 
 
-def curated_visible(*, user: AnyUser, project: Project) -> bool:
+def curated_visible(*, user: AnyUser, image: Image) -> bool:
+    """May `user` read the image's curated set? Everyone in the project, except
+    annotators where the project is blind, and annotators on a gold image
+    (its curated set is the truth they are scored against)."""
+    project = image.project
+    if not (project.blind or image.gold):
+        return True  # no query for the common case
     role = project_role(project=project, user=user)
-    return (
-        role is not None and refusal(project=project, role=role, action=Action.SEE_CURATED) is None
-    )
+    if role is None or (image.gold and role not in REVIEWER_ROLES and role != VIEWER):
+        return False
+    return refusal(project=project, role=role, action=Action.SEE_CURATED) is None
 
 
 def instance_history(*, instance: Instance) -> QuerySet[InstanceHistory]:
@@ -127,11 +132,10 @@ def instance_history(*, instance: Instance) -> QuerySet[InstanceHistory]:
     )
 
 
-def accepted_instances(*, project: Project) -> QuerySet[Instance]:
-    return (
-        Instance.objects.filter(
-            image__project=project, assignment=None, state=Instance.State.ACCEPTED
-        )
-        .select_related("label")
-        .order_by("id")
+def accepted_instances(*, project: Project, with_gold: bool = True) -> QuerySet[Instance]:
+    rows = Instance.objects.filter(
+        image__project=project, assignment=None, state=Instance.State.ACCEPTED
     )
+    if not with_gold:
+        rows = rows.exclude(image__gold=True)
+    return rows.select_related("label").order_by("id")

@@ -12,13 +12,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.common.errors import ServiceError
+from backend.common.inputs import parse_input
 from backend.common.negotiation import FirstRenderer
 from backend.common.pagination import paginate
 from backend.images.display_apis import image_viewing_json
 from backend.images.selectors import image_display_file, image_for_user, image_list, stack_for_user
-from backend.images.serializers import image_json, image_page_json, stack_json
-from backend.images.services import image_delete, image_upload, stack_delete
+from backend.images.serializers import ImageUpdateInput, image_json, image_page_json, stack_json
+from backend.images.services import image_delete, image_gold_set, image_upload, stack_delete
 from backend.projects.access import project_for_user
+from backend.projects.permissions import Action, project_role, role_may
 
 
 class ProjectImagesApi(APIView):
@@ -45,7 +47,18 @@ class ProjectImagesApi(APIView):
 class ImageDetailApi(APIView):
     def get(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)
-        return Response({**image_json(image), **image_viewing_json(image)})
+        body = {**image_json(image), **image_viewing_json(image)}
+        # Gold images look like any other to annotators.
+        if role_may(project_role(project=image.project, user=request.user), Action.REVIEW):
+            body["gold"] = image.gold
+        return Response(body)
+
+    def patch(self, request: Request, image_id: int) -> Response:
+        """{"gold": true|false} (owners)."""
+        image = image_for_user(request.user, image_id)
+        data = parse_input(ImageUpdateInput, request.data)
+        image = image_gold_set(image=image, user=request.user, gold=data["gold"])
+        return Response({**image_json(image), "gold": image.gold})
 
     def delete(self, request: Request, image_id: int) -> Response:
         image_delete(image=image_for_user(request.user, image_id), user=request.user)

@@ -70,6 +70,9 @@ class Image(models.Model):
     )
     t = models.PositiveIntegerField(default=0)
     z = models.PositiveIntegerField(default=0)
+    # Gold: its curated set is the truth; annotators get it like any other
+    # image and are scored against it (backend/quality). Never fused.
+    gold = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from rest_framework import serializers
 
 from backend.images.models import Image, ImageStack
 from backend.images.selectors import stack_planes
 from backend.segmentation.selectors import embedding_status, embedding_statuses
+
+
+class ImageUpdateInput(serializers.Serializer):
+    gold = serializers.BooleanField()
 
 
 def image_page_json(images: list[Image]) -> list[dict[str, Any]]:

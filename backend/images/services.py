@@ -210,3 +210,12 @@ def pyramids_schedule(*, images: list[Image]) -> None:
     for image in images:
         if max(image.width, image.height) > TILE_SIZE:
             transaction.on_commit(lambda image_id=image.pk: build_pyramid.delay(image_id))
+
+
+def image_gold_set(*, image: Image, user: AbstractBaseUser, gold: bool) -> Image:
+    """Mark the image gold (its curated set is the truth) or not; owners only."""
+    project_require(project=image.project, user=user, action=Action.GOLD)
+    if image.gold != gold:
+        image.gold = gold
+        image.save(update_fields=["gold"])
+    return image

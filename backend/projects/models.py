@@ -30,6 +30,8 @@ class Project(models.Model):
     consensus_iou = models.FloatField(default=0.5)
     quorum = models.PositiveSmallIntegerField(default=0)  # 0: a majority of the sets
     agreement_min = models.FloatField(default=0.0)  # mean F1 under this: disputed
+    gold_share = models.FloatField(default=0.0)  # of each annotator's sets, this many gold
+    feedback = models.BooleanField(default=False)  # show a gold set's score on submitting
 
     @property
     def direct(self) -> bool:

@@ -43,6 +43,7 @@ class Action(StrEnum):
     QUEUE = "queue"  # take assignments from the work queue
     REVIEW = "review"  # take submitted sets, edit, accept or return them; see every set
     WORKFLOW = "workflow"  # overlap, review, blind, lease, who uploads
+    GOLD = "gold"  # mark images gold; see who they are
 
 
 ALLOWED: dict[Action, frozenset[str]] = {
@@ -61,6 +62,7 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.QUEUE: frozenset({OWNER, REVIEWER, ANNOTATOR}),
     Action.REVIEW: frozenset({OWNER, REVIEWER}),
     Action.WORKFLOW: frozenset({OWNER}),
+    Action.GOLD: frozenset({OWNER}),
     Action.LABELS: frozenset({OWNER}),
 }
 
@@ -98,6 +100,7 @@ PHRASES: dict[Action, str] = {
     Action.QUEUE: "take work from the queue",
     Action.REVIEW: "review",
     Action.WORKFLOW: "change the workflow",
+    Action.GOLD: "mark gold images",
     Action.LABELS: "change the labels",
 }
 

@@ -35,6 +35,8 @@ class WorkflowInput(serializers.Serializer):
     consensus_iou = serializers.FloatField(required=False)
     quorum = serializers.IntegerField(required=False)
     agreement_min = serializers.FloatField(required=False)
+    gold_share = serializers.FloatField(required=False)
+    feedback = serializers.BooleanField(required=False)
 
 
 class ProjectUpdateInput(serializers.Serializer):
@@ -118,6 +120,8 @@ def workflow_json(project: Project) -> dict[str, Any]:
         "consensus_iou": project.consensus_iou,
         "quorum": project.quorum,
         "agreement_min": project.agreement_min,
+        "gold_share": project.gold_share,
+        "feedback": project.feedback,
     }
 
 

@@ -24,9 +24,10 @@ MAX_OVERLAP = 10
 MAX_LEASE_MINUTES = 7 * 24 * 60
 WORKFLOW_FIELDS = (
     "overlap", "review", "blind", "lease_minutes", "annotators_upload",
-    "consensus_method", "consensus_iou", "quorum", "agreement_min",
+    "consensus_method", "consensus_iou", "quorum", "agreement_min", "gold_share", "feedback",
 )  # fmt: skip
 CONSENSUS_METHODS = ("majority", "staple")
+MAX_GOLD_SHARE = 0.5
 # Distinct on dark and light images; cycled when a project has more labels.
 LABEL_COLORS = (
     "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
@@ -144,6 +145,8 @@ def project_workflow_set(*, project: Project, user: AbstractBaseUser, **changes:
         raise ServiceError(f"quorum must be between 0 (a majority) and {MAX_OVERLAP}.")
     if not 0 <= changes.get("agreement_min", project.agreement_min) <= 1:
         raise ServiceError("agreement_min must be between 0 and 1.")
+    if not 0 <= changes.get("gold_share", project.gold_share) <= MAX_GOLD_SHARE:
+        raise ServiceError(f"gold_share must be between 0 and {MAX_GOLD_SHARE}.")
     for name, value in changes.items():
         setattr(project, name, value)
     project.save(update_fields=list(changes))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
+from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.common.inputs import parse_input
+from backend.common.negotiation import FirstRenderer
 from backend.images.selectors import image_for_user
+from backend.projects.access import project_for_user
 from backend.projects.permissions import Action, project_require
+from backend.quality.dashboard import COLUMNS, AnnotatorRow, annotator_rows, image_rows
 from backend.quality.selectors import image_agreement
 from backend.quality.serializers import (
     AgreementInput,
@@ -44,3 +51,30 @@ class ImageConsensusApi(APIView):
             confirm=data["confirm"],
         )
         return Response(consensus_json(outcome))
+
+
+class ProjectQualityApi(APIView):
+    """GET -> each annotator's numbers and the least agreed images; ?format=csv the table."""
+
+    content_negotiation_class = FirstRenderer
+
+    def get(self, request: Request, project_id: int) -> HttpResponse:
+        project = project_for_user(request.user, project_id)
+        project_require(project=project, user=request.user, action=Action.REVIEW)
+        rows = annotator_rows(project=project)
+        if request.query_params.get("format") == "csv":
+            return _csv(project.name, rows)
+        images = image_rows(project=project)
+        return Response({"annotators": [r.as_dict() for r in rows], "images": images})
+
+
+def _csv(name: str, rows: list[AnnotatorRow]) -> HttpResponse:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row.as_dict().values()])
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:60] or "project"
+    response["Content-Disposition"] = f'attachment; filename="{safe}-quality.csv"'
+    return response

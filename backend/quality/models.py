@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from backend.annotations.models import Assignment
 from backend.images.models import Image
 
 
@@ -23,3 +24,15 @@ class ImageConsensus(models.Model):
     computed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+
+class SetScore(models.Model):
+    """How one person's set compares: with its image's consensus (when one was
+    computed) and with the truth of a gold image. Null: not compared."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="score")
+    f1_consensus = models.FloatField(null=True)
+    pq_consensus = models.FloatField(null=True)
+    f1_gold = models.FloatField(null=True)
+    pq_gold = models.FloatField(null=True)
+    computed_at = models.DateTimeField(auto_now=True)

@@ -7,6 +7,7 @@ from itertools import combinations
 
 from backend.annotations.models import Assignment, Instance
 from backend.images.models import Image
+from backend.quality.models import SetScore
 from worker.quality.agreement import Labelled, PairScore, pair_score
 
 S = Assignment.Status
@@ -69,3 +70,17 @@ def image_agreement(*, image: Image, threshold: float = AGREEMENT_IOU) -> Agreem
         for a, b in combinations(sets, 2)
     ]
     return Agreement(sets, pairs)
+
+
+def gold_feedback(*, assignment: Assignment) -> dict[str, float] | None:
+    """A finished gold set's score, for its annotator, where the project gives
+    feedback (a course); None otherwise (gold images look like any other)."""
+    image = assignment.image
+    if not (image.gold and image.project.feedback):
+        return None
+    if assignment.status not in (S.SUBMITTED, S.ACCEPTED):
+        return None
+    score = SetScore.objects.filter(assignment=assignment).first()
+    if score is None or score.f1_gold is None or score.pq_gold is None:
+        return None
+    return {"f1": score.f1_gold, "pq": score.pq_gold}

@@ -19,8 +19,15 @@ from backend.annotations.services.consensus import FusedInstance, consensus_stor
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.permissions import Action, project_require
-from backend.quality.models import ImageConsensus
-from backend.quality.selectors import finished_sets, image_agreement, set_instances
+from backend.quality.models import ImageConsensus, SetScore
+from backend.quality.selectors import (
+    AGREEMENT_IOU,
+    SetInstances,
+    finished_sets,
+    image_agreement,
+    set_instances,
+)
+from worker.quality.agreement import Labelled, PairScore, pair_score
 from worker.quality.consensus import METHODS, Method, consensus, default_quorum
 
 S = Assignment.Status
@@ -46,6 +53,8 @@ def consensus_run(
     project = image.project
     if user is not None:
         project_require(project=project, user=user, action=Action.REVIEW)
+    if image.gold:
+        raise ServiceError("A gold image keeps its curated set: it is the truth, not fused.")
     method = method or project.consensus_method
     if method not in METHODS:
         raise ServiceError(f"method must be one of: {', '.join(METHODS)}.")
@@ -84,14 +93,51 @@ def consensus_run(
                 "mean_f1": mean_f1, "disputed": disputed, "computed_by": user,
             },
         )  # fmt: skip
+        _score_against(sets, by_set, [Labelled(i.rle, i.label_id) for i in made], "consensus")
     return ConsensusOutcome(made, record)
+
+
+def _score_against(
+    sets: list[Assignment],
+    by_set: dict[int, SetInstances],
+    truth: list[Labelled],
+    what: str,
+    threshold: float = AGREEMENT_IOU,
+) -> None:
+    """Each set's F1 and PQ against `truth`, stored as its score against `what`."""
+    for assignment in sets:
+        score = pair_score(truth, by_set[assignment.pk].labelled, threshold)
+        SetScore.objects.update_or_create(
+            assignment=assignment,
+            defaults={f"f1_{what}": score.f1, f"pq_{what}": score.pq},
+        )
+
+
+def gold_score(*, assignment: Assignment) -> PairScore | None:
+    """Score a finished set of a gold image against the image's curated set (the
+    truth) and keep it; None when the image is not gold."""
+    image = assignment.image
+    if not image.gold:
+        return None
+    truth = [
+        Labelled(rle, label_id)
+        for rle, label_id in Instance.objects.filter(
+            image=image, assignment=None, state=Instance.State.ACCEPTED
+        ).values_list("rle", "label_id")
+    ]
+    by_set = set_instances([assignment])
+    score = pair_score(truth, by_set[assignment.pk].labelled, AGREEMENT_IOU)
+    SetScore.objects.update_or_create(
+        assignment=assignment, defaults={"f1_gold": score.f1, "pq_gold": score.pq}
+    )
+    return score
 
 
 def consensus_if_complete(*, image: Image) -> ConsensusOutcome | None:
     """Run the consensus once every set the image needs is finished (accepted,
     or submitted without review), where an image needs more than one set."""
     project = image.project
-    if project.overlap < 2:
+    if project.overlap < 2 or image.gold:
         return None
     finished = (S.ACCEPTED,) if project.review else (S.ACCEPTED, S.SUBMITTED)
     done = Assignment.objects.filter(image=image, shared=False, status__in=finished).count()

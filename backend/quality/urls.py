@@ -13,4 +13,9 @@ urlpatterns = [
         apis.ImageConsensusApi.as_view(),
         name="api-image-consensus",
     ),
+    path(
+        "projects/<int:project_id>/quality/",
+        apis.ProjectQualityApi.as_view(),
+        name="api-project-quality",
+    ),
 ]

@@ -13,6 +13,7 @@ from backend.annotations.services.sets import set_activity, set_return, set_skip
 from backend.common.inputs import parse_input
 from backend.common.pagination import paginate
 from backend.projects.access import project_for_user
+from backend.quality.selectors import gold_feedback
 from backend.work.queue import queue_next, review_next
 from backend.work.selectors import assignment_list, images_with_progress, state_counts
 from backend.work.serializers import (
@@ -31,7 +32,11 @@ def _answer(assignment: Assignment | None) -> Response:
     if assignment is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
     comments = list(assignment_comments(assignment=assignment))
-    return Response(assignment_json(assignment, comments))
+    body = assignment_json(assignment, comments)
+    feedback = gold_feedback(assignment=assignment)
+    if feedback is not None:
+        body["feedback"] = feedback
+    return Response(body)
 
 
 class QueueNextApi(APIView):

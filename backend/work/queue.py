@@ -45,10 +45,29 @@ def queue_next(*, project: Project, user: AbstractBaseUser) -> Assignment | None
         found = mine.filter(status=status).order_by(order, "id").first()
         if found is not None:
             return found
-    return _claim(project=project, user=user)
+    gold_first = _wants_gold(project=project, user=user)
+    for gold in (gold_first, not gold_first):
+        claimed = _claim(project=project, user=user, gold=gold)
+        if claimed is not None:
+            return claimed
+    return None
 
 
-def _candidates(*, project: Project, user: AbstractBaseUser) -> QuerySet[Image]:
+def _wants_gold(*, project: Project, user: AbstractBaseUser) -> bool:
+    """Whether the caller's next new set should be a gold image, so that gold
+    images make up `gold_share` of each annotator's sets."""
+    if project.gold_share <= 0:
+        return False
+    mine = Assignment.objects.filter(image__project=project, annotator=user).exclude(
+        status__in=(S.SKIPPED, S.EXPIRED)
+    )
+    gold = mine.filter(image__gold=True).count()
+    return gold < project.gold_share * (mine.count() + 1)
+
+
+def _candidates(*, project: Project, user: AbstractBaseUser, gold: bool) -> QuerySet[Image]:
+    """Images the caller has not had; regular ones only while they have room
+    (gold images are for everyone: each annotator is scored on them)."""
     taken = (
         Assignment.objects.filter(image=OuterRef("pk"), status__in=ACTIVE)
         .order_by()
@@ -59,17 +78,16 @@ def _candidates(*, project: Project, user: AbstractBaseUser) -> QuerySet[Image]:
     done_by_me = Assignment.objects.filter(image=OuterRef("pk"), annotator=user).exclude(
         status=S.EXPIRED
     )
-    return (
-        Image.objects.filter(project=project)
-        .alias(taken=Coalesce(Subquery(taken, output_field=IntegerField()), 0))
-        .filter(taken__lt=project.overlap)
-        .exclude(Exists(done_by_me))
-        .order_by("id")
-    )
+    images = Image.objects.filter(project=project, gold=gold).exclude(Exists(done_by_me))
+    if not gold:
+        images = images.alias(
+            taken=Coalesce(Subquery(taken, output_field=IntegerField()), 0)
+        ).filter(taken__lt=project.overlap)
+    return images.order_by("id")
 
 
-def _claim(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
-    candidates = _candidates(project=project, user=user)
+def _claim(*, project: Project, user: AbstractBaseUser, gold: bool) -> Assignment | None:
+    candidates = _candidates(project=project, user=user, gold=gold)
     checked: set[int] = set()
     with transaction.atomic():
         while True:
@@ -85,7 +103,7 @@ def _claim(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
                 checked.add(image.pk)
                 # Counted again under the lock: a set committed since the
                 # candidates were read is seen now.
-                if active_count(image=image) >= project.overlap:
+                if not gold and active_count(image=image) >= project.overlap:
                     continue
                 own = Assignment.objects.filter(image=image, annotator=user).first()
                 if own is None:

@@ -7,12 +7,15 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from backend.annotations.models import Assignment
 from backend.annotations.services.sets import set_accept, set_submit
-from backend.quality.services import consensus_if_complete
+from backend.quality.services import consensus_if_complete, gold_score
 
 
 def assignment_submit(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
+    """Submit; a gold image's set is scored against the truth at once."""
     submitted = set_submit(assignment=assignment, user=user)
-    if not submitted.image.project.review:
+    if submitted.image.gold:
+        gold_score(assignment=submitted)
+    elif not submitted.image.project.review:
         consensus_if_complete(image=submitted.image)
     return submitted
 

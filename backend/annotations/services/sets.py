@@ -88,6 +88,8 @@ def write_require(*, image: Image, assignment: Assignment | None, user: Abstract
     """May `user` change instances of this set (None: the curated set)?"""
     if assignment is None:
         project_require(project=image.project, user=user, action=Action.CURATE)
+        if image.gold:  # the truth: owners and reviewers keep it
+            project_require(project=image.project, user=user, action=Action.REVIEW)
     else:
         set_require_edit(assignment=assignment, user=user)
         _touch(assignment)
@@ -103,8 +105,9 @@ def set_open(*, image: Image, annotator: AbstractBaseUser) -> Assignment:
     """A new set for `annotator` on `image`, in the caller's transaction (the
     queue holds the image's lock). The image's untouched machine proposals
     are copied in, so that each annotator reviews them on their own. In a
-    direct project the set is the curated set itself (shared)."""
-    shared = image.project.direct
+    direct project the set is the curated set itself (shared), except on a
+    gold image, whose curated set is the truth."""
+    shared = image.project.direct and not image.gold  # nobody edits the truth
     assignment = Assignment.objects.create(image=image, annotator=annotator, shared=shared)
     if not shared:
         proposals = Instance.objects.filter(

@@ -90,6 +90,8 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("post", "/api/assignments/{a}/return/", {"comment": "fix"}, LEADS),
     ("get", "/api/images/{i}/agreement/", None, LEADS),
     ("post", "/api/images/{i}/consensus/", {}, LEADS),  # 400: no finished set yet
+    ("patch", "/api/images/{i}/", {"gold": True}, OWNER),
+    ("get", "/api/projects/{p}/quality/", None, LEADS),
 ]
 
 # A person's set that a role may not see is a 404 to it, as if it did not exist.
