@@ -153,6 +153,24 @@ def decode(rle: RLE) -> np.ndarray:
     return np.ascontiguousarray(flat.reshape(width, height).T)
 
 
+def decode_window(rle: RLE, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """The bool (y1 - y0, x1 - x0) window [y0:y1, x0:x1] of an RLE's mask,
+    decoding only the columns it spans (RLE is column-major), so a small
+    object of a big image costs its own size, not the image's."""
+    height, width = _size(rle)
+    runs = _check_counts(rle.get("counts"), height, width)
+    ends = np.cumsum(runs)
+    starts = ends - runs
+    lo, hi = x0 * height, x1 * height
+    fg_starts, fg_ends = starts[1::2], ends[1::2]  # runs alternate, zeros first
+    inside = (fg_ends > lo) & (fg_starts < hi)
+    edges = np.zeros(hi - lo + 1, dtype=np.int32)
+    np.add.at(edges, np.clip(fg_starts[inside] - lo, 0, hi - lo), 1)
+    np.add.at(edges, np.clip(fg_ends[inside] - lo, 0, hi - lo), -1)
+    flat = np.cumsum(edges[:-1]) > 0
+    return np.ascontiguousarray(flat.reshape(x1 - x0, height).T[y0:y1])
+
+
 def area_and_bbox(rle: RLE) -> tuple[int, list[int]]:
     """Foreground pixel count and bbox [x, y, w, h] in image pixels ([0,0,0,0] if empty)."""
     height, width = _size(rle)

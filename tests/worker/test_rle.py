@@ -145,3 +145,13 @@ def test_it_reads_counts_as_pycocotools_does() -> None:
 def test_it_refuses_crafted_counts_before_any_arithmetic(counts: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         rle.validate({"size": [10, 10], "counts": counts}, 10, 10)
+
+
+def test_a_window_decodes_as_the_slice_of_the_whole_mask() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        mask = rng.random((37, 53)) > 0.7
+        encoded = rle.encode_crop(mask, 0, 0, 37, 53)
+        y0, x0 = int(rng.integers(0, 36)), int(rng.integers(0, 52))
+        y1, x1 = int(rng.integers(y0 + 1, 38)), int(rng.integers(x0 + 1, 54))
+        assert np.array_equal(rle.decode_window(encoded, x0, y0, x1, y1), mask[y0:y1, x0:x1])

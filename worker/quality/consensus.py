@@ -28,11 +28,10 @@ from typing import Literal
 
 import numpy as np
 import SimpleITK
-from scipy.optimize import linear_sum_assignment
 
 from worker import rle as rle_codec
 from worker.quality.agreement import Labelled
-from worker.quality.matching import Rle, boxes, iou_pairs
+from worker.quality.matching import Rle, assign, boxes, iou_pairs
 
 Method = Literal["majority", "staple"]
 METHODS: tuple[Method, ...] = ("majority", "staple")
@@ -70,39 +69,25 @@ def clusters_of(sets: Sequence[Sequence[Labelled]], threshold: float = 0.5) -> l
         # candidates[c][j]: the smallest IoU of instance j with cluster c's members
         candidates: dict[int, dict[int, float]] = {}
         for p in range(s):
-            pairs = iou_pairs([x.rle for x in sets[p]], rles)
+            by_row: dict[int, dict[int, float]] = {}
+            for (i, j), v in iou_pairs([x.rle for x in sets[p]], rles).items():
+                if v >= threshold:
+                    by_row.setdefault(i, {})[j] = v
             for c, cluster in enumerate(found):
                 if p not in cluster.members:
                     continue
-                row = {
-                    j: v
-                    for (i, j), v in pairs.items()
-                    if i == cluster.members[p] and v >= threshold
-                }
+                row = by_row.get(cluster.members[p], {})
                 known = candidates.get(c)
                 candidates[c] = row if known is None else {
                     j: min(v, row[j]) for j, v in known.items() if j in row
                 }  # fmt: skip
-        taken = _hungarian(candidates)
+        weights = {(c, j): v for c, row in candidates.items() for j, v in row.items()}
+        taken = {c: j for c, j, _ in assign(weights)}
         for c, j in taken.items():
             found[c].members[s] = j
         joined = set(taken.values())
         found.extend(Cluster({s: j}) for j in range(len(rles)) if j not in joined)
     return found
-
-
-def _hungarian(candidates: dict[int, dict[int, float]]) -> dict[int, int]:
-    rows = sorted(c for c, row in candidates.items() if row)
-    cols = sorted({j for c in rows for j in candidates[c]})
-    if not rows:
-        return {}
-    weight = np.zeros((len(rows), len(cols)))
-    index = {j: n for n, j in enumerate(cols)}
-    for r, c in enumerate(rows):
-        for j, v in candidates[c].items():
-            weight[r, index[j]] = v
-    picked_r, picked_c = linear_sum_assignment(weight, maximize=True)
-    return {rows[r]: cols[c] for r, c in zip(picked_r, picked_c, strict=True) if weight[r, c] > 0}
 
 
 def consensus(
@@ -148,7 +133,7 @@ def _fuse(rles: list[Rle], method: Method) -> tuple[np.ndarray, int, int]:
     pad = STAPLE_MARGIN if method == "staple" else 0
     x0, y0 = max(int(box[:, 0].min()) - pad, 0), max(int(box[:, 1].min()) - pad, 0)
     x1, y1 = min(int(box[:, 2].max()) + pad, width), min(int(box[:, 3].max()) + pad, height)
-    stack = np.stack([rle_codec.decode(r)[y0:y1, x0:x1] for r in rles])
+    stack = np.stack([rle_codec.decode_window(r, x0, y0, x1, y1) for r in rles])
     if method == "staple" and len(rles) > 1 and not (stack == stack[0]).all():
         return _staple(stack) >= 0.5, x0, y0
     votes = stack.sum(axis=0, dtype=np.int32)

@@ -75,19 +75,7 @@ def match(a: Sequence[Rle], b: Sequence[Rle], threshold: float = 0.5) -> Matchin
     the summed IoU. Solved per connected group of candidate pairs, so the
     cost grows with the crowding, not with the square of the counts."""
     candidates = {k: v for k, v in iou_pairs(a, b).items() if v >= threshold}
-    pairs: list[tuple[int, int, float]] = []
-    if candidates:
-        rows = np.array([i for i, _ in candidates])
-        cols = np.array([j for _, j in candidates])
-        graph = csr_matrix(
-            (np.ones(len(rows)), (rows, cols + len(a))), shape=(len(a) + len(b),) * 2
-        )
-        _, component = connected_components(graph, directed=False)
-        groups: dict[int, list[tuple[int, int]]] = {}
-        for i, j in candidates:
-            groups.setdefault(int(component[i]), []).append((i, j))
-        for members in groups.values():
-            pairs.extend(_assign(members, candidates))
+    pairs = assign(candidates)
     matched_a = {i for i, _, _ in pairs}
     matched_b = {j for _, j, _ in pairs}
     return Matching(
@@ -95,6 +83,35 @@ def match(a: Sequence[Rle], b: Sequence[Rle], threshold: float = 0.5) -> Matchin
         unmatched_a=[i for i in range(len(a)) if i not in matched_a],
         unmatched_b=[j for j in range(len(b)) if j not in matched_b],
     )
+
+
+def assign(weights: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
+    """The one-to-one pairs (row, column, weight) among `weights` (positive,
+    keyed by (row, column)) with the largest summed weight. Solved per
+    connected group of rows and columns, so the cost grows with the
+    crowding, not with the square of the counts."""
+    if not weights:
+        return []
+    rows = sorted({i for i, _ in weights})
+    cols = sorted({j for _, j in weights})
+    row_at = {i: n for n, i in enumerate(rows)}
+    col_at = {j: n for n, j in enumerate(cols)}
+    keys = list(weights)
+    graph = csr_matrix(
+        (
+            np.ones(len(keys)),
+            ([row_at[i] for i, _ in keys], [len(rows) + col_at[j] for _, j in keys]),
+        ),
+        shape=(len(rows) + len(cols),) * 2,
+    )
+    _, component = connected_components(graph, directed=False)
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for i, j in keys:
+        groups.setdefault(int(component[row_at[i]]), []).append((i, j))
+    pairs: list[tuple[int, int, float]] = []
+    for members in groups.values():
+        pairs.extend(_assign(members, weights))
+    return pairs
 
 
 def _assign(
