@@ -185,8 +185,19 @@ def project_member_role_set(
     project_require(project=project, user=user, action=Action.MANAGE_MEMBERS)
     if role not in Membership.Role.values:
         raise ServiceError(f"role must be one of: {', '.join(Membership.Role.values)}.")
+    membership = _member_locked(project=project, username=username)
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        _ensure_another_owner(project=project, leaving=membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def _member_locked(*, project: Project, username: str) -> Membership:
+    """The member's row, locked until the transaction ends, or a 404 ServiceError."""
     membership = (
         Membership.objects.select_for_update()
+        .select_related("user")
         .filter(project=project, user__username=username.strip())
         .first()
     )
@@ -195,10 +206,6 @@ def project_member_role_set(
             f"{username.strip()!r} is not a member of this project.",
             status_code=status.HTTP_404_NOT_FOUND,
         )
-    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
-        _ensure_another_owner(project=project, leaving=membership)
-    membership.role = role
-    membership.save(update_fields=["role"])
     return membership
 
 
@@ -223,17 +230,7 @@ def project_member_remove(*, project: Project, user: AbstractBaseUser, username:
     """Remove `username` from the project: an owner removes anyone, a member
     removes only themselves (leaving). The last owner cannot go. What they
     annotated stays, with their name."""
-    membership = (
-        Membership.objects.select_for_update()
-        .select_related("user")
-        .filter(project=project, user__username=username.strip())
-        .first()
-    )
-    if membership is None:
-        raise ServiceError(
-            f"{username.strip()!r} is not a member of this project.",
-            status_code=status.HTTP_404_NOT_FOUND,
-        )
+    membership = _member_locked(project=project, username=username)
     if membership.user_id != user.pk:
         project_require(project=project, user=user, action=Action.MANAGE_MEMBERS)
     _ensure_another_owner(project=project, leaving=membership)

@@ -132,6 +132,16 @@ def set_reopen(*, assignment: Assignment) -> Assignment:
     return assignment
 
 
+def _text(raw: str, missing: str, what: str, most: int) -> str:
+    """`raw` stripped, refused (400) when empty (saying `missing`) or over `most` characters."""
+    text = raw.strip()
+    if not text:
+        raise ServiceError(missing)
+    if len(text) > most:
+        raise ServiceError(f"{what} has at most {most} characters.")
+    return text
+
+
 def _locked(assignment: Assignment) -> Assignment:
     locked = (
         Assignment.objects.select_for_update(of=("self",))
@@ -164,11 +174,9 @@ def set_submit(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
 @transaction.atomic
 def set_skip(*, assignment: Assignment, user: AbstractBaseUser, reason: str) -> Assignment:
     """The annotator passes on the image ("out of focus"); someone else gets it."""
-    reason = reason.strip()
-    if not reason:
-        raise ServiceError("Say why you skip this image (for example: out of focus).")
-    if len(reason) > MAX_REASON:
-        raise ServiceError(f"A reason has at most {MAX_REASON} characters.")
+    reason = _text(
+        reason, "Say why you skip this image (for example: out of focus).", "A reason", MAX_REASON
+    )
     locked = _locked(assignment)
     if locked.annotator_id != user.pk:
         raise _forbidden("Only the set's annotator can skip it.")
@@ -211,11 +219,9 @@ def set_return(
 ) -> Assignment:
     """Send the set back with a comment (pinned to (x, y) in image pixels, if given);
     it comes first in its annotator's queue."""
-    text = comment.strip()
-    if not text:
-        raise ServiceError("Say what to fix: a returned set needs a comment.")
-    if len(text) > MAX_COMMENT:
-        raise ServiceError(f"A comment has at most {MAX_COMMENT} characters.")
+    text = _text(
+        comment, "Say what to fix: a returned set needs a comment.", "A comment", MAX_COMMENT
+    )
     locked = _locked(assignment)
     _require_review(assignment=locked, user=user)
     image = locked.image

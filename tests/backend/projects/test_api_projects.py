@@ -24,7 +24,7 @@ def test_it_creates_a_project_with_labels_and_makes_the_creator_owner(owner: Use
     assert body["workflow"] == {
         "overlap": 1, "review": False, "blind": False, "lease_minutes": 60,
         "annotators_upload": True, "consensus_method": "majority", "consensus_iou": 0.5,
-        "quorum": 0, "agreement_min": 0.0,
+        "quorum": 0, "agreement_min": 0.0, "gold_share": 0.0, "feedback": False,
     }  # fmt: skip
     assert (body["role"], body["added_by"]) == ("owner", None)
     assert body["name"] == "Liver"
