@@ -23,6 +23,7 @@ from backend.projects.invitations import (
 from backend.projects.models import Invitation, Membership, Project
 from backend.projects.selectors import (
     member_list,
+    members_with_activity,
     membership_of,
     memberships_of,
     project_list,
@@ -91,14 +92,22 @@ class ProjectDetailApi(APIView):
 
 def _member_json(project: Project, membership: Membership) -> dict:
     """A member as the list shows them (with their last activity)."""
-    return member_json(member_list(project=project).get(pk=membership.pk))
+    return member_json(members_with_activity(project=project, members=[membership])[0])
 
 
 class ProjectMembersApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
         members = member_list(project=project)
-        return Response(paginate(request, members, lambda page: [member_json(m) for m in page]))
+        return Response(
+            paginate(
+                request,
+                members,
+                lambda page: [
+                    member_json(m) for m in members_with_activity(project=project, members=page)
+                ],
+            )
+        )
 
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
