@@ -8,6 +8,7 @@ their scripts call the REST API with X-CSRFToken.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -19,6 +20,7 @@ from backend.images.models import Image
 from backend.images.selectors import image_for_user
 from backend.projects.access import project_for_user, visible_projects
 from backend.projects.models import Membership
+from backend.projects.permissions import Action, project_may
 from backend.projects.selectors import membership_of, memberships_of
 from backend.projects.serializers import added_by_name
 from backend.segmentation.embeddings import embeddings_requeue_stale
@@ -55,6 +57,15 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
             "added_by": added_by_name(mine),
         },
     )
+
+
+@login_required
+def project_quality(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The annotators' table and plots; its script loads GET /api/projects/{id}/quality/."""
+    project = project_for_user(request.user, project_id)
+    if not project_may(project=project, user=request.user, action=Action.REVIEW):
+        raise PermissionDenied("Only owners and reviewers can see the quality page.")
+    return render(request, "frontend/project_quality.html", {"project": project})
 
 
 @login_required

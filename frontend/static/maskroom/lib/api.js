@@ -122,6 +122,8 @@ export const endpoints = {
   projectExport: (id) => `/api/projects/${id}/export/?format=coco`,
   projectDisplay: (id) => `/api/projects/${id}/display/`,
   projectChannelMapping: (id) => `/api/projects/${id}/channel-mapping/`,
+  projectQuality: (id) => `/api/projects/${id}/quality/`,
+  projectQualityCsv: (id) => `/api/projects/${id}/quality/?format=csv`,
   projectEvaluations: (id) => `/api/projects/${id}/evaluations/`,
   projectProposals: (id) => `/api/projects/${id}/proposals/`,
   proposalJob: (id) => `/api/proposal-jobs/${id}/`,
