@@ -174,7 +174,7 @@ class InstanceAcceptApi(APIView):
 
 
 class ProjectExportApi(APIView):
-    """GET ?format=coco -> the dataset as a JSON attachment."""
+    """GET ?format=coco&sets=curated|all -> the dataset as a JSON attachment."""
 
     content_negotiation_class = FirstRenderer
 
@@ -184,8 +184,17 @@ class ProjectExportApi(APIView):
         fmt = request.query_params.get("format", "coco")
         if fmt not in FORMATS:
             raise ServiceError(f"Unknown export format {fmt!r}; available: {', '.join(FORMATS)}.")
+        lead = role_may(role, Action.REVIEW)
+        sets = request.query_params.get("sets", "")
+        if sets not in ("", "curated", "all"):
+            raise ServiceError('sets must be "curated" (the default) or "all".')
+        if sets == "all" and not lead:
+            raise ServiceError(
+                "Only owners and reviewers can export everyone's sets.",
+                status_code=status.HTTP_403_FORBIDDEN,
+            )
         export = coco_export(
-            project=project, with_gold=role_may(role, Action.REVIEW) or role == "viewer"
+            project=project, with_gold=lead or role == "viewer", with_sets=sets == "all"
         )
         body = json.dumps(export, separators=(",", ":"))
         response = HttpResponse(body, content_type="application/json")

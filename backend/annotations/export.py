@@ -8,19 +8,28 @@ Segmentations are the stored COCO compressed RLE ({"size": [h, w],
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
+from backend.annotations.models import Assignment, Instance
 from backend.annotations.selectors import accepted_instances
 from backend.projects.models import Project
 
 FORMATS = ("coco",)
 
 
-def coco_export(*, project: Project, with_gold: bool = True) -> dict[str, Any]:
+def coco_export(
+    *, project: Project, with_gold: bool = True, with_sets: bool = False
+) -> dict[str, Any]:
     """`with_gold` False leaves out gold images' instances (the truth annotators
-    are scored against), for callers who are annotators."""
+    are scored against), for callers who are annotators. `with_sets` adds
+    every finished set's accepted instances (a multi-rater dataset), each
+    with its set's id and its annotator's pseudonym; curated ones say
+    `"set": "curated"`."""
     now = timezone.now()
     return {
         "info": {
@@ -48,10 +57,50 @@ def coco_export(*, project: Project, with_gold: bool = True) -> dict[str, Any]:
                 "area": instance.area,
                 "bbox": instance.bbox,
                 "iscrowd": 0,
+                "set": "curated",
             }
             for instance in accepted_instances(project=project, with_gold=with_gold)
-        ],
+        ]
+        + (_set_annotations(project) if with_sets else []),
     }
+
+
+def _set_annotations(project: Project) -> list[dict[str, Any]]:
+    rows = (
+        Instance.objects.filter(
+            image__project=project,
+            state=Instance.State.ACCEPTED,
+            assignment__shared=False,
+            assignment__status__in=(Assignment.Status.SUBMITTED, Assignment.Status.ACCEPTED),
+        )
+        .order_by("id")
+        .values_list(
+            "id", "image_id", "label_id", "rle", "area", "bbox", "assignment_id",
+            "assignment__annotator_id",
+        )
+    )  # fmt: skip
+    return [
+        {
+            "id": pk,
+            "image_id": image_id,
+            "category_id": label_id,
+            "segmentation": {"size": rle["size"], "counts": rle["counts"]},
+            "area": area,
+            "bbox": bbox,
+            "iscrowd": 0,
+            "set": set_id,
+            "annotator": pseudonym(project=project, user_id=user_id),
+        }
+        for pk, image_id, label_id, rle, area, bbox, set_id, user_id in rows
+    ]
+
+
+def pseudonym(*, project: Project, user_id: int) -> str:
+    """A stable name for an annotator in this project's exports that does not
+    give away who they are (keyed by the server's secret)."""
+    key = settings.SECRET_KEY.encode()
+    digest = hmac.new(key, f"{project.pk}:{user_id}".encode(), hashlib.sha256).hexdigest()
+    return f"annotator-{digest[:10]}"
 
 
 def export_file_name(*, project: Project, fmt: str) -> str:

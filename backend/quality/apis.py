@@ -15,7 +15,14 @@ from backend.common.negotiation import FirstRenderer
 from backend.images.selectors import image_for_user
 from backend.projects.access import project_for_user
 from backend.projects.permissions import Action, project_require
-from backend.quality.dashboard import COLUMNS, AnnotatorRow, annotator_rows, image_rows
+from backend.quality.dashboard import (
+    COLUMNS,
+    AnnotatorRow,
+    annotator_pairs,
+    annotator_rows,
+    image_rows,
+    throughput,
+)
 from backend.quality.selectors import image_agreement
 from backend.quality.serializers import (
     AgreementInput,
@@ -64,8 +71,14 @@ class ProjectQualityApi(APIView):
         rows = annotator_rows(project=project)
         if request.query_params.get("format") == "csv":
             return _csv(project.name, rows)
-        images = image_rows(project=project)
-        return Response({"annotators": [r.as_dict() for r in rows], "images": images})
+        return Response(
+            {
+                "annotators": [r.as_dict() for r in rows],
+                "images": image_rows(project=project),
+                "pairs": annotator_pairs(project=project),
+                "throughput": throughput(project=project),
+            }
+        )
 
 
 def _csv(name: str, rows: list[AnnotatorRow]) -> HttpResponse:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from django.db.models import Avg, Count, Exists, OuterRef, Q, Sum
+from django.db.models.functions import TruncDate
 
 from backend.annotations.models import Assignment, AssignmentComment, Instance
 from backend.projects.models import Project
-from backend.quality.models import ImageConsensus
+from backend.quality.models import ImageConsensus, PairAgreement
 
 S = Assignment.Status
 LOWEST_IMAGES = 100
@@ -101,3 +102,36 @@ def image_rows(*, project: Project) -> list[dict[str, object]]:
         }
         for r in records
     ]
+
+
+def annotator_pairs(*, project: Project) -> list[dict[str, object]]:
+    """Mean F1 of each pair of annotators over the images both did (from the
+    pairs stored with each consensus), each pair once, names in order."""
+    rows = (
+        PairAgreement.objects.filter(image__project=project)
+        .values_list("a__annotator__username", "b__annotator__username")
+        .annotate(f1=Avg("f1"), pq=Avg("pq"), images=Count("pk"))
+    )
+    merged: dict[tuple[str, str], list[float]] = {}
+    for a, b, f1, pq, images in rows:
+        key = (a, b) if a <= b else (b, a)
+        total = merged.setdefault(key, [0.0, 0.0, 0.0])
+        total[0] += f1 * images
+        total[1] += pq * images
+        total[2] += images
+    return [
+        {"a": a, "b": b, "f1": f1 / n, "pq": pq / n, "images": int(n)}
+        for (a, b), (f1, pq, n) in sorted(merged.items())
+    ]
+
+
+def throughput(*, project: Project) -> list[dict[str, object]]:
+    """Sets submitted per day (UTC), oldest first."""
+    rows = (
+        Assignment.objects.filter(image__project=project, submitted_at__isnull=False, shared=False)
+        .annotate(day=TruncDate("submitted_at"))
+        .values("day")
+        .annotate(sets=Count("pk"))
+        .order_by("day")
+    )
+    return [{"day": r["day"].isoformat(), "sets": r["sets"]} for r in rows]

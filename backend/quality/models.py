@@ -36,3 +36,17 @@ class SetScore(models.Model):
     f1_gold = models.FloatField(null=True)
     pq_gold = models.FloatField(null=True)
     computed_at = models.DateTimeField(auto_now=True)
+
+
+class PairAgreement(models.Model):
+    """How two finished sets of one image agreed when its consensus was last
+    computed (the annotator-by-annotator matrix is built from these)."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    a = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="+")
+    b = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="+")
+    f1 = models.FloatField()
+    pq = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["a", "b"], name="pair_agreement_once")]

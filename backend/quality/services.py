@@ -19,7 +19,7 @@ from backend.annotations.services.consensus import FusedInstance, consensus_stor
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.permissions import Action, project_require
-from backend.quality.models import ImageConsensus, SetScore
+from backend.quality.models import ImageConsensus, PairAgreement, SetScore
 from backend.quality.selectors import (
     AGREEMENT_IOU,
     SetInstances,
@@ -81,7 +81,8 @@ def consensus_run(
         )
         for f in fused.instances
     ]
-    mean_f1 = image_agreement(image=image, threshold=iou).mean_f1
+    agreement = image_agreement(image=image, threshold=iou)
+    mean_f1 = agreement.mean_f1
     with transaction.atomic():
         made = consensus_store(image=image, fused=stored, user=user, confirm=confirm)
         disputed = bool(fused.disputed) or (mean_f1 is not None and mean_f1 < project.agreement_min)
@@ -94,6 +95,11 @@ def consensus_run(
             },
         )  # fmt: skip
         _score_against(sets, by_set, [Labelled(i.rle, i.label_id) for i in made], "consensus")
+        PairAgreement.objects.filter(image=image).delete()
+        PairAgreement.objects.bulk_create(
+            PairAgreement(image=image, a_id=p.a, b_id=p.b, f1=p.score.f1, pq=p.score.pq)
+            for p in agreement.pairs
+        )
     return ConsensusOutcome(made, record)
 
 

@@ -67,6 +67,17 @@ def test_the_teacher_sees_the_table_the_plots_and_downloads_the_csv(
     f1_bars, histogram = drawn
     assert len(f1_bars) == 2 and f1_bars[1] == [None, None, None]  # vs consensus, vs gold
     assert sum(histogram[0]) == 2  # both images have a mean F1
+    matrix, days = page.evaluate(
+        """() => ["pairs-chart", "throughput-chart"].map((id) => {
+             const chart = Chart.getChart(document.getElementById(id));
+             return chart ? chart.data.datasets[0].data : null;
+           })"""
+    )
+    assert len(matrix) == 2 * 3  # three pairs of annotators, both halves of the matrix
+    assert {(cell["x"], cell["y"]) for cell in matrix} == {
+        (a, b) for a in names for b in names if a != b
+    }
+    assert sum(days) == 6  # three annotators, two images each
     images = page.locator("#images a")
     expect(images).to_have_count(2)
     hrefs = set(images.evaluate_all("links => links.map(a => a.getAttribute('href'))"))

@@ -101,13 +101,71 @@ function drawCharts(annotators, images) {
   return [f1, spread];
 }
 
+// The annotator-by-annotator matrix as a heat map: a square per pair (both
+// halves), coloured from red (F1 0) to green (F1 1).
+export function matrixPoints(pairs) {
+  const names = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
+  const points = pairs.flatMap((p) => [
+    { x: p.a, y: p.b, f1: p.f1 },
+    { x: p.b, y: p.a, f1: p.f1 },
+  ]);
+  return { names, points };
+}
+
+function heat(f1) {
+  const hue = Math.round(120 * Math.max(0, Math.min(1, f1)));
+  return `hsl(${hue}, 70%, 45%)`;
+}
+
+function drawPairs(pairs, throughput) {
+  const { Chart } = window;
+  const { names, points } = matrixPoints(pairs);
+  const side = Math.max(6, Math.min(40, Math.floor(240 / Math.max(names.length, 1))));
+  const matrix = new Chart(document.getElementById("pairs-chart"), {
+    type: "scatter",
+    data: {
+      datasets: [
+        {
+          label: "mean F1",
+          data: points,
+          pointStyle: "rect",
+          pointRadius: side / 2,
+          pointHoverRadius: side / 2,
+          backgroundColor: points.map((p) => heat(p.f1)),
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      plugins: {
+        legend: { display: false },
+        tooltip: { callbacks: { label: (item) => `${item.raw.x} · ${item.raw.y}: F1 ${item.raw.f1.toFixed(2)}` } },
+      },
+      scales: {
+        x: { type: "category", labels: names, offset: true },
+        y: { type: "category", labels: names, offset: true },
+      },
+    },
+  });
+  const days = new Chart(document.getElementById("throughput-chart"), {
+    type: "bar",
+    data: {
+      labels: throughput.map((d) => d.day),
+      datasets: [{ label: "sets", data: throughput.map((d) => d.sets), backgroundColor: COLORS.images }],
+    },
+    options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
+  });
+  return [matrix, days];
+}
+
 async function load() {
   document.getElementById("quality-csv").href = endpoints.projectQualityCsv(projectId);
   try {
-    const { annotators, images } = await api(endpoints.projectQuality(projectId));
+    const { annotators, images, pairs, throughput } = await api(endpoints.projectQuality(projectId));
     showTable(annotators);
     showImages(images);
     drawCharts(annotators, images);
+    drawPairs(pairs, throughput);
     document.body.dataset.ready = "true";
   } catch (err) {
     showError(errorNode, err.message);
