@@ -8,6 +8,7 @@ curated instances are written by annotations' consensus store.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import cast
 
@@ -31,6 +32,7 @@ from worker.quality.agreement import Labelled, PairScore, pair_score
 from worker.quality.consensus import METHODS, Method, consensus, default_quorum
 
 S = Assignment.Status
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,5 +153,10 @@ def consensus_if_complete(*, image: Image) -> ConsensusOutcome | None:
         return None
     try:
         return consensus_run(image=image, user=None)
-    except ServiceError:
-        return None  # e.g. edited consensus instances: a reviewer decides
+    except ServiceError as refused:
+        # e.g. consensus instances edited since: a reviewer decides.
+        logger.info("consensus of image %s left to a reviewer: %s", image.pk, refused.message)
+    except Exception:
+        # The set is submitted whatever happens here; a reviewer can run it again.
+        logger.exception("consensus of image %s failed", image.pk)
+    return None
