@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.annotations.export import FORMATS, coco_export, export_file_name
+from backend.annotations.export import FORMATS, coco_export_for, export_file_name
 from backend.annotations.models import Assignment
 from backend.annotations.selectors import (
     assignment_for_user,
@@ -48,7 +48,6 @@ from backend.images.models import Image
 from backend.images.selectors import image_for_user
 from backend.projects.access import project_for_user
 from backend.projects.labels import label_create, label_update
-from backend.projects.permissions import Action, project_require, role_may
 from backend.projects.selectors import label_for_user, label_resolve
 from backend.projects.serializers import LabelCreateInput, LabelUpdateInput, label_json
 
@@ -180,22 +179,11 @@ class ProjectExportApi(APIView):
 
     def get(self, request: Request, project_id: int) -> HttpResponse:
         project = project_for_user(request.user, project_id)
-        role = project_require(project=project, user=request.user, action=Action.SEE_CURATED)
         fmt = request.query_params.get("format", "coco")
         if fmt not in FORMATS:
             raise ServiceError(f"Unknown export format {fmt!r}; available: {', '.join(FORMATS)}.")
-        lead = role_may(role, Action.REVIEW)
-        sets = request.query_params.get("sets", "")
-        if sets not in ("", "curated", "all"):
-            raise ServiceError('sets must be "curated" (the default) or "all".')
-        if sets == "all" and not lead:
-            raise ServiceError(
-                "Only owners and reviewers can export everyone's sets.",
-                status_code=status.HTTP_403_FORBIDDEN,
-            )
-        export = coco_export(
-            project=project, with_gold=lead or role == "viewer", with_sets=sets == "all"
-        )
+        sets = request.query_params.get("sets", "curated") or "curated"
+        export = coco_export_for(project=project, user=request.user, sets=sets)
         body = json.dumps(export, separators=(",", ":"))
         response = HttpResponse(body, content_type="application/json")
         name = export_file_name(project=project, fmt=fmt)

@@ -10,16 +10,38 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
+from rest_framework import status
 
 from backend.annotations.models import Assignment, Instance
 from backend.annotations.selectors import accepted_instances
+from backend.common.errors import ServiceError
 from backend.projects.models import Project
+from backend.projects.permissions import VIEWER, Action, project_require, role_may
+
+if TYPE_CHECKING:
+    from backend.projects.access import AnyUser
 
 FORMATS = ("coco",)
+
+
+def coco_export_for(*, project: Project, user: AnyUser, sets: str = "curated") -> dict[str, Any]:
+    """The export `user` may have: the curated set (without gold images'
+    truth for annotators; nothing for a blind project's annotators), and,
+    with `sets="all"`, everyone's finished sets (owners and reviewers)."""
+    role = project_require(project=project, user=user, action=Action.SEE_CURATED)
+    if sets not in ("curated", "all"):
+        raise ServiceError('sets must be "curated" (the default) or "all".')
+    lead = role_may(role, Action.REVIEW)
+    if sets == "all" and not lead:
+        raise ServiceError(
+            "Only owners and reviewers can export everyone's sets.",
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
+    return coco_export(project=project, with_gold=lead or role == VIEWER, with_sets=sets == "all")
 
 
 def coco_export(
