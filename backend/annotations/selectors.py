@@ -35,6 +35,19 @@ def set_visible(*, user: AnyUser, role: str | None, assignment: Assignment) -> b
     return role != VIEWER and not assignment.image.project.blind
 
 
+def visible_sets(
+    *, user: AnyUser, role: str | None, project: Project, sets: QuerySet[Assignment]
+) -> QuerySet[Assignment]:
+    """`sets` of `project` narrowed, in the query, to those set_visible lets
+    `user` see: all for owners and reviewers, and for annotators unless the
+    project is blind; otherwise their own."""
+    if role is None:
+        return sets.none()
+    if role in REVIEWER_ROLES or (role != VIEWER and not project.blind):
+        return sets
+    return sets.filter(annotator=user)
+
+
 def assignment_for_user(user: AnyUser, assignment_id: int) -> Assignment:
     """The assignment if `user` may see its set, else Http404 as for a missing one."""
     objects = Assignment.objects.select_related("image__project", "annotator", "reviewer")

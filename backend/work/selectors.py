@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 
 from backend.annotations.models import Assignment
+from backend.annotations.selectors import visible_sets
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Project
-from backend.projects.permissions import REVIEWER_ROLES, project_role
+from backend.projects.permissions import project_role
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
@@ -30,10 +31,12 @@ def assignment_list(
     """The project's sets the caller may see (every set for owners and
     reviewers; otherwise their own, plus others' unless the project is blind),
     filtered."""
-    rows = Assignment.objects.filter(image__project=project)
-    role = project_role(project=project, user=user)
-    if role not in REVIEWER_ROLES and (project.blind or role not in ("annotator",)):
-        rows = rows.filter(annotator=user) if role is not None else rows.none()
+    rows = visible_sets(
+        user=user,
+        role=project_role(project=project, user=user),
+        project=project,
+        sets=Assignment.objects.filter(image__project=project),
+    )
     if status:
         if status not in S.values:
             raise ServiceError(f"status must be one of: {', '.join(S.values)}.")
