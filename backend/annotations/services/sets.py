@@ -73,7 +73,9 @@ def set_require_edit(*, assignment: Assignment, user: AbstractBaseUser) -> None:
 def _reclaim(assignment: Assignment) -> None:
     with transaction.atomic():
         Image.objects.select_for_update().filter(pk=assignment.image_id).first()
-        if active_count(image=assignment.image) >= assignment.image.project.overlap:
+        image = assignment.image
+        # Gold images are for everyone: overlap does not limit their sets.
+        if not image.gold and active_count(image=image) >= image.project.overlap:
             raise _conflict(
                 "Your assignment expired and the image went to someone else; "
                 "take the next one with Start annotating."

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.utils import timezone
 from PIL import Image as PILImage
 
-from backend.annotations.models import Instance
+from backend.annotations.models import Assignment, Instance
 from backend.images.models import Image
 from backend.projects.models import Project
 from tests.backend.work.people import call, draw, make_class, rle, take
@@ -140,3 +142,19 @@ def test_annotators_never_read_or_change_a_gold_images_truth() -> None:
     lead = client_for(group.reviewer).get(f"/api/projects/{group.project.pk}/export/").json()
     assert len([a for a in lead["annotations"] if a["image_id"] == gold.pk]) == 2
     assert len(client_for(group.reviewer).get(url).json()) == 2
+
+
+def test_an_expired_gold_set_is_its_annotators_again_whoever_else_has_the_image() -> None:
+    # Overlap 1, yet both students hold a set of the gold image: gold images
+    # are for everyone, so overlap never shuts a gold set's annotator out.
+    group, gold = gold_class(0.5)
+    a, b = group.students
+    mine, theirs = take(a, group.project), take(b, group.project)
+    assert mine["image"] == theirs["image"] == gold.pk
+    past = timezone.now() - timedelta(minutes=group.project.lease_minutes + 1)
+    Assignment.objects.filter(pk=mine["id"]).update(touched_at=past)
+    take(b, group.project)  # asking the queue expires the untouched set
+    assert Assignment.objects.get(pk=mine["id"]).status == "expired"
+    drawn = draw(a, mine, y0=0, x0=0)
+    assert drawn["assignment"] == mine["id"]
+    assert Assignment.objects.get(pk=mine["id"]).status == "in_progress"
