@@ -108,6 +108,7 @@ class ImageInstancesApi(APIView):
             rle=data["rle"],
             client_key=data["client_key"],
             assignment=of_set,
+            sources=data["sources"],
         )
         return Response(
             instance_json(instance),

@@ -79,6 +79,7 @@ class Origin(models.TextChoices):
     MANUAL = "manual"
     PROPOSAL = "proposal"
     CONSENSUS = "consensus"
+    REVIEW = "review"  # picked or merged by a reviewer from people's sets
 
 
 class LiveInstanceManager(models.Manager["Instance"]):
@@ -128,7 +129,8 @@ class Instance(models.Model):
     )
     # Where the mask came from: a person (manual), the model's proposals, or
     # several people's sets fused (consensus: `support` is [k members, n
-    # sets] and `sources` the member instances' ids).
+    # sets] and `sources` the member instances' ids), or picked or merged by
+    # a reviewer from people's sets (review: the same provenance).
     origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.MANUAL)
     support = models.JSONField(null=True, blank=True)
     sources = models.JSONField(default=list, blank=True)

@@ -32,6 +32,10 @@ class InstanceCreateInput(serializers.Serializer):
     )
     client_key = serializers.CharField(max_length=64, required=False, default="")
     assignment = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    # A reviewer's pick or merge from people's sets: the instances it came from.
+    sources = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=50
+    )
 
 
 class InstanceUpdateInput(serializers.Serializer):

@@ -6,10 +6,12 @@ import csv
 import io
 
 from django.http import HttpResponse
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.annotations.selectors import assignment_for_user
 from backend.common.inputs import parse_input
 from backend.common.negotiation import FirstRenderer
 from backend.images.selectors import image_for_user
@@ -23,12 +25,19 @@ from backend.quality.dashboard import (
     image_rows,
     throughput,
 )
-from backend.quality.selectors import image_agreement
+from backend.quality.disputes import dispute_resolve
+from backend.quality.selectors import (
+    consensus_record,
+    gold_feedback,
+    gold_reference,
+    image_agreement,
+)
 from backend.quality.serializers import (
     AgreementInput,
     ConsensusInput,
     agreement_json,
     consensus_json,
+    consensus_record_json,
 )
 from backend.quality.services import consensus_run
 
@@ -44,7 +53,17 @@ class ImageAgreementApi(APIView):
 
 
 class ImageConsensusApi(APIView):
-    """POST {"method"?, "iou"?, "quorum"?, "confirm"?} -> the image's consensus (leads)."""
+    """GET -> how the image's last consensus was made and whether it is
+    disputed; POST {"method"?, "iou"?, "quorum"?, "confirm"?} -> a new
+    consensus (owners and reviewers)."""
+
+    def get(self, request: Request, image_id: int) -> Response:
+        image = image_for_user(request.user, image_id)
+        project_require(project=image.project, user=request.user, action=Action.REVIEW)
+        record = consensus_record(image=image)
+        if record is None:
+            raise NotFound("No consensus has been computed for this image yet.")
+        return Response(consensus_record_json(record))
 
     def post(self, request: Request, image_id: int) -> Response:
         image = image_for_user(request.user, image_id)
@@ -58,6 +77,39 @@ class ImageConsensusApi(APIView):
             confirm=data["confirm"],
         )
         return Response(consensus_json(outcome))
+
+
+class ImageConsensusResolveApi(APIView):
+    """POST -> the disputed image resolved: its curated set stands (owners and reviewers)."""
+
+    def post(self, request: Request, image_id: int) -> Response:
+        image = image_for_user(request.user, image_id)
+        return Response(consensus_record_json(dispute_resolve(image=image, user=request.user)))
+
+
+class AssignmentReferenceApi(APIView):
+    """GET -> a finished gold set's score and the reference outlines it was
+    scored against, where the project gives feedback; else 404."""
+
+    def get(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_for_user(request.user, assignment_id)
+        if assignment.annotator_id != request.user.pk:
+            # Another annotator who may see the set never sees a gold truth.
+            project_require(
+                project=assignment.image.project, user=request.user, action=Action.REVIEW
+            )
+        reference = gold_reference(assignment=assignment)
+        feedback = gold_feedback(assignment=assignment)
+        if reference is None or feedback is None:
+            raise NotFound("This set has no reference to compare with.")
+        return Response(
+            {
+                **feedback,
+                "instances": [
+                    {"rle": i.rle, "label_id": i.label_id, "label": i.label.name} for i in reference
+                ],
+            }
+        )
 
 
 class ProjectQualityApi(APIView):

@@ -7,7 +7,7 @@ from itertools import combinations
 
 from backend.annotations.models import Assignment, Instance
 from backend.images.models import Image
-from backend.quality.models import SetScore
+from backend.quality.models import ImageConsensus, SetScore
 from worker.quality.agreement import Labelled, PairScore, pair_score
 
 S = Assignment.Status
@@ -84,3 +84,25 @@ def gold_feedback(*, assignment: Assignment) -> dict[str, float] | None:
     if score is None or score.f1_gold is None or score.pq_gold is None:
         return None
     return {"f1": score.f1_gold, "pq": score.pq_gold}
+
+
+def consensus_record(*, image: Image) -> ImageConsensus | None:
+    return (
+        ImageConsensus.objects.filter(image=image)
+        .select_related("computed_by", "reviewer", "resolved_by")
+        .first()
+    )
+
+
+def gold_reference(*, assignment: Assignment) -> list[Instance] | None:
+    """A finished gold set's reference outlines (the image's curated set),
+    shown with its score where the project gives feedback; None otherwise."""
+    if gold_feedback(assignment=assignment) is None:
+        return None
+    return list(
+        Instance.objects.filter(
+            image=assignment.image_id, assignment=None, state=Instance.State.ACCEPTED
+        )
+        .select_related("label")
+        .order_by("id")
+    )

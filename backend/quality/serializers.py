@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
 from backend.annotations.serializers import instance_json
+from backend.quality.models import ImageConsensus
 from backend.quality.selectors import AGREEMENT_IOU, Agreement
 from backend.quality.services import ConsensusOutcome
 
@@ -25,9 +27,24 @@ class ConsensusInput(serializers.Serializer):
 
 
 def consensus_json(outcome: ConsensusOutcome) -> dict[str, Any]:
-    record = outcome.record
     return {
         "instances": [instance_json(i) for i in outcome.instances],
+        **consensus_record_json(outcome.record),
+    }
+
+
+def _name(user: Any) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def _when(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def consensus_record_json(record: ImageConsensus) -> dict[str, Any]:
+    """How the image's last consensus was made, and where its dispute stands."""
+    return {
+        "image": record.image_id,
         "disputed": record.disputed_clusters,
         "needs_review": record.disputed,
         "sets": record.sets,
@@ -35,6 +52,22 @@ def consensus_json(outcome: ConsensusOutcome) -> dict[str, Any]:
         "iou": record.iou,
         "quorum": record.quorum,
         "mean_f1": record.mean_f1,
+        "consensus_instances": record.instances,
+        "computed_at": _when(record.computed_at),
+        "computed_by": _name(record.computed_by),
+        "reviewer": _name(record.reviewer),
+        "resolved_by": _name(record.resolved_by),
+        "resolved_at": _when(record.resolved_at),
+    }
+
+
+def dispute_json(record: ImageConsensus) -> dict[str, Any]:
+    """A disputed image as the review queue hands it out."""
+    return {
+        "kind": "dispute",
+        "image_name": record.image.name,
+        "project": record.image.project_id,
+        **consensus_record_json(record),
     }
 
 

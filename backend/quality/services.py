@@ -14,6 +14,7 @@ from typing import cast
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from backend.annotations.models import Assignment, Instance
 from backend.annotations.services.consensus import FusedInstance, consensus_store
@@ -94,6 +95,11 @@ def consensus_run(
                 "method": method, "iou": iou, "quorum": need, "sets": len(sets),
                 "instances": len(made), "disputed_clusters": len(fused.disputed),
                 "mean_f1": mean_f1, "disputed": disputed, "computed_by": user,
+                # A new consensus is a new question: whoever recomputes a
+                # disputed image holds it; nobody has resolved it yet.
+                "reviewer": user if disputed else None,
+                "review_started_at": timezone.now() if disputed and user else None,
+                "resolved_by": None, "resolved_at": None,
             },
         )  # fmt: skip
         _score_against(sets, by_set, [Labelled(i.rle, i.label_id) for i in made], "consensus")

@@ -14,6 +14,16 @@ urlpatterns = [
         name="api-image-consensus",
     ),
     path(
+        "images/<int:image_id>/consensus/resolve/",
+        apis.ImageConsensusResolveApi.as_view(),
+        name="api-image-consensus-resolve",
+    ),
+    path(
+        "assignments/<int:assignment_id>/reference/",
+        apis.AssignmentReferenceApi.as_view(),
+        name="api-assignment-reference",
+    ),
+    path(
         "projects/<int:project_id>/quality/",
         apis.ProjectQualityApi.as_view(),
         name="api-project-quality",

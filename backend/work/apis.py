@@ -13,7 +13,9 @@ from backend.annotations.services.sets import set_activity, set_return, set_skip
 from backend.common.inputs import parse_input
 from backend.common.pagination import paginate
 from backend.projects.access import project_for_user
+from backend.quality.models import ImageConsensus
 from backend.quality.selectors import gold_feedback
+from backend.quality.serializers import dispute_json
 from backend.work.queue import queue_next, review_next
 from backend.work.selectors import assignment_list, images_with_progress, state_counts
 from backend.work.serializers import (
@@ -48,11 +50,18 @@ class QueueNextApi(APIView):
 
 
 class ReviewNextApi(APIView):
-    """POST -> 200 the next submitted set to review, or 204."""
+    """POST -> 200 the next submitted set to review ("kind": "set") or disputed
+    image ("kind": "dispute"), or 204."""
 
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
-        return _answer(review_next(project=project, user=request.user))
+        found = review_next(project=project, user=request.user)
+        if isinstance(found, ImageConsensus):
+            return Response(dispute_json(found))
+        answer = _answer(found)
+        if found is not None:
+            answer.data["kind"] = "set"
+        return answer
 
 
 class ProjectAssignmentsApi(APIView):

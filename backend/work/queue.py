@@ -29,6 +29,8 @@ from backend.annotations.services.sets import (
 from backend.images.models import Image
 from backend.projects.models import Project
 from backend.projects.permissions import Action, project_require
+from backend.quality.disputes import dispute_held, dispute_take
+from backend.quality.models import ImageConsensus
 
 S = Assignment.Status
 BATCH = 8  # images locked and checked per round
@@ -112,15 +114,31 @@ def _claim(*, project: Project, user: AbstractBaseUser, gold: bool) -> Assignmen
                     return set_reopen(assignment=own)
 
 
-def review_next(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
-    """The reviewer's next submitted set: the one they hold first, then the
-    oldest submitted one nobody else is reviewing (a review untouched for
-    the lease is up for grabs again). Never their own set."""
+def review_next(*, project: Project, user: AbstractBaseUser) -> Assignment | ImageConsensus | None:
+    """The reviewer's next work: what they hold first (a submitted set, else
+    a disputed image), then the oldest submitted set nobody else is
+    reviewing (never their own), then the oldest disputed image nobody else
+    holds. A hold untouched for the lease is up for grabs again. Sets come
+    before disputes: an image's consensus waits for its sets. Sets wait for
+    review only in a project with review."""
     project_require(project=project, user=user, action=Action.REVIEW)
     submitted = Assignment.objects.filter(image__project=project, status=S.SUBMITTED)
     held = submitted.filter(reviewer=user).order_by("submitted_at", "id").first()
     if held is not None:
         return held
+    held_dispute = dispute_held(project=project, user=user)
+    if held_dispute is not None:
+        return held_dispute
+    # Without review a submitted set is finished: only disputes wait.
+    found = (
+        _review_take(project=project, user=user, submitted=submitted) if project.review else None
+    )
+    return found or dispute_take(project=project, user=user)
+
+
+def _review_take(
+    *, project: Project, user: AbstractBaseUser, submitted: QuerySet[Assignment]
+) -> Assignment | None:
     free = (
         submitted.exclude(annotator=user)
         .filter(Q(reviewer=None) | Q(review_started_at__lt=lease_cutoff(project)))

@@ -13,8 +13,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from backend.annotations.models import Assignment, Instance, InstanceHistory
+from backend.annotations.models import Assignment, Instance, InstanceHistory, Origin
 from backend.annotations.services.history import history_record, soft_delete_recorded
+from backend.annotations.services.picked import picked_provenance
 from backend.annotations.services.sets import write_require
 from backend.common.errors import ServiceError
 from backend.images.models import Image
@@ -133,16 +134,23 @@ def instance_create_once(
     state: str = Instance.State.ACCEPTED,
     client_key: str = "",
     assignment: Assignment | None = None,
+    sources: list[int] | None = None,
 ) -> tuple[Instance, bool]:
     """Save a mask as an instance; (instance, created). A `client_key`
     already saved on the image (a create sent again, or several times at
     once) answers that instance, deleted or not, and saves nothing. Clients
     create accepted instances only: proposals are the server's
     (backend/annotations/services/proposed.py). `assignment`: the person's
-    set it goes into (None: the image's curated set)."""
+    set it goes into (None: the image's curated set). `sources`: the
+    instances of people's sets a reviewer picked or merged it from."""
     if assignment is not None and assignment.image_id != image.pk:
         raise ServiceError("The assignment is for another image.")
     write_require(image=image, assignment=assignment, user=user)
+    picked = (
+        picked_provenance(image=image, user=user, sources=sources, assignment=assignment)
+        if sources
+        else None
+    )
     mask = mask_check(image=image, rle=rle)
     label = _checked_label(image=image, label=label)
     if state not in Instance.State.values:
@@ -163,6 +171,11 @@ def instance_create_once(
                 author=user,
                 client_key=client_key,
                 assignment=assignment,
+                **(
+                    {"origin": Origin.REVIEW, "sources": picked.sources, "support": picked.support}
+                    if picked
+                    else {}
+                ),
             )
             history_record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
     except IntegrityError:

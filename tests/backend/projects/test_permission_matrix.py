@@ -22,6 +22,7 @@ from backend.images.models import Image
 from backend.projects.models import Invitation, Label, Membership, Project
 from backend.projects.permissions import ROLES
 from backend.proposals.models import ProposalJob
+from backend.quality.models import ImageConsensus, SetScore
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,7 @@ NOBODY: frozenset[str] = frozenset()
 # (method, URL template, JSON body or "file", the roles allowed). {p} project,
 # {i} image, {n} an instance the owner drew, {j} a proposal job, {x} a member
 # to remove (an annotator other than the caller), {c} an invitation link's
-# code, {l} a label no instance uses.
+# code, {l} a label no instance uses, {g} a scored gold set.
 MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("get", "/api/projects/{p}/", None, ALL),
     ("patch", "/api/projects/{p}/", {"name": "Renamed"}, OWNER),
@@ -90,12 +91,20 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("post", "/api/assignments/{a}/return/", {"comment": "fix"}, LEADS),
     ("get", "/api/images/{i}/agreement/", None, LEADS),
     ("post", "/api/images/{i}/consensus/", {}, LEADS),  # 400: no finished set yet
+    ("get", "/api/images/{i}/consensus/", None, LEADS),
+    ("post", "/api/images/{i}/consensus/resolve/", None, LEADS),
+    # {g}: "extra"'s submitted set of a gold image, scored (a course with feedback).
+    ("get", "/api/assignments/{g}/reference/", None, LEADS),
     ("patch", "/api/images/{i}/", {"gold": True}, OWNER),
     ("get", "/api/projects/{p}/quality/", None, LEADS),
 ]
 
 # A person's set that a role may not see is a 404 to it, as if it did not exist.
-HIDDEN = {template: frozenset({"viewer"}) for _, template, _, _ in MATRIX if "{a}" in template}
+HIDDEN = {
+    template: frozenset({"viewer"})
+    for _, template, _, _ in MATRIX
+    if "{a}" in template or "{g}" in template
+}
 
 PERSONAS = (*ROLES, "outsider", "anonymous")
 
@@ -143,11 +152,28 @@ def world(project: Project, owner: User, outsider: User) -> World:
         code="the-link", project=project, role="viewer", created_by=owner
     )
     spare = Label.objects.create(project=project, name="spare", order=2)
+    ImageConsensus.objects.create(
+        image=image, method="majority", iou=0.5, quorum=2, sets=3, instances=1,
+        disputed_clusters=1, disputed=True,
+    )  # fmt: skip
     ids = {
         "p": project.pk, "i": image.pk, "n": instance.pk, "j": job.pk, "x": "extra",
         "a": assignment.pk, "c": invitation.code, "l": spare.pk,
+        "g": _scored_gold_set(project, image, extra).pk,
     }  # fmt: skip
     return World(project, image, instance, rle, people, ids)
+
+
+def _scored_gold_set(project: Project, like: Image, annotator: User) -> Assignment:
+    Project.objects.filter(pk=project.pk).update(feedback=True)
+    gold = Image.objects.create(
+        project=project, name="gold.png", original_path="x", planes_path="x", display_path="x",
+        format="png", width=like.width, height=like.height, dtype="uint8", gold=True,
+        uploaded_by=like.uploaded_by,
+    )  # fmt: skip
+    done = Assignment.objects.create(image=gold, annotator=annotator, status="submitted")
+    SetScore.objects.create(assignment=done, f1_gold=0.5, pq_gold=0.4)
+    return done
 
 
 def _request(world: World, persona: str, method: str, template: str, body: object):
@@ -222,7 +248,7 @@ def test_the_matrix_names_every_project_url() -> None:
         # tests/backend/projects/test_invitations.py.
         "api/join/<str:code>/",
     }
-    covered = {template.split("?")[0] for _, template, _, _ in MATRIX}
+    covered = {template.split("?")[0].replace("{g}", "{a}") for _, template, _, _ in MATRIX}
     for route in walk(get_resolver().url_patterns):
         if not route.startswith("api/") or route in outside_projects:
             continue
