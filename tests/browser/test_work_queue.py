@@ -6,36 +6,29 @@ teacher sets overlap 2, blind and review on the project page.
 Each student takes Start annotating, draws a polygon on their own set and
 submits; neither sees the other's masks; the reviewer returns one set with a
 comment pinned to a point; its student gets it back first, sees the comment,
-fixes it and submits again; the reviewer accepts both sets."""
+fixes it and submits again; the reviewer accepts both sets. The two sets
+share no object, so the image's consensus is disputed: the reviewer resolves
+it from the editor's dispute panel."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections
 from playwright.sync_api import Page, expect
 
 from backend.annotations.models import Assignment, AssignmentComment, Instance
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
+from tests.browser.crowd import Person, consensus_of, crowd
 from tests.browser.test_loop import PASSWORD, log_in, screen_xy, snap
 from tests.conftest import shared_data
-from tests.live import (  # noqa: F401
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    LiveApp,
-    browser_marks,
-    live_app_fixture,
-    missing_component,
-)
+from tests.live import LiveApp, browser_marks, live_app_fixture  # noqa: F401
 
 pytestmark = browser_marks(300)
 
@@ -43,51 +36,12 @@ SET_URL = re.compile(r"/images/(\d+)/\?assignment=(\d+)$")
 COMMENT = "The nucleus at the pin is missing."
 
 
-@dataclass
-class Person:
-    """One user's page, in a browser context of their own, and what it logged."""
-
-    username: str
-    page: Page
-    console: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
 @pytest.fixture(name="people")
 def people_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Person]]:
-    """A Chromium with one context per person (cookies apart): ana, ben, rita, tom."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        missing_component(f"Chromium is not installed at {CHROMIUM}")
+    """ana, ben, rita and tom, each in a browser context of their own."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM beside Playwright's loop
-    found: dict[str, Person] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            for username in ("ana", "ben", "rita", "tom"):
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
-                context.set_default_timeout(30_000)
-                found[username] = watched(Person(username, context.new_page()))
-            yield found
-        finally:
-            for person in found.values():
-                print(f"===== {person.username}'s console =====\n" + "\n".join(person.console))
-            browser.close()
-            connections.close_all()
-    for person in found.values():
-        violations = [line for line in person.console if "Content Security Policy" in line]
-        assert not violations, violations
-        assert person.errors == [], person.errors
-
-
-def watched(person: Person) -> Person:
-    """Keep what the page logs: console lines and uncaught exceptions."""
-    person.page.on("console", lambda m: person.console.append(f"{m.type}: {m.text}"))
-    person.page.on("pageerror", lambda exc: person.errors.append(str(exc)))
-    return person
+    with crowd(("ana", "ben", "rita", "tom")) as found:
+        yield found
 
 
 def a_class() -> tuple[Project, list[Image]]:
@@ -299,10 +253,20 @@ def test_two_students_and_a_reviewer_go_through_the_queue(
     assert follow(rita, "#accept-set") == (first.pk, ana_set)
     expect(rita.locator("#instance-list tr[data-instance-id]")).to_have_count(2)
     rita.click("#accept-set")
-    rita.wait_for_url(re.compile(rf"/projects/{project.pk}/\?done=review$"))
-    expect(rita.locator("#work-status")).to_have_text("Nothing waits for review.")
+    # The two sets share no object: the image's consensus (made as the last set
+    # is accepted, in the background) is disputed, and is her next review, if
+    # it was made by the time she asked; then nothing waits.
+    rita.wait_for_url(re.compile(rf"/projects/{project.pk}/\?done=review$|/images/{first.pk}/$"))
     statuses = set(Assignment.objects.filter(image=first).values_list("status", flat=True))
     assert statuses == {Assignment.Status.ACCEPTED}
+    record = consensus_of(first.pk)
+    assert (record.sets, record.disputed) == (2, True)
+    rita.goto(f"{live_app.url}images/{first.pk}/")
+    rita.wait_for_selector('body[data-ready="true"]')
+    expect(rita.locator("#dispute-panel h2")).to_have_text("Disputed image")
+    rita.click("#dispute-resolve")
+    rita.wait_for_url(re.compile(rf"/projects/{project.pk}/\?done=review$"))
+    expect(rita.locator("#work-status")).to_have_text("Nothing waits for review.")
 
     # The project page counts the first image done.
     done = rita.locator('#image-filters [data-state="done"] .count')

@@ -98,3 +98,29 @@ def test_the_store_on_a_set_names_it_and_turns_read_only_on_a_409(tmp_path: Path
     assert log["readonly"] == ["This set is submitted: it can no longer be changed."]
     assert log["refused"] is None  # refused here, not sent
     assert log["key"] == "maskroom:pending:image:5:set:9"
+
+
+PICK_SCRIPT = (
+    STUBS
+    + """
+import { InstanceStore } from "./maskroom/instances/store.js";
+const asked = [];
+const request = async (path, options = {}) => {
+  asked.push({ path, method: options.method ?? "GET", json: options.json ?? null });
+  const body = { id: 40 + asked.length, version: 1, label_id: 1, rle: options.json?.rle };
+  return { status: 201, body };
+};
+const store = new InstanceStore(5, { request });
+const rle = { size: [4, 4], counts: "04<0" };
+store.create({ labelId: 1, rle, sources: [11, 12] }); // a reviewer's merge of two
+store.create({ labelId: 1, rle });                    // a plain one names no sources
+await new Promise((resolve) => setTimeout(resolve, 50));
+process.stdout.write(JSON.stringify({ asked }));
+"""
+)
+
+
+def test_a_pick_from_peoples_sets_sends_its_sources(tmp_path: Path) -> None:
+    picked, plain = run_node(PICK_SCRIPT, {}, tmp_path)["asked"]
+    assert picked["json"]["sources"] == [11, 12] and "assignment" not in picked["json"]
+    assert "sources" not in plain["json"]

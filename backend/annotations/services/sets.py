@@ -64,7 +64,10 @@ def set_require_edit(*, assignment: Assignment, user: AbstractBaseUser) -> None:
     if assignment.status == S.EXPIRED:
         _reclaim(assignment)
         return
-    if assignment.status == S.SUBMITTED and not assignment.image.project.review:
+    image = assignment.image
+    if assignment.status == S.SUBMITTED and image.gold and image.project.feedback:
+        raise _conflict("You have seen the reference for this image: your set is final.")
+    if assignment.status == S.SUBMITTED and not image.project.review:
         return  # no review: a submitted set stays its annotator's to correct
     state = assignment.status.replace("_", " ")
     raise _conflict(f"This set is {state}: it can no longer be changed.")

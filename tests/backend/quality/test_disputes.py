@@ -137,6 +137,13 @@ def test_a_gold_sets_annotator_sees_the_reference_after_submitting() -> None:
     assert sorted(i["rle"]["counts"] for i in shown.json()["instances"]) == sorted(
         rle(y0=y, x0=x)["counts"] for y, x in ((0, 0), (30, 30))
     )
+    # Seen the truth: the set is final.
+    late = client_for(a).post(
+        f"/api/images/{gold.pk}/instances/",
+        {"label": "cell", "rle": rle(y0=30, x0=30), "assignment": mine["id"]},
+        format="json",
+    )
+    assert late.status_code == 409 and "reference" in late.json()["detail"]
     # The other student may see the set (not blind) but never the truth.
     assert client_for(b).get(url).status_code == 403
     assert client_for(group.reviewer).get(url).status_code == 200

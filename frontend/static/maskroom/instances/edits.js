@@ -11,9 +11,10 @@ export class Edits {
     this.history = history;
   }
 
-  // A new instance; undo deletes it, redo restores it (same id).
-  create({ labelId, rle }, label = "create instance") {
-    const instance = this.store.create({ labelId, rle });
+  // A new instance; undo deletes it, redo restores it (same id). `sources`:
+  // the people's instances a reviewer picked it from (provenance).
+  create({ labelId, rle, sources = null }, label = "create instance") {
+    const instance = this.store.create({ labelId, rle, sources });
     if (!instance) return null; // a read-only set: the store said why
     const id = instance.id;
     this.history.push({

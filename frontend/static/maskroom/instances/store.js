@@ -158,12 +158,14 @@ export class InstanceStore extends EventTarget {
     return true;
   }
 
-  create({ labelId, rle, state = "accepted" }) {
+  create({ labelId, rle, state = "accepted", sources = null }) {
     if (this.refuseReadOnly()) return null;
     const id = `${LOCAL_PREFIX}${this.nextLocal++}`;
     const instance = this.withChanges({ id, version: 0, author: null, state }, { labelId, rle });
     this.items.set(id, instance);
-    this.queue.ops.push({ kind: "create", id, key: randomKey(), labelId, rle, state });
+    const op = { kind: "create", id, key: randomKey(), labelId, rle, state };
+    if (sources?.length) op.sources = sources;
+    this.queue.ops.push(op);
     this.changed("create", instance);
     return instance;
   }
@@ -291,6 +293,7 @@ export class InstanceStore extends EventTarget {
     if (op.kind === "create") {
       const json = { label: op.labelId, rle: op.rle, state: op.state, client_key: op.key };
       if (this.assignment) json.assignment = this.assignment;
+      if (op.sources) json.sources = op.sources;
       return [endpoints.imageInstances(this.imageId), { method: "POST", json }];
     }
     if (op.kind === "update") {

@@ -162,6 +162,12 @@ export const endpoints = {
     const text = query.toString();
     return `/api/images/${imageId}/instances/${text ? `?${text}` : ""}`;
   },
+  // Quality control: how an image's sets agree, its consensus and dispute,
+  // and a finished gold set's reference outlines.
+  imageAgreement: (id) => `/api/images/${id}/agreement/`,
+  imageConsensus: (id) => `/api/images/${id}/consensus/`,
+  imageConsensusResolve: (id) => `/api/images/${id}/consensus/resolve/`,
+  assignmentReference: (id) => `/api/assignments/${id}/reference/`,
   // The editor page on a person's set.
   editorPage: (imageId, assignment = null) => `/images/${imageId}/${assignment ? `?assignment=${assignment}` : ""}`,
   projectPage: (id) => `/projects/${id}/`,

@@ -1,6 +1,7 @@
 // The image editor: wires the viewer, the tools, the socket, the live prompt
 // session and the saved instances together; on ?assignment= it shows and
-// edits that person's set, with the work bar (work/). body[data-ready="true"] once the
+// edits that person's set, with the work bar (work/); for leads on an image with a
+// consensus, people's sets and the dispute panel. body[data-ready="true"] once the
 // image and its instances are drawn; automated checks wait for it.
 
 import { mountImageView } from "../image/channels.js";
@@ -21,7 +22,9 @@ import { SegmentationSocket } from "../prompting/socket.js";
 import { ToolManager } from "../tools/manager.js";
 import { createPanTool } from "../tools/pan.js";
 import { createPromptTool } from "../tools/prompt.js";
+import { mountDispute } from "../work/dispute_panel.js";
 import { mountWork, watchReadOnly } from "../work/editor_work.js";
+import { may } from "../work/roles.js";
 
 const $ = (id) => document.getElementById(id);
 const imageId = Number(document.body.dataset.imageId);
@@ -217,6 +220,26 @@ async function loadInstances() {
   }
 }
 
+// A lead on the curated set of an image with a consensus: people's sets
+// over it, and the disputed image's resolution (work/dispute_panel.js).
+async function mountPeoplesSets(image) {
+  if (assignmentId || !may(document.body.dataset.role, "review")) return;
+  try {
+    window.maskroom.dispute = await mountDispute({
+      node: $("dispute-panel"),
+      imageId,
+      projectId,
+      viewer,
+      tools,
+      edits: editing.edits,
+      store,
+      size: [image.height, image.width],
+    });
+  } catch (err) {
+    showEditorError(`Could not load people's sets: ${err.message}`);
+  }
+}
+
 function nextFrame() {
   return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
 }
@@ -299,6 +322,7 @@ async function start() {
   const [imageView] = await Promise.all([
     mountImageView({ image, projectId, viewer, nodes: channelNodes, stored: storedDisplay }), // tiles, channels
     loadInstances(),
+    mountPeoplesSets(image),
   ]);
   window.maskroom.imageView = imageView;
   mountStackControls({ image, viewer, node: $("stack-controls") }); // t/z sliders of a stack's plane

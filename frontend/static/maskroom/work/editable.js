@@ -23,6 +23,9 @@ export function readOnlyReason({ role, username, workflow, assignment }) {
     return `This is ${assignment.annotator}'s set: only they, owners and reviewers change it.`;
   }
   if (OPEN.includes(assignment.status)) return "";
+  if (assignment.status === "submitted" && assignment.feedback) {
+    return "You have seen the reference for this image: your set is final.";
+  }
   if (assignment.status === "submitted") {
     if (!workflow?.review) return ""; // without review a submitted set stays its annotator's to correct
     return "You submitted this set: it waits for review and can no longer be changed.";

@@ -1,5 +1,6 @@
 // Taking work from the queue: the caller's next set to annotate ("queue") or
-// the next submitted set to review ("review"), opened in the editor.
+// the next submitted set or disputed image to review ("review"), opened in
+// the editor.
 
 import { api, endpoints } from "../lib/api.js";
 
@@ -12,9 +13,11 @@ export async function takeNext(projectId, kind) {
 
 // Go to the next set's editor; false (staying here) when nothing is left.
 export async function openNext(projectId, kind) {
-  const assignment = await takeNext(projectId, kind);
-  if (!assignment) return false;
-  window.location.assign(endpoints.editorPage(assignment.image, assignment.id));
+  const next = await takeNext(projectId, kind);
+  if (!next) return false;
+  // A disputed image opens on its curated set, with people's sets over it.
+  const assignment = next.kind === "dispute" ? null : next.id;
+  window.location.assign(endpoints.editorPage(next.image, assignment));
   return true;
 }
 

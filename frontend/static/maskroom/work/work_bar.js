@@ -3,11 +3,13 @@
 // and what the caller can do with it. The set's annotator: "Submit and
 // next", "Skip" (with a reason). Owners and reviewers on someone else's
 // submitted set: "Accept" and "Return" (a comment, optionally pinned to a
-// point). Each then takes the next set from the queue (queue.js).
+// point). Each then takes the next set from the queue (queue.js), except a
+// submitted gold set in a course: its score and reference come first.
 
 import { api, endpoints } from "../lib/api.js";
 import { el, showError } from "../lib/dom.js";
 import { CommentPins } from "./comment_pins.js";
+import { goldFeedback } from "./gold_feedback.js";
 import { goToNext } from "./queue.js";
 import { may } from "./roles.js";
 
@@ -28,7 +30,7 @@ function statusText(assignment, workflow) {
 
 // Resolves once every change to the set is on the server; rejects on a
 // conflict or when saving takes too long (nothing is submitted half saved).
-function whenSaved(store) {
+export function whenSaved(store) {
   return new Promise((resolve, reject) => {
     let timer = null;
     const done = (error) => {
@@ -50,7 +52,7 @@ function whenSaved(store) {
 export class WorkBar {
   // assignment: the set's JSON; activity: the ActivityReporter (its annotator only).
   constructor({ node, assignment, projectId, username, role, workflow, viewer, tools, store, activity }) {
-    Object.assign(this, { node, assignment, projectId, username, role, workflow, store, activity });
+    Object.assign(this, { node, assignment, projectId, username, role, workflow, viewer, store, activity });
     this.pins = new CommentPins({ viewer, tools });
     this.pins.addEventListener("pick", (event) => this.picked(event.detail));
     this.errorNode = el("p", { class: "error", role: "alert", hidden: true });
@@ -75,11 +77,19 @@ export class WorkBar {
         a.reviewer ? el("span", { class: "muted" }, ` · reviewer ${a.reviewer}`) : null,
       ),
       this.commentList(),
+      this.feedback(),
       el("div", { class: "row wrap work-actions" }, this.actions()),
       this.skipForm(),
       this.returnForm(),
       this.errorNode,
     );
+  }
+
+  // A gold image's score and reference outlines, once (a course with feedback).
+  feedback() {
+    if (!this.assignment.feedback || !this.mine) return null;
+    this.feedbackNode ??= goldFeedback({ assignment: this.assignment, viewer: this.viewer });
+    return this.feedbackNode;
   }
 
   commentList() {
@@ -183,6 +193,12 @@ export class WorkBar {
       await this.activity?.report();
       this.activity?.stop();
       this.assignment = await this.post("submit");
+      if (this.assignment.feedback) {
+        // A reference image: stay to see the score and the outlines; "Next image" goes on.
+        this.store.setReadOnly("You have seen the reference for this image: your set is final.");
+        this.render();
+        return;
+      }
       await goToNext(this.projectId, "queue");
     });
   }
