@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 
 from backend.annotations.models import Assignment
 from backend.annotations.selectors import visible_sets
@@ -12,6 +23,7 @@ from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Project
 from backend.projects.permissions import project_role
+from backend.quality.models import ImageConsensus
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
@@ -51,19 +63,21 @@ def assignment_list(
 def _states(project: Project) -> dict[str, Q]:
     """Each image state as a filter on the counts images_with_progress annotates;
     they exclude each other, in this order of precedence."""
-    done = Q(n_finished__gte=project.overlap)
-    review = Q(n_submitted__gt=0) & ~done if project.review else Q(pk__in=[])
-    in_progress = Q(n_open__gt=0) & ~done & ~review
-    return {"done": done, "review": review, "in_progress": in_progress,
-            "todo": ~done & ~review & ~in_progress}  # fmt: skip
+    complete = Q(n_finished__gte=project.overlap)
+    waiting = Q(n_submitted__gt=0) & ~complete if project.review else Q(pk__in=[])
+    review = waiting | Q(disputed=True)
+    in_progress = Q(n_open__gt=0) & ~complete & ~review
+    return {"done": complete & ~review, "review": review, "in_progress": in_progress,
+            "todo": ~complete & ~review & ~in_progress}  # fmt: skip
 
 
 def images_with_progress(*, project: Project, state: str = "") -> QuerySet[Image]:
     """The project's images with their sets counted in the same query
     (n_open, n_submitted, n_accepted, n_finished), optionally only those in
     `state`: todo (nothing begun that is still open), in_progress, review
-    (sets waiting for a reviewer), done (every set the image needs is
-    finished: accepted, or submitted where there is no review)."""
+    (sets waiting for a reviewer, or a disputed consensus), done (every set
+    the image needs is finished: accepted, or submitted where there is no
+    review)."""
 
     def count(*statuses: str) -> Count:
         return Count("assignments", filter=Q(assignments__status__in=statuses))
@@ -77,6 +91,7 @@ def images_with_progress(*, project: Project, state: str = "") -> QuerySet[Image
             n_submitted=count(S.SUBMITTED),
             n_accepted=count(S.ACCEPTED),
             n_finished=count(*finished),
+            disputed=Exists(ImageConsensus.objects.filter(image=OuterRef("pk"), disputed=True)),
         )
         .order_by("id")
     )
@@ -90,7 +105,7 @@ def images_with_progress(*, project: Project, state: str = "") -> QuerySet[Image
 def image_state(*, project: Project, image: Image) -> str:
     """The state of an image of images_with_progress (its counts annotated)."""
     counts = (getattr(image, name, 0) for name in ("n_open", "n_submitted", "n_finished"))
-    return _state(project, *counts)
+    return _state(project, *counts, disputed=getattr(image, "disputed", False))
 
 
 def state_counts(*, project: Project) -> dict[str, int]:
@@ -106,9 +121,12 @@ def state_counts(*, project: Project) -> dict[str, int]:
     return {name: int(found[name] or 0) for name in STATES}
 
 
-def _state(project: Project, n_open: int, n_submitted: int, n_finished: int) -> str:
-    if n_finished >= project.overlap:
-        return "done"
-    if project.review and n_submitted > 0:
+def _state(
+    project: Project, n_open: int, n_submitted: int, n_finished: int, *, disputed: bool
+) -> str:
+    complete = n_finished >= project.overlap
+    if disputed or (project.review and n_submitted > 0 and not complete):
         return "review"
+    if complete:
+        return "done"
     return "in_progress" if n_open > 0 else "todo"

@@ -149,3 +149,16 @@ def test_a_gold_sets_annotator_sees_the_reference_after_submitting() -> None:
     assert client_for(group.reviewer).get(url).status_code == 200
     Project.objects.filter(pk=group.project.pk).update(feedback=False)
     assert client_for(a).get(url).status_code == 404
+
+
+def test_a_disputed_image_counts_as_waiting_for_review_until_resolved() -> None:
+    group, image, _ = disputed_image()
+    url = f"/api/projects/{group.project.pk}/progress/"
+    teacher = client_for(group.teacher)
+    body = teacher.get(url).json()
+    assert body["states"] == {"todo": 0, "in_progress": 0, "review": 1, "done": 0}
+    assert body["results"][0]["progress"]["state"] == "review"
+    assert [r["id"] for r in teacher.get(url, {"state": "review"}).json()["results"]] == [image.pk]
+    teacher.post(f"/api/images/{image.pk}/consensus/resolve/")
+    body = teacher.get(url).json()
+    assert body["states"]["done"] == 1 and body["results"][0]["progress"]["state"] == "done"
