@@ -7,8 +7,8 @@ Each student takes Start annotating, draws a polygon on their own set and
 submits; neither sees the other's masks; the reviewer returns one set with a
 comment pinned to a point; its student gets it back first, sees the comment,
 fixes it and submits again; the reviewer accepts both sets. The two sets
-share no object, so the image's consensus is disputed: the reviewer resolves
-it from the editor's dispute panel."""
+share no object, so the image's consensus is disputed: the reviewer
+recomputes it from the editor's dispute panel with a quorum of one."""
 
 from __future__ import annotations
 
@@ -264,8 +264,16 @@ def test_two_students_and_a_reviewer_go_through_the_queue(
     rita.goto(f"{live_app.url}images/{first.pk}/")
     rita.wait_for_selector('body[data-ready="true"]')
     expect(rita.locator("#dispute-panel h2")).to_have_text("Disputed image")
-    rita.click("#dispute-resolve")
-    rita.wait_for_url(re.compile(rf"/projects/{project.pk}/\?done=review$"))
+    # She recomputes it with a quorum of one: every object of either set stands.
+    rita.click("#dispute-panel .recompute summary")
+    rita.fill("#recompute-form input[name=quorum]", "1")
+    rita.click("#recompute")
+    expect(rita.locator("#dispute-panel h2")).to_have_text("People's sets")
+    expect(rita.locator("#instance-list tr[data-instance-id]")).to_have_count(3)
+    record.refresh_from_db()
+    assert (record.quorum, record.disputed, record.computed_by.username) == (1, False, "rita")
+    rita.goto(f"{live_app.url}projects/{project.pk}/")
+    rita.click("#review-next")
     expect(rita.locator("#work-status")).to_have_text("Nothing waits for review.")
 
     # The project page counts the first image done.

@@ -2,8 +2,9 @@
 // every finished set's outlines in its own colour over the curated set, a
 // pick tool to choose instances from them, "Add picked" (each as it is) and
 // "Merge picked" (one instance of their union, the most common label) into
-// the curated set, with their provenance; and, on a disputed image,
-// "Resolve and next". Redrawing is the editor's own tools.
+// the curated set, with their provenance; the consensus recomputed with
+// other settings; and, on a disputed image, "Resolve and next". Redrawing is
+// the editor's own tools.
 
 import { cropFromRle, toRle, union } from "../instances/maskops.js";
 import { api, endpoints } from "../lib/api.js";
@@ -79,11 +80,59 @@ class DisputePanel {
         button("dispute-merge", "Merge picked", () => this.add(true)),
       ),
       this.pickedNode,
+      this.recomputeForm(),
       r.needs_review
         ? el("div", { class: "row work-actions" }, button("dispute-resolve", "Resolve and next", () => this.resolve(), true))
         : null,
       this.errorNode,
     );
+  }
+
+  // The consensus again with other settings; consensus instances someone
+  // edited since are replaced only once the reviewer confirms.
+  recomputeForm() {
+    const r = this.record;
+    const form = el(
+      "form",
+      { id: "recompute-form", class: "stack work-form", onsubmit: (event) => this.recompute(event) },
+      el(
+        "label",
+        {},
+        "Fuse by ",
+        el(
+          "select",
+          { name: "method" },
+          ["majority", "staple"].map((m) => el("option", { value: m, selected: m === r.method }, m === "staple" ? "STAPLE" : "majority vote")),
+        ),
+      ),
+      el("label", {}, "Match at IoU ", el("input", { type: "number", name: "iou", min: 0.05, max: 1, step: 0.05, value: r.iou })),
+      el("label", {}, "Quorum (sets) ", el("input", { type: "number", name: "quorum", min: 1, max: r.sets, step: 1, value: r.quorum })),
+      el("button", { type: "submit", id: "recompute" }, "Recompute the consensus"),
+    );
+    return el("details", { class: "recompute" }, el("summary", {}, "Other settings"), form);
+  }
+
+  async recompute(event) {
+    event.preventDefault();
+    showError(this.errorNode, "");
+    const form = event.currentTarget;
+    const json = {
+      method: form.elements.method.value,
+      iou: Number(form.elements.iou.value),
+      quorum: Number(form.elements.quorum.value),
+    };
+    try {
+      await whenSaved(this.store);
+      try {
+        await api(endpoints.imageConsensus(this.imageId), { method: "POST", json });
+      } catch (err) {
+        if (err.status !== 409 || !window.confirm(`${err.message}\n\nReplace them?`)) throw err;
+        await api(endpoints.imageConsensus(this.imageId), { method: "POST", json: { ...json, confirm: true } });
+      }
+      window.location.reload(); // the new curated set and its record
+    } catch (err) {
+      showError(this.errorNode, err.message);
+    }
   }
 
   legendItem(set) {
