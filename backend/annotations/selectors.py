@@ -28,11 +28,21 @@ RECENTLY_DELETED = 50
 def set_visible(*, user: AnyUser, role: str | None, assignment: Assignment) -> bool:
     """Who sees a person's set: its annotator, owners and reviewers, and, unless
     the project is blind, the other annotators. Viewers read the curated set only."""
+    return sees_set(
+        user_id=user.pk,
+        role=role,
+        blind=assignment.image.project.blind,
+        annotator_id=assignment.annotator_id,
+    )
+
+
+def sees_set(*, user_id: int | None, role: str | None, blind: bool, annotator_id: int) -> bool:
+    """set_visible's rule on plain values (for checks made without a query)."""
     if role is None:
         return False
-    if assignment.annotator_id == user.pk or role in REVIEWER_ROLES:
+    if annotator_id == user_id or role in REVIEWER_ROLES:
         return True
-    return role != VIEWER and not assignment.image.project.blind
+    return role != VIEWER and not blind
 
 
 def visible_sets(

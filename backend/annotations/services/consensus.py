@@ -17,6 +17,7 @@ from rest_framework import status
 from backend.annotations.models import Instance, InstanceHistory, Origin
 from backend.annotations.services.history import history_record, soft_delete_recorded
 from backend.common.errors import ServiceError
+from backend.common.image_events import batched
 from backend.images.models import Image
 from backend.projects.models import Label
 from worker import rle as rle_codec
@@ -52,6 +53,17 @@ def consensus_store(
             "were edited since it was computed; confirm to replace them.",
             status_code=status.HTTP_409_CONFLICT,
         )
+    with batched(image.pk, None):  # one "reload" for the image's open editors
+        return _replace(image=image, previous=previous, fused=fused, user=user)
+
+
+def _replace(
+    *,
+    image: Image,
+    previous: list[Instance],
+    fused: Sequence[FusedInstance],
+    user: AbstractBaseUser | None,
+) -> list[Instance]:
     now = timezone.now()
     for old in previous:
         soft_delete_recorded(instance=old, user=user, at=now)

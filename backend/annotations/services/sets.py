@@ -21,6 +21,7 @@ from rest_framework import status
 from backend.annotations.models import Assignment, AssignmentComment, Instance, InstanceHistory
 from backend.annotations.services.history import history_record, soft_delete_recorded
 from backend.common.errors import ServiceError
+from backend.common.image_events import batched
 from backend.images.models import Image
 from backend.projects.models import Project
 from backend.projects.permissions import REVIEWER_ROLES, Action, project_require
@@ -262,6 +263,11 @@ def promote_to_curated(*, assignment: Assignment, user: AbstractBaseUser) -> int
     an earlier acceptance of this set are replaced unless someone edited
     them since (version > 1): curated work is never taken away."""
     Image.objects.select_for_update().filter(pk=assignment.image_id).first()
+    with batched(assignment.image_id, None):  # one "reload" for the image's open editors
+        return _promote(assignment=assignment, user=user)
+
+
+def _promote(*, assignment: Assignment, user: AbstractBaseUser) -> int:
     now = timezone.now()
     stale = Instance.objects.filter(assignment=None, version=1, copied_from__assignment=assignment)
     for old in stale.select_related("label"):

@@ -1,4 +1,6 @@
-"""The WebSocket consumer for one image: prompts in, masks out.
+"""The WebSocket consumer for one image: prompts in, masks out; and, through
+the image's group (collab.py), the others' saved changes and presence, and
+the embedding's status as the process's status watch sees it change.
 
 Authorizes in `connect` through backend.projects.access (an outsider's
 handshake is refused, like a missing image), queues each frame
@@ -16,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
 from backend.annotations.models import Assignment
@@ -25,6 +26,8 @@ from backend.images.selectors import image_for_user
 from backend.projects.permissions import Action, project_role, role_may
 from backend.segmentation.embeddings import embedding_schedule, embeddings_requeue_stale
 from backend.segmentation.live import protocol
+from backend.segmentation.live.audience import Audience, audience_for
+from backend.segmentation.live.collab import Collaborating
 from backend.segmentation.live.prompt_queue import Decode, PromptQueue, Refine, Reset, Send, Waiting
 from backend.segmentation.live.session import (
     DecodeSession,
@@ -33,18 +36,17 @@ from backend.segmentation.live.session import (
     session_prepare,
     session_refine_from,
 )
+from backend.segmentation.live.status_watch import status_watch
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import embedding_for_image, engine_spec_for_project
 from worker.engines.spec import EngineSpec
 
 logger = logging.getLogger(__name__)
 
-STATUS_POLL_SECONDS = 0.5
-
 
 @database_sync_to_async
-def _open_session(user: Any, image_id: int) -> DecodeSession | int:
-    """The decode session, or the close code that refuses the connection."""
+def _open_session(user: Any, image_id: int) -> tuple[DecodeSession, Audience] | int:
+    """The decode session and who holds it, or the close code that refuses the connection."""
     try:
         image = image_for_user(user, image_id)
     except Http404:
@@ -56,7 +58,8 @@ def _open_session(user: Any, image_id: int) -> DecodeSession | int:
         embedding_schedule(image=image)  # a new model: compute its embedding now
     else:
         embeddings_requeue_stale(image=image)
-    return DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
+    session = DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
+    return session, audience_for(user=user, image=image)
 
 
 @database_sync_to_async
@@ -101,35 +104,61 @@ def _log_prepare_failure(done: asyncio.Future[None], image_id: int) -> None:
 CLICKABLE = (Embedding.Status.COARSE, Embedding.Status.READY)
 
 
-class ImageConsumer(AsyncJsonWebsocketConsumer):
+class ImageConsumer(Collaborating):
     session: DecodeSession
     queue: PromptQueue
     status: str = ""
-    watcher: asyncio.Task[None] | None = None
+    watching = False  # registered with the process's status watch
     drainer: asyncio.Task[None] | None = None
     closing = False
 
     async def connect(self) -> None:
         image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
-        session = await _open_session(self.scope.get("user"), image_id)
-        if isinstance(session, int):
+        opened = await _open_session(self.scope.get("user"), image_id)
+        if isinstance(opened, int):
             # Accept, then close with a code the client can act on (stop
             # retrying); the same for a missing image, an outsider and anyone
             # not logged in, so nothing about the image leaks.
             await self.accept()
-            await self.close(code=session)
+            await self.close(code=opened)
             return
-        self.session = session
-        self.queue = PromptQueue(width=session.width, height=session.height)
+        self.session, self.audience = opened
+        self.queue = PromptQueue(width=self.session.width, height=self.session.height)
+        # In the group before the status is read: no change after it is missed.
+        await self.join(image_id)
         await self.accept()
         await self._refresh_status()
-        if self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):
-            self.watcher = asyncio.create_task(self._watch_status())
+        self._watch()
+        await self.say_hello()
 
     async def disconnect(self, code: int) -> None:
-        for task in (self.watcher, self.drainer):
-            if task is not None:
-                task.cancel()
+        if self.drainer is not None:
+            self.drainer.cancel()
+        self._unwatch()
+        await self.leave()
+
+    def _watch(self) -> None:
+        """Have the process's status watch tell this connection (through the
+        image's group) when the embedding changes, until it is ready."""
+        if (
+            self.status not in (Embedding.Status.READY, Embedding.Status.FAILED)
+            and not self.watching
+        ):
+            status_watch.watch(self.session.image_id, self.session.spec.key, self.status)
+            self.watching = True
+
+    def _unwatch(self) -> None:
+        if self.watching:
+            status_watch.unwatch(self.session.image_id, self.session.spec.key)
+            self.watching = False
+
+    async def embedding_status(self, message: dict[str, Any]) -> None:
+        """The status watch (status_watch.py) saw the image's embedding change."""
+        if message["engine"] != self.session.spec.key or message["status"] == self.status:
+            return
+        await self._show_status(message["status"], message["error"])
+        if self.status in (Embedding.Status.READY, Embedding.Status.FAILED):
+            self._unwatch()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Queue the frame (or why it is no message) and answer in turn; a bad
@@ -210,8 +239,7 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
         self.status = ""
         await self._refresh_status()
         await self._errors(request_ids, f"the image embedding is not ready yet ({self.status})")
-        if self.watcher is None or self.watcher.done():
-            self.watcher = asyncio.create_task(self._watch_status())
+        self._watch()
 
     async def run_refine(self, step: Refine) -> None:
         """Reopen a saved instance: its mask becomes the session's previous result."""
@@ -245,10 +273,13 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
     async def _refresh_status(self) -> None:
         status, error = await _embedding_state(self.session.image_id, self.session.spec)
         if status != self.status:
-            self.status = status
-            await self.send_json(protocol.status_message(status, self.session.spec.key, error))
-            if status in CLICKABLE:
-                self._prepare()
+            await self._show_status(status, error)
+
+    async def _show_status(self, status: str, error: str) -> None:
+        self.status = status
+        await self.send_json(protocol.status_message(status, self.session.spec.key, error))
+        if status in CLICKABLE:
+            self._prepare()
 
     def _prepare(self) -> None:
         """Get the first click's work done (session_prepare) on the decode
@@ -258,8 +289,3 @@ class ImageConsumer(AsyncJsonWebsocketConsumer):
         future = loop.run_in_executor(decode_executor(), session_prepare, self.session)
         image_id = self.session.image_id
         future.add_done_callback(lambda done: _log_prepare_failure(done, image_id))
-
-    async def _watch_status(self) -> None:
-        while self.status not in (Embedding.Status.READY, Embedding.Status.FAILED):
-            await asyncio.sleep(STATUS_POLL_SECONDS)
-            await self._refresh_status()

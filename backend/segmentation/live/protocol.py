@@ -23,6 +23,9 @@ MASK = "mask"
 STATUS = "status"
 ERROR = "error"
 SUPERSEDED = "superseded"
+INSTANCE = "instance"  # someone saved a change to an instance of this image
+INSTANCES = "instances"  # many changed at once (a consensus, a set accepted): reload
+PRESENCE = "presence"  # someone opened or closed this image
 
 # Points per message, and per object (the points accumulated since the last
 # reset): beyond that a prompt is refused and the client is told to reset.
@@ -171,3 +174,20 @@ def superseded_message(request_id: int | None) -> dict[str, Any]:
     """The prompt was decoded together with later ones (the next mask holds
     it), or a later reset or refine made it moot; no mask comes for it."""
     return {"type": SUPERSEDED, "request_id": request_id}
+
+
+# What a change event carries on to the browser (the rest is the server's own).
+CHANGE_FIELDS = ("action", "id", "version", "assignment", "client_key", "by", "instance")
+
+
+def change_message(event: dict[str, Any]) -> dict[str, Any]:
+    """An image event (backend/common/image_events.py) as the browser gets it."""
+    if event.get("kind") == "instances":
+        return {"type": INSTANCES, "assignment": event.get("assignment")}
+    return {"type": INSTANCE, **{name: event.get(name) for name in CHANGE_FIELDS}}
+
+
+def presence_message(action: str, connection: str, user: str) -> dict[str, Any]:
+    """`user` opened ("join") or closed ("leave") the image; `id` tells their
+    connections apart (one person may have two tabs)."""
+    return {"type": PRESENCE, "action": action, "id": connection, "user": user}
