@@ -23,6 +23,7 @@ from backend.quality.dashboard import (
     image_rows,
     throughput,
 )
+from backend.quality.run import consensus_run
 from backend.quality.selectors import image_agreement
 from backend.quality.serializers import (
     AgreementInput,
@@ -30,7 +31,6 @@ from backend.quality.serializers import (
     agreement_json,
     consensus_json,
 )
-from backend.quality.services import consensus_run
 
 
 class ImageAgreementApi(APIView):
