@@ -15,7 +15,11 @@ from django.utils import timezone
 from rest_framework import status
 
 from backend.annotations.models import Instance, InstanceHistory, Origin
-from backend.annotations.services.history import history_record, soft_delete_recorded
+from backend.annotations.services.history import (
+    BATCH,
+    history_record_many,
+    soft_delete_recorded_many,
+)
 from backend.common.errors import ServiceError
 from backend.images.models import Image
 from backend.projects.models import Label
@@ -52,18 +56,19 @@ def consensus_store(
             "were edited since it was computed; confirm to replace them.",
             status_code=status.HTTP_409_CONFLICT,
         )
-    now = timezone.now()
-    for old in previous:
-        soft_delete_recorded(instance=old, user=user, at=now)
+    soft_delete_recorded_many(instances=previous, user=user, at=timezone.now())
     labels = {label.pk: label for label in Label.objects.filter(project=image.project_id)}
-    made = []
+    rows = []
     for item in fused:
         area, bbox = rle_codec.area_and_bbox(item.rle)
-        instance = Instance.objects.create(
-            image=image, label=labels[item.label_id], rle=item.rle, area=area, bbox=bbox,
-            state=Instance.State.ACCEPTED, author=None, origin=Origin.CONSENSUS,
-            support=list(item.support), sources=item.sources,
+        rows.append(
+            Instance(
+                image=image, label=labels[item.label_id], rle=item.rle, area=area, bbox=bbox,
+                state=Instance.State.ACCEPTED, author=None, origin=Origin.CONSENSUS,
+                support=list(item.support), sources=item.sources,
+            )
         )  # fmt: skip
-        history_record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
-        made.append(instance)
+    # Thousands of instances: a few INSERTs, not one (and one history row) each.
+    made = Instance.objects.bulk_create(rows, batch_size=BATCH)
+    history_record_many(instances=made, user=user, action=InstanceHistory.Action.CREATE)
     return made

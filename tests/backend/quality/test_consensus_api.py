@@ -36,6 +36,10 @@ def curated(user, image_id: int) -> list[dict]:
     return client_for(user).get(f"/api/images/{image_id}/instances/").json()
 
 
+def history(user, instance_id: int) -> list[dict]:
+    return client_for(user).get(f"/api/instances/{instance_id}/history/").json()
+
+
 def test_the_last_submitted_set_brings_the_consensus(
     broker: Broker, django_capture_on_commit_callbacks
 ) -> None:
@@ -122,6 +126,14 @@ def test_a_reviewer_recomputes_with_other_settings_and_confirms_over_edits() -> 
     confirmed = client_for(group.reviewer).post(url, {"confirm": True}, format="json")
     assert confirmed.status_code == 200 and len(confirmed.json()["instances"]) == 2
     assert Instance.all_objects.get(pk=edited["id"]).deleted_at is not None  # restorable
+    # Stored in bulk, yet each instance's history is as if one by one.
+    reviewer = group.reviewer.username
+    steps = [(e["version"], e["action"], e["user"]) for e in history(group.teacher, edited["id"])]
+    assert steps == [(1, "create", reviewer), (2, "update", "teacher"), (3, "delete", reviewer)]
+    for made in confirmed.json()["instances"]:
+        assert [(e["version"], e["action"]) for e in history(group.teacher, made["id"])] == [
+            (1, "create")
+        ]
 
 
 def test_annotators_may_not_compute_consensus_and_bad_settings_are_refused() -> None:
