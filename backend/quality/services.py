@@ -35,7 +35,8 @@ def _enqueue(image_id: int) -> None:
         consensus_image.delay(image_id)
     except Exception:
         # Never run it inline: the request would take seconds. The image
-        # stays without consensus; a reviewer runs it from the quality page.
+        # stays without consensus until a reviewer runs it
+        # (POST /api/images/{id}/consensus/; the pages have no button for it yet).
         logger.exception("could not enqueue the consensus of image %s", image_id)
 
 
