@@ -17,4 +17,6 @@ app.conf.update(
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
 )
-app.autodiscover_tasks(["backend.segmentation", "backend.images", "backend.proposals"])
+app.autodiscover_tasks(
+    ["backend.segmentation", "backend.images", "backend.proposals", "backend.quality"]
+)

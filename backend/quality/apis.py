@@ -26,6 +26,7 @@ from backend.quality.dashboard import (
     throughput,
 )
 from backend.quality.disputes import dispute_resolve
+from backend.quality.run import consensus_run
 from backend.quality.selectors import (
     consensus_record,
     gold_feedback,
@@ -39,7 +40,6 @@ from backend.quality.serializers import (
     consensus_json,
     consensus_record_json,
 )
-from backend.quality.services import consensus_run
 
 
 class ImageAgreementApi(APIView):

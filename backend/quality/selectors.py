@@ -40,6 +40,18 @@ def finished_sets(*, image: Image) -> list[Assignment]:
     )
 
 
+def consensus_due(*, image: Image) -> bool:
+    """Whether every set the image needs is finished (accepted, or submitted
+    where the project has no review), where it needs more than one set and
+    is not gold: then its sets are fused into its curated set."""
+    project = image.project
+    if project.overlap < 2 or image.gold:
+        return False
+    finished = (S.ACCEPTED,) if project.review else (S.ACCEPTED, S.SUBMITTED)
+    done = Assignment.objects.filter(image=image, shared=False, status__in=finished).count()
+    return done >= project.overlap
+
+
 @dataclass
 class SetInstances:
     ids: list[int]

@@ -9,8 +9,8 @@ from rest_framework import serializers
 
 from backend.annotations.serializers import instance_json
 from backend.quality.models import ImageConsensus
+from backend.quality.run import ConsensusOutcome
 from backend.quality.selectors import AGREEMENT_IOU, Agreement
-from backend.quality.services import ConsensusOutcome
 
 
 class AgreementInput(serializers.Serializer):

@@ -1,130 +1,43 @@
-"""Consensus: an image's finished sets fused into its curated set.
-
-Run by a reviewer (`consensus_run`, with other settings if they like), or
-by the work queue when the last set an image needs is finished
-(`consensus_if_complete`). The fusing is worker/quality/consensus.py; the
-curated instances are written by annotations' consensus store.
-"""
+"""Quality writes when a set finishes: a gold image's set is scored against
+the truth at once; an image whose last needed set is finished has its
+consensus enqueued for the worker (tasks.py runs run.py's
+`consensus_if_complete`), since fusing and storing thousands of instances
+takes seconds (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import cast
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
 from backend.annotations.models import Assignment, Instance
-from backend.annotations.services.consensus import FusedInstance, consensus_store
-from backend.common.errors import ServiceError
 from backend.images.models import Image
-from backend.projects.permissions import Action, project_require
-from backend.quality.models import ImageConsensus, PairAgreement, SetScore
-from backend.quality.selectors import (
-    AGREEMENT_IOU,
-    SetInstances,
-    finished_sets,
-    image_agreement,
-    set_instances,
-)
+from backend.quality.models import SetScore
+from backend.quality.selectors import AGREEMENT_IOU, consensus_due, set_instances
+from backend.quality.tasks import consensus_image
 from worker.quality.agreement import Labelled, PairScore, pair_score
-from worker.quality.consensus import METHODS, Method, consensus, default_quorum
 
-S = Assignment.Status
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ConsensusOutcome:
-    instances: list[Instance]
-    record: ImageConsensus
+def consensus_when_complete(*, image: Image) -> bool:
+    """Enqueue the image's consensus after the commit when every set it needs
+    is finished; whether it was (to be) enqueued."""
+    if not consensus_due(image=image):
+        return False
+    image_id = image.pk
+    transaction.on_commit(lambda: _enqueue(image_id))
+    return True
 
 
-def consensus_run(
-    *,
-    image: Image,
-    user: AbstractBaseUser | None,
-    method: str | None = None,
-    iou: float | None = None,
-    quorum: int | None = None,
-    confirm: bool = False,
-) -> ConsensusOutcome:
-    """Fuse the image's finished sets into its curated set; the project's
-    settings unless given. `user` None: the work queue's own run."""
-    project = image.project
-    if user is not None:
-        project_require(project=project, user=user, action=Action.REVIEW)
-    if image.gold:
-        raise ServiceError("A gold image keeps its curated set: it is the truth, not fused.")
-    method = method or project.consensus_method
-    if method not in METHODS:
-        raise ServiceError(f"method must be one of: {', '.join(METHODS)}.")
-    iou = project.consensus_iou if iou is None else iou
-    if not 0.05 <= iou <= 1:
-        raise ServiceError("iou must be between 0.05 and 1.")
-    sets = finished_sets(image=image)
-    if not sets:
-        raise ServiceError("No set of this image is finished yet: nothing to fuse.")
-    need = quorum or project.quorum or default_quorum(len(sets))
-    if not 1 <= need <= len(sets):
-        raise ServiceError(f"quorum must be between 1 and the {len(sets)} finished sets.")
-    by_set = set_instances(sets)
-    fused = consensus(
-        [by_set[a.pk].labelled for a in sets], height=image.height, width=image.width,
-        threshold=iou, quorum=need, method=cast(Method, method),
-    )  # fmt: skip
-    stored = [
-        FusedInstance(
-            rle=f.rle,
-            label_id=f.label,
-            support=f.support,
-            sources=[by_set[sets[s].pk].ids[i] for s, i in f.members],
-        )
-        for f in fused.instances
-    ]
-    agreement = image_agreement(image=image, threshold=iou)
-    mean_f1 = agreement.mean_f1
-    with transaction.atomic():
-        made = consensus_store(image=image, fused=stored, user=user, confirm=confirm)
-        disputed = bool(fused.disputed) or (mean_f1 is not None and mean_f1 < project.agreement_min)
-        record, _ = ImageConsensus.objects.update_or_create(
-            image=image,
-            defaults={
-                "method": method, "iou": iou, "quorum": need, "sets": len(sets),
-                "instances": len(made), "disputed_clusters": len(fused.disputed),
-                "mean_f1": mean_f1, "disputed": disputed, "computed_by": user,
-                # A new consensus is a new question: whoever recomputes a
-                # disputed image holds it; nobody has resolved it yet.
-                "reviewer": user if disputed else None,
-                "review_started_at": timezone.now() if disputed and user else None,
-                "resolved_by": None, "resolved_at": None,
-            },
-        )  # fmt: skip
-        _score_against(sets, by_set, [Labelled(i.rle, i.label_id) for i in made], "consensus")
-        PairAgreement.objects.filter(image=image).delete()
-        PairAgreement.objects.bulk_create(
-            PairAgreement(image=image, a_id=p.a, b_id=p.b, f1=p.score.f1, pq=p.score.pq)
-            for p in agreement.pairs
-        )
-    return ConsensusOutcome(made, record)
-
-
-def _score_against(
-    sets: list[Assignment],
-    by_set: dict[int, SetInstances],
-    truth: list[Labelled],
-    what: str,
-    threshold: float = AGREEMENT_IOU,
-) -> None:
-    """Each set's F1 and PQ against `truth`, stored as its score against `what`."""
-    for assignment in sets:
-        score = pair_score(truth, by_set[assignment.pk].labelled, threshold)
-        SetScore.objects.update_or_create(
-            assignment=assignment,
-            defaults={f"f1_{what}": score.f1, f"pq_{what}": score.pq},
-        )
+def _enqueue(image_id: int) -> None:
+    try:
+        consensus_image.delay(image_id)
+    except Exception:
+        # Never run it inline: the request would take seconds. The image
+        # stays without consensus until a reviewer runs it
+        # (POST /api/images/{id}/consensus/, or Recompute in the editor).
+        logger.exception("could not enqueue the consensus of image %s", image_id)
 
 
 def gold_score(*, assignment: Assignment) -> PairScore | None:
@@ -145,24 +58,3 @@ def gold_score(*, assignment: Assignment) -> PairScore | None:
         assignment=assignment, defaults={"f1_gold": score.f1, "pq_gold": score.pq}
     )
     return score
-
-
-def consensus_if_complete(*, image: Image) -> ConsensusOutcome | None:
-    """Run the consensus once every set the image needs is finished (accepted,
-    or submitted without review), where an image needs more than one set."""
-    project = image.project
-    if project.overlap < 2 or image.gold:
-        return None
-    finished = (S.ACCEPTED,) if project.review else (S.ACCEPTED, S.SUBMITTED)
-    done = Assignment.objects.filter(image=image, shared=False, status__in=finished).count()
-    if done < project.overlap:
-        return None
-    try:
-        return consensus_run(image=image, user=None)
-    except ServiceError as refused:
-        # e.g. consensus instances edited since: a reviewer decides.
-        logger.info("consensus of image %s left to a reviewer: %s", image.pk, refused.message)
-    except Exception:
-        # The set is submitted whatever happens here; a reviewer can run it again.
-        logger.exception("consensus of image %s failed", image.pk)
-    return None

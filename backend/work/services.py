@@ -1,5 +1,6 @@
 """A set's end in the queue: submitting or accepting may finish an image,
-and an image that has all the sets it needs gets its consensus."""
+and an image that has all the sets it needs gets its consensus (in the
+worker, shortly after)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from backend.annotations.models import Assignment
 from backend.annotations.services.sets import set_accept, set_submit
-from backend.quality.services import consensus_if_complete, gold_score
+from backend.quality.services import consensus_when_complete, gold_score
 
 
 def assignment_submit(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
@@ -16,11 +17,11 @@ def assignment_submit(*, assignment: Assignment, user: AbstractBaseUser) -> Assi
     if submitted.image.gold:
         gold_score(assignment=submitted)
     elif not submitted.image.project.review:
-        consensus_if_complete(image=submitted.image)
+        consensus_when_complete(image=submitted.image)
     return submitted
 
 
 def assignment_accept(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
     accepted = set_accept(assignment=assignment, user=user)
-    consensus_if_complete(image=accepted.image)
+    consensus_when_complete(image=accepted.image)
     return accepted

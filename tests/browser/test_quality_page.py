@@ -1,8 +1,8 @@
 """The quality page in real Chromium: three students label two images with
-overlap 3, so each image gets a consensus when its last set is submitted; the
-teacher opens the quality page and sees each student's row, both Chart.js
-plots drawn (within the Content-Security-Policy) and the least agreed images,
-and downloads the table as CSV."""
+overlap 3, so each image gets a consensus from the live worker shortly after
+its last set is submitted; the teacher opens the quality page and sees each
+student's row, both Chart.js plots drawn (within the Content-Security-Policy)
+and the least agreed images, and downloads the table as CSV."""
 
 from __future__ import annotations
 
@@ -16,13 +16,21 @@ from playwright.sync_api import expect
 from backend.quality.models import ImageConsensus
 from tests.backend.work.people import Class, call, draw, make_class, take
 from tests.browser.test_project_panel import PASSWORD, log_in
-from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
+from tests.live import (  # noqa: F401
+    BrowserPage,
+    LiveApp,
+    browser_marks,
+    browser_page_fixture,
+    live_app_fixture,
+    wait_until,
+)
 
 pytestmark = browser_marks(240)
 
 
-def labelled_class() -> Class:
-    """Students 0 and 1 draw the same square on each set; student 2 adds a second one."""
+def labelled_class(live_app: LiveApp) -> Class:
+    """Students 0 and 1 draw the same square on each set; student 2 adds a second one.
+    Returns once the worker has fused both images."""
     room = make_class(students=3, images=2, overlap=3)
     for n, student in enumerate(room.students):
         for _ in room.images:
@@ -32,7 +40,8 @@ def labelled_class() -> Class:
                 draw(student, mine, y0=30, x0=40)
             call(student, mine, "activity", {"seconds": 1, "prompts": 3})
             assert call(student, mine, "submit").status_code == 200
-    assert ImageConsensus.objects.filter(image__project=room.project).count() == 2
+    fused = ImageConsensus.objects.filter(image__project=room.project)
+    wait_until(lambda: fused.count() == 2, what="both consensus tasks", servers=live_app.servers)
     room.teacher.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
     room.teacher.save(update_fields=["password"])
     return room
@@ -41,7 +50,7 @@ def labelled_class() -> Class:
 def test_the_teacher_sees_the_table_the_plots_and_downloads_the_csv(
     live_app: LiveApp, browser_page: BrowserPage
 ) -> None:
-    room = labelled_class()
+    room = labelled_class(live_app)
     page = browser_page.page
     log_in(browser_page, live_app, room.teacher.username)
     page.goto(f"{live_app.url}projects/{room.project.pk}/")

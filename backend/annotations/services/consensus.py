@@ -15,9 +15,13 @@ from django.utils import timezone
 from rest_framework import status
 
 from backend.annotations.models import Instance, InstanceHistory, Origin
-from backend.annotations.services.history import history_record, soft_delete_recorded
+from backend.annotations.services.history import (
+    BATCH,
+    history_record_many,
+    soft_delete_recorded_many,
+)
 from backend.common.errors import ServiceError
-from backend.common.image_events import batched
+from backend.common.image_events import publish
 from backend.images.models import Image
 from backend.projects.models import Label
 from worker import rle as rle_codec
@@ -53,29 +57,20 @@ def consensus_store(
             "were edited since it was computed; confirm to replace them.",
             status_code=status.HTTP_409_CONFLICT,
         )
-    with batched(image.pk, None):  # one "reload" for the image's open editors
-        return _replace(image=image, previous=previous, fused=fused, user=user)
-
-
-def _replace(
-    *,
-    image: Image,
-    previous: list[Instance],
-    fused: Sequence[FusedInstance],
-    user: AbstractBaseUser | None,
-) -> list[Instance]:
-    now = timezone.now()
-    for old in previous:
-        soft_delete_recorded(instance=old, user=user, at=now)
+    soft_delete_recorded_many(instances=previous, user=user, at=timezone.now())
     labels = {label.pk: label for label in Label.objects.filter(project=image.project_id)}
-    made = []
+    rows = []
     for item in fused:
         area, bbox = rle_codec.area_and_bbox(item.rle)
-        instance = Instance.objects.create(
-            image=image, label=labels[item.label_id], rle=item.rle, area=area, bbox=bbox,
-            state=Instance.State.ACCEPTED, author=None, origin=Origin.CONSENSUS,
-            support=list(item.support), sources=item.sources,
+        rows.append(
+            Instance(
+                image=image, label=labels[item.label_id], rle=item.rle, area=area, bbox=bbox,
+                state=Instance.State.ACCEPTED, author=None, origin=Origin.CONSENSUS,
+                support=list(item.support), sources=item.sources,
+            )
         )  # fmt: skip
-        history_record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)
-        made.append(instance)
+    # Thousands of instances: a few INSERTs, not one (and one history row) each.
+    made = Instance.objects.bulk_create(rows, batch_size=BATCH)
+    history_record_many(instances=made, user=user, action=InstanceHistory.Action.CREATE)
+    publish(image.pk, {"kind": "instances", "assignment": None})  # the open editors reload
     return made

@@ -1,7 +1,7 @@
 """Consensus through the API and the queue: three students finish an image,
-its curated set becomes their fused instances, with support and sources; a
-reviewer recomputes with other settings; edited consensus is replaced only
-when confirmed."""
+the last set enqueues the worker's task, which makes its curated set their
+fused instances, with support and sources; a reviewer recomputes with other
+settings (in the request); edited consensus is replaced only when confirmed."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import pytest
 
 from backend.annotations.models import Instance
 from backend.quality.models import ImageConsensus
+from backend.quality.tasks import consensus_image
+from tests.backend.quality.broker import Broker, broker_fixture  # noqa: F401
 from tests.backend.work.people import call, draw, make_class, take
 from tests.conftest import client_for
+from tests.live import celery_producer_point_at
 
 pytestmark = pytest.mark.django_db
+TASK = "quality.consensus_image"
 
 
 def finished_class(*, review: bool = False):
@@ -32,13 +36,23 @@ def curated(user, image_id: int) -> list[dict]:
     return client_for(user).get(f"/api/images/{image_id}/instances/").json()
 
 
-def test_the_last_submitted_set_brings_the_consensus() -> None:
+def history(user, instance_id: int) -> list[dict]:
+    return client_for(user).get(f"/api/instances/{instance_id}/history/").json()
+
+
+def test_the_last_submitted_set_brings_the_consensus(
+    broker: Broker, django_capture_on_commit_callbacks
+) -> None:
     group, sets = finished_class()
     image = group.images[0].pk
-    for student, mine in list(zip(group.students, sets, strict=True))[:2]:
-        call(student, mine, "submit")
-    assert curated(group.teacher, image) == []  # two of three: not yet
-    call(group.students[2], sets[2], "submit")
+    with django_capture_on_commit_callbacks(execute=True):
+        for student, mine in list(zip(group.students, sets, strict=True))[:2]:
+            call(student, mine, "submit")
+    assert broker.queued() == []  # two of three: not yet
+    with django_capture_on_commit_callbacks(execute=True):
+        assert call(group.students[2], sets[2], "submit").status_code == 200
+    assert curated(group.teacher, image) == []  # not in the request ...
+    assert broker.work_off() == [(TASK, [image])]  # ... but once, in the worker
     fused = curated(group.teacher, image)
     assert len(fused) == 2
     assert {tuple(f["support"]) for f in fused} == {(3, 3)}
@@ -51,14 +65,41 @@ def test_the_last_submitted_set_brings_the_consensus() -> None:
     assert (record.sets, record.disputed_clusters, record.disputed) == (3, 1, True)
 
 
-def test_with_review_the_consensus_waits_for_every_set_to_be_accepted() -> None:
+def test_with_review_the_consensus_waits_for_every_set_to_be_accepted(
+    broker: Broker, django_capture_on_commit_callbacks
+) -> None:
     group, sets = finished_class(review=True)
-    for student, mine in zip(group.students, sets, strict=True):
-        call(student, mine, "submit")
-    assert curated(group.teacher, group.images[0].pk) == []
-    for mine in sets:
-        assert call(group.reviewer, mine, "accept").status_code == 200
-    assert len(curated(group.teacher, group.images[0].pk)) == 2
+    image = group.images[0].pk
+    with django_capture_on_commit_callbacks(execute=True):
+        for student, mine in zip(group.students, sets, strict=True):
+            call(student, mine, "submit")
+        for mine in sets[:2]:
+            assert call(group.reviewer, mine, "accept").status_code == 200
+    assert broker.queued() == []
+    consensus_image.apply(args=[image])  # a task run early fuses nothing
+    assert curated(group.teacher, image) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert call(group.reviewer, sets[2], "accept").status_code == 200
+    assert broker.work_off() == [(TASK, [image])]
+    assert len(curated(group.teacher, image)) == 2
+
+
+def test_a_broker_that_is_down_leaves_the_consensus_to_a_reviewer(
+    broker: Broker, django_capture_on_commit_callbacks, caplog: pytest.LogCaptureFixture
+) -> None:
+    group, sets = finished_class()
+    image = group.images[0].pk
+    previous = celery_producer_point_at("redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            for student, mine in zip(group.students, sets, strict=True):
+                assert call(student, mine, "submit").status_code == 200
+    finally:
+        celery_producer_point_at(previous)
+    assert "could not enqueue the consensus" in caplog.text
+    assert curated(group.teacher, image) == []  # never run inline
+    url = f"/api/images/{image}/consensus/"
+    assert len(client_for(group.reviewer).post(url, {}, format="json").json()["instances"]) == 2
 
 
 def test_a_reviewer_recomputes_with_other_settings_and_confirms_over_edits() -> None:
@@ -85,6 +126,14 @@ def test_a_reviewer_recomputes_with_other_settings_and_confirms_over_edits() -> 
     confirmed = client_for(group.reviewer).post(url, {"confirm": True}, format="json")
     assert confirmed.status_code == 200 and len(confirmed.json()["instances"]) == 2
     assert Instance.all_objects.get(pk=edited["id"]).deleted_at is not None  # restorable
+    # Stored in bulk, yet each instance's history is as if one by one.
+    reviewer = group.reviewer.username
+    steps = [(e["version"], e["action"], e["user"]) for e in history(group.teacher, edited["id"])]
+    assert steps == [(1, "create", reviewer), (2, "update", "teacher"), (3, "delete", reviewer)]
+    for made in confirmed.json()["instances"]:
+        assert [(e["version"], e["action"]) for e in history(group.teacher, made["id"])] == [
+            (1, "create")
+        ]
 
 
 def test_annotators_may_not_compute_consensus_and_bad_settings_are_refused() -> None:

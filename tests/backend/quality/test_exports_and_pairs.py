@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from backend.quality.tasks import consensus_image
 from tests.backend.work.people import call, draw, make_class, take
 from tests.conftest import client_for
 
@@ -18,6 +19,7 @@ def three_raters():
         if n < 2:
             draw(student, mine, y0=30, x0=30)
         call(student, mine, "submit")
+    consensus_image.apply(args=[group.images[0].pk])  # the worker's run, once all are in
     return group, sets
 
 

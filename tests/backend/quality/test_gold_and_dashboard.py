@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from backend.annotations.models import Assignment, Instance
 from backend.images.models import Image
 from backend.projects.models import Project
+from backend.quality.tasks import consensus_image
 from tests.backend.work.people import call, draw, make_class, rle, take
 from tests.conftest import client_for
 
@@ -108,6 +109,7 @@ def test_the_quality_table_and_its_csv() -> None:
     call(a, first_a, "submit")
     for mine in (first_a, first_b):
         call(group.reviewer, mine, "accept")
+    consensus_image.apply(args=[group.images[0].pk])  # the worker's run after the last accept
     url = f"/api/projects/{group.project.pk}/quality/"
     body = client_for(group.reviewer).get(url).json()
     rows = {r["username"]: r for r in body["annotators"]}
