@@ -249,13 +249,29 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def web_argv(port: int) -> list[str]:
+    web = [sys.executable, "-m", "uvicorn", "backend.asgi:application"]
+    return [*web, "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+
+
+def live_web_add(app: LiveApp, *, logs: Path) -> str:
+    """One more web process of the running app (the same database, Redis
+    channel layer and home), as a deployment with several would have; its URL."""
+    port = free_port()
+    env = server_env(database_url=live_database_url(), redis_url=app.redis_url, home=app.home)
+    server = server_start(f"web-{port}", web_argv(port), env, logs)
+    app.servers.append(server)
+    url = f"http://127.0.0.1:{port}/"
+    wait_until(lambda: http_ok(f"{url}accounts/login/"), what="second web server", servers=[server])
+    return url
+
+
 def live_app_start(app: LiveApp, *, database_url: str, logs: Path) -> None:
     """Start the servers into `app.servers` (so a failed start still stops them)."""
     port = int(urlsplit(app.url).port or 0)
     env = server_env(database_url=database_url, redis_url=app.redis_url, home=app.home)
     logs.mkdir(exist_ok=True)
-    web = [sys.executable, "-m", "uvicorn", "backend.asgi:application"]
-    web += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    web = web_argv(port)
     worker = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker"]
     worker += ["--pool=prefork", "--concurrency=1", "--loglevel=info", f"--hostname=live-{port}@%h"]
     worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]

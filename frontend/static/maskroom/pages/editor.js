@@ -11,19 +11,21 @@ import { installEditing } from "../instances/editing.js";
 import { Instances } from "../instances/instances.js";
 import { LabelPicker } from "../instances/labels.js";
 import { attachSaveState } from "../instances/save_state.js";
+import { applyRemoteChange, reloadAfterBulkChange } from "../instances/remote.js";
 import { InstanceStore, isLocalId } from "../instances/store.js";
 import { api, endpoints } from "../lib/api.js";
 import { showError } from "../lib/dom.js";
 import { showEngine } from "../prompting/engine.js";
 import { PromptSession } from "../prompting/prompt_session.js";
 import { PromptView } from "../prompting/prompt_view.js";
-import { ERROR, MASK, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
+import { ERROR, INSTANCE, INSTANCES, MASK, PRESENCE, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
 import { SegmentationSocket } from "../prompting/socket.js";
 import { ToolManager } from "../tools/manager.js";
 import { createPanTool } from "../tools/pan.js";
 import { createPromptTool } from "../tools/prompt.js";
 import { mountDispute } from "../work/dispute_panel.js";
 import { mountWork, watchReadOnly } from "../work/editor_work.js";
+import { Presence } from "../work/presence.js";
 import { may } from "../work/roles.js";
 
 const $ = (id) => document.getElementById(id);
@@ -177,6 +179,15 @@ on(ERROR, (message) => {
   showEditorError(message.message);
   promptView.render();
 });
+// Working together: the others' saved changes to the set shown, and who is here.
+const presence = new Presence({ node: $("presence"), username: document.body.dataset.username });
+on(INSTANCE, (message) => {
+  if (instances) applyRemoteChange(store, message);
+});
+on(INSTANCES, (message) => {
+  if (instances) reloadAfterBulkChange(store, message).catch((err) => showEditorError(err.message));
+});
+on(PRESENCE, (message) => presence.apply(message));
 on("open", () => {
   state.connected = true;
   updateBanner();
@@ -186,6 +197,7 @@ on("open", () => {
 });
 on("close", ({ code, retryInMs }) => {
   state.connected = false;
+  presence.clear(); // whoever is still there says so again on reconnect
   state.offlineText =
     retryInMs === null
       ? `The server closed the connection (code ${code}).`
@@ -331,7 +343,7 @@ async function start() {
   setReady(true);
 }
 
-window.maskroom = { viewer, promptSession: session, tools, socket, state, store, instances: null };
+window.maskroom = { viewer, promptSession: session, tools, socket, state, store, presence, instances: null };
 start().catch((err) => {
   console.error(err);
   showEditorError(`Could not load the image: ${err.message}`);

@@ -11,8 +11,13 @@ export const ERROR = "error";
 // The prompt was decoded with later ones (the next mask holds it), or a later
 // reset or refine made it moot: no mask comes for it.
 export const SUPERSEDED = "superseded";
+// Working together: someone saved a change to an instance of this image; many
+// changed at once (reload the set); someone opened or closed the image.
+export const INSTANCE = "instance";
+export const INSTANCES = "instances";
+export const PRESENCE = "presence";
 // The types the server sends (the socket warns of any other).
-export const SERVER_TYPES = [STATUS, MASK, SUPERSEDED, ERROR];
+export const SERVER_TYPES = [STATUS, MASK, SUPERSEDED, ERROR, INSTANCE, INSTANCES, PRESENCE];
 // At most this many points per object (since the last reset).
 export const MAX_OBJECT_POINTS = 64;
 
