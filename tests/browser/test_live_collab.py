@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from backend.images.models import Image
 from backend.images.services import image_upload
@@ -48,7 +48,7 @@ def a_lab() -> Image:
     return image
 
 
-def rows(page: Page):  # type: ignore[no-untyped-def]
+def rows(page: Page) -> Locator:
     return page.locator("#instance-list tr[data-instance-id]")
 
 
