@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels, and the
+lifespan (engines loaded ahead of clicks at startup)."""
 
 import os
 
@@ -11,11 +12,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from backend.accounts.ws_auth import TokenOrSessionAuthMiddleware  # noqa: E402
 from backend.common.ws_origin import SameOriginValidator  # noqa: E402
+from backend.segmentation.live.lifespan import lifespan  # noqa: E402
 from backend.segmentation.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        "lifespan": lifespan,
         "websocket": SameOriginValidator(
             TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))
         ),

@@ -201,6 +201,10 @@ EMBEDDING_CACHE_MB = env_int("EMBEDDING_CACHE_MB", 512)
 # One decode at a time with every core on it (ONNX intra-op threads = cores //
 # DECODE_THREADS): 24 to 29 ms instead of 33 a click on 2 cores (docs/benchmarks.md).
 DECODE_THREADS = env_int("DECODE_THREADS", 1)
+# A web process loads the decoding engines of this many of the busiest
+# projects when it starts, so that nobody's first click waits for a load
+# (backend/segmentation/live/warm.py); 0: load each on first use.
+WARM_ENGINES = env_int("WARM_ENGINES", 2)
 TORCH_THREADS = env_int("TORCH_THREADS", 0)  # 0: torch's own default
 # The worker's image encoder: EMBED_DEVICE "auto" (CUDA if present), "cpu",
 # "cuda", "cuda:1"; EMBED_PRECISION "auto" (bfloat16 where the device computes

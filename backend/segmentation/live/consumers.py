@@ -37,6 +37,7 @@ from backend.segmentation.live.session import (
     session_refine_from,
 )
 from backend.segmentation.live.status_watch import status_watch
+from backend.segmentation.live.warm import warm_engine
 from backend.segmentation.models import Embedding
 from backend.segmentation.selectors import embedding_for_image, engine_spec_for_project
 from worker.engines.spec import EngineSpec
@@ -128,6 +129,8 @@ class ImageConsumer(Collaborating):
         await self.join(image_id)
         await self.accept()
         await self._refresh_status()
+        if self.status not in CLICKABLE:
+            warm_engine(self.session.spec)  # loaded while the embedding is computed
         self._watch()
         await self.say_hello()
 
