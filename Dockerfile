@@ -25,4 +25,4 @@ USER maskroom
 EXPOSE 8000
 CMD ["python", "-m", "uvicorn", "backend.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
      "--proxy-headers", "--ws-max-size", "1048576", "--ws-per-message-deflate", "false", \
-     "--lifespan", "off"]
+     "--lifespan", "on"]

@@ -138,14 +138,85 @@ def test_docker_compose_refuses_to_start_without_a_secret_key() -> None:
     assert "SECRET_KEY" in result.stderr
 
 
-def test_the_web_port_is_published_on_loopback_only(services: dict[str, Any]) -> None:
-    [published] = services["web"]["ports"]
+def test_only_the_proxy_is_published_and_on_loopback_only(services: dict[str, Any]) -> None:
+    [published] = services["proxy"]["ports"]
     assert published.startswith("${BIND_ADDRESS:-127.0.0.1}:"), published
+    assert published.endswith(":8080")
+    assert "ports" not in services["web"], "web processes are reached through the proxy"
+
+
+def test_web_processes_scale(services: dict[str, Any]) -> None:
+    # `--scale web=N` needs no fixed name or host port; one uvicorn per container,
+    # so that the proxy's image affinity picks a process, not a container.
+    web = services["web"]
+    assert "container_name" not in web and "ports" not in web
+    assert str(web["environment"]["WEB_CONCURRENCY"]) == "1"
+    assert "--lifespan on" in " ".join(web["command"])  # engines load at startup
 
 
 def test_forwarded_headers_are_trusted_from_the_proxy_only(services: dict[str, Any]) -> None:
     trusted = services["web"]["environment"]["FORWARDED_ALLOW_IPS"]
     assert "*" not in trusted
     default = trusted.removeprefix("${FORWARDED_ALLOW_IPS:-").removesuffix("}").split(",")
+    proxy_address = services["proxy"]["networks"]["default"]["ipv4_address"]
+    assert sorted(default) == sorted(["127.0.0.1", proxy_address])
+    # ... and the proxy believes only the host's TLS proxy, the network's gateway.
     network = _load(COMPOSE)["networks"]["default"]["ipam"]["config"][0]
-    assert sorted(default) == sorted(["127.0.0.1", network["gateway"]])
+    assert [d["args"] for d in _http(_nginx()) if d["directive"] == "set_real_ip_from"] == [
+        [network["gateway"]]
+    ]
+
+
+NGINX = REPO / "deploy" / "nginx.conf"
+
+
+def _nginx() -> list[dict[str, Any]]:
+    """deploy/nginx.conf parsed by crossplane (NGINX's own parser and checker)."""
+    import crossplane
+
+    parsed = crossplane.parse(str(NGINX), check_ctx=True, check_args=True)
+    assert parsed["status"] == "ok", parsed["errors"]
+    [config] = parsed["config"]
+    assert config["errors"] == []
+    return list(config["parsed"])
+
+
+def _http(parsed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    [http] = [d for d in parsed if d["directive"] == "http"]
+    return list(http["block"])
+
+
+def _block(directives: list[dict[str, Any]], name: str, *args: str) -> list[dict[str, Any]]:
+    [found] = [
+        d for d in directives if d["directive"] == name and d["args"][: len(args)] == [*args]
+    ]
+    return list(found["block"])
+
+
+def test_the_proxy_config_parses_and_mounts_into_the_proxy(services: dict[str, Any]) -> None:
+    _nginx()
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in services["proxy"]["volumes"]
+
+
+def test_each_images_websocket_goes_to_one_web_process() -> None:
+    import re
+
+    http = _http(_nginx())
+    upstream = _block(http, "upstream", "web")
+    assert ["$affinity", "consistent"] in [d["args"] for d in upstream if d["directive"] == "hash"]
+    assert ["web:8000", "resolve"] in [d["args"] for d in upstream if d["directive"] == "server"]
+    # The map's key: the image id of /ws/images/<id>/, the same for every connection to it.
+    [affinity] = [d for d in http if d["directive"] == "map" and d["args"][1] == "$affinity"]
+    pattern, capture = (
+        next(d for d in affinity["block"] if d["directive"].startswith("~"))["directive"][1:],
+        "image",
+    )
+    for path, image in (("/ws/images/42/", "42"), ("/ws/images/7/", "7")):
+        found = re.match(pattern.replace("?<", "?P<"), path)
+        assert found is not None and found[capture] == image
+    assert re.match(pattern.replace("?<", "?P<"), "/api/images/42/") is None
+    server = _block(http, "server")
+    websocket = _block(server, "location", "/ws/")
+    sets = {tuple(d["args"]) for d in websocket if d["directive"] == "proxy_set_header"}
+    assert ("Upgrade", "$http_upgrade") in sets and ("Connection", "$connection_upgrade") in sets
+    assert ["http://web"] in [d["args"] for d in websocket if d["directive"] == "proxy_pass"]

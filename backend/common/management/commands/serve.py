@@ -114,7 +114,7 @@ def uvicorn_argv(host: str, port: int) -> list[str]:
         # about 3 ms (both ends) and saves a few hundred bytes.
         "--ws-per-message-deflate", "false",
         "--timeout-graceful-shutdown", "5",
-        "--lifespan", "off",  # Django's ASGI handler speaks no lifespan
+        "--lifespan", "on",  # startup loads the engines ahead of clicks (segmentation/live/warm.py)
     ]  # fmt: skip
 
 
