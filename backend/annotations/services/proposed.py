@@ -21,6 +21,7 @@ from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Instance, Origin
 from backend.common.errors import ServiceError
+from backend.common.image_events import publish
 from backend.images.models import Image
 from backend.projects.models import Label
 from worker import rle
@@ -65,6 +66,7 @@ def proposed_instances_replace(
             )
         )
     Instance.objects.bulk_create(rows)
+    publish(image.pk, {"kind": "instances", "assignment": None})  # the open editors reload
     return len(rows)
 
 
