@@ -1,8 +1,9 @@
 """A class opens an image at once: N annotators (BENCH_ANNOTATORS, default
 20) connect to an image whose embedding the worker is finishing, and start
-when it is ready: each places objects of three clicks (two positive, one
-negative, each refining the last, with the previous mask fed back), then a
-reset, one click a second, for BENCH_SECONDS (default 60).
+when it is ready (each within a second of it): each places objects of
+three clicks (two positive, one negative, each refining the last, with the
+previous mask fed back), then a reset, one click a second, for
+BENCH_SECONDS (default 60).
 
 Each scenario starts a fresh web server (nothing loaded, nothing cached), as
 after a deploy or a restart, so the first clicks pay whatever a cold process
@@ -118,7 +119,8 @@ async def annotator(
     await connected.wait()
     try:
         await asyncio.wait_for(ready.wait(), timeout=120)
-        start = time.perf_counter()
+        # People start within a second of each other, not on the same millisecond.
+        start = time.perf_counter() + random.Random(seed).random()
         rid, step = 0, 0
         for point in three_click_objects(seed, made.original_size[1], made.original_size[0]):
             if point is None:
