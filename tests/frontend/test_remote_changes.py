@@ -44,10 +44,11 @@ const key = store.queue.ops.at(-1).key;
 result.ownEcho = applyRemoteChange(store, event({ action: "create", id: 40, version: 1,
   client_key: key, instance: { id: 40, version: 1, rle } }));
 result.pendingReload = await reloadAfterBulkChange(store, { assignment: null });
-result.deleted = applyRemoteChange(store, event({ action: "delete", id: 9, version: 2, instance: null }));
+const gone = event({ action: "delete", id: 9, version: 2, instance: null });
+result.deleted = applyRemoteChange(store, gone);
 result.ids = store.all().map((i) => i.id).sort();
 result.mine = mine.id;
-const quiet = new InstanceStore(3, { request });   // no changes of its own
+const quiet = new InstanceStore(4, { request });   // another image: no changes of its own
 await quiet.load();
 result.quietReload = await reloadAfterBulkChange(quiet, { assignment: null });
 result.otherSetReload = await reloadAfterBulkChange(quiet, { assignment: 12 });
