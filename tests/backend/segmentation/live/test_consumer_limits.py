@@ -271,9 +271,16 @@ def test_a_revoked_or_outdated_token_opens_no_socket(ready_image: Image, member:
 def test_a_client_keeping_too_many_messages_waiting_is_closed(
     ready_image: Image, member: User
 ) -> None:
+    import threading
+
     from backend.segmentation.live.prompt_queue import MAX_QUEUED
+    from backend.segmentation.live.session import decode_executor
 
     headers = session_headers(member)
+    # The decode pool busy with someone else's work: nothing this client sends
+    # is answered meanwhile, so its messages wait (however fast the machine).
+    busy = threading.Event()
+    decode_executor().submit(busy.wait, 60)
 
     async def run() -> int:
         communicator = await connect(ready_image.pk, headers)
@@ -285,4 +292,7 @@ def test_a_client_keeping_too_many_messages_waiting_is_closed(
             if output["type"] == "websocket.close":
                 return int(output["code"])
 
-    assert asyncio.run(run()) == 4429
+    try:
+        assert asyncio.run(run()) == 4429
+    finally:
+        busy.set()
