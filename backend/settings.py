@@ -198,9 +198,11 @@ EMBEDDING_STALE_SECONDS = env_int("EMBEDDING_STALE_SECONDS", 600)
 EMBEDDING_CACHE_ITEMS = env_int("EMBEDDING_CACHE_ITEMS", 32)
 # Bound in memory too: a tiled 4096 px image holds 26 tiles of 2 MiB.
 EMBEDDING_CACHE_MB = env_int("EMBEDDING_CACHE_MB", 512)
-# One decode at a time with every core on it (ONNX intra-op threads = cores //
-# DECODE_THREADS): 24 to 29 ms instead of 33 a click on 2 cores (docs/benchmarks.md).
-DECODE_THREADS = env_int("DECODE_THREADS", 1)
+# Decodes at once. A decode alone gets every core (24 to 29 ms instead of 33
+# a click on 2 cores); decodes side by side get one thread each, which gets
+# more done when a class clicks together (docs/benchmarks.md, "A class
+# arrives at once"; backend/segmentation/live/session.py).
+DECODE_THREADS = env_int("DECODE_THREADS", 2)
 # A web process loads the decoding engines of this many of the busiest
 # projects when it starts, so that nobody's first click waits for a load
 # (backend/segmentation/live/warm.py); 0: load each on first use.

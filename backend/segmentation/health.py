@@ -10,6 +10,7 @@ from django.db import connection
 
 from backend.segmentation.selectors import default_engine_spec
 from worker.celery_app import app
+from worker.engines.registry import loaded_keys
 from worker.engines.spec import CLASSICAL, EngineSpec
 
 WORKER_PING_TTL_SECONDS = 10.0
@@ -70,6 +71,9 @@ def health_report() -> dict[str, Any]:
     report: dict[str, Any] = {
         "status": "ok" if all(checks.values()) else "degraded",
         "checks": checks,
+        # The decoding engines this web process has loaded (warm.py): clicks
+        # on their projects' images wait for no load.
+        "engines_loaded": loaded_keys(),
     }
     if checks["database"]:
         spec = default_engine_spec()

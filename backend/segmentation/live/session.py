@@ -4,9 +4,11 @@ Runs on a small thread pool, never on the event loop. Embeddings are read
 from the shared embedding store once and kept in a bounded LRU cache, so the
 first click on an image costs one disk read and later clicks none.
 
-Threads: DECODE_THREADS prompts decode at once, and each decode's ONNX
-Runtime session gets the cores left to it (cores // DECODE_THREADS, at least
-one), so that a busy server never runs more compute threads than cores.
+Threads: DECODE_THREADS prompts decode at once (default 2: two people's
+clicks are decoded side by side). A decode that runs alone gets every core;
+one that starts while another runs gets one thread (the decoder's lanes,
+worker/engines/sam/decoder/lanes.py), so a busy server gets more done and
+an idle one answers a lone click sooner.
 """
 
 from __future__ import annotations
@@ -131,9 +133,10 @@ def decode_executor() -> ThreadPoolExecutor:
 
 
 def decode_engine_threads() -> int:
-    """Intra-op threads for one decode: the cores left to it by the others."""
+    """Intra-op threads of a decode that runs alone: every core. Decodes that
+    run beside another take one each (worker/engines/sam/decoder/lanes.py)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // max(1, settings.DECODE_THREADS))
+    return max(1, cores or 1)
 
 
 @dataclass

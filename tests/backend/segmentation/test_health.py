@@ -62,3 +62,16 @@ def test_it_names_an_installed_sam_model(tmp_path: Path) -> None:
     assert report["engine"]["name"] == "tiny"
     assert report["engine"]["arch"] == "custom"
     assert report["install_hint"] == ""
+
+
+@pytest.mark.django_db
+def test_it_lists_the_engines_this_process_has_loaded() -> None:
+    from backend.segmentation.engines import engine_for
+    from backend.segmentation.selectors import default_engine_spec
+    from worker.engines import registry
+
+    spec = default_engine_spec()
+    registry.forget()
+    assert spec.key not in health.health_report()["engines_loaded"]
+    engine_for(spec, decoding_only=True)
+    assert spec.key in health.health_report()["engines_loaded"]

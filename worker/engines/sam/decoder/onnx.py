@@ -39,7 +39,9 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder
 from torch import nn
 
 from worker.engines.sam.decoder.graphs import ChoiceGraph, ImageGraph, PromptGraph, RefineGraph
+from worker.engines.sam.decoder.lanes import Lanes
 from worker.engines.sam.decoder.mask_prompt import MaskGraph
+from worker.engines.sam.decoder.session import Session
 from worker.engines.sam.decoder.state import FirstBlock, ImageState, state_names
 from worker.engines.sam.decoder.upscaling import mask_frames
 
@@ -184,33 +186,6 @@ def _export(
         raise
 
 
-class Session:
-    """An ONNX Runtime session that takes the feeds its graph reads from a
-    larger dict (the plain prompt graph has no use for the upscaling basis,
-    and the exporter drops inputs a graph does not read)."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(threads, 1)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Threads spin while a run lasts (waking a sleeping thread for each of the
-        # graph's ~200 parallel sections costs 10 ms a click in a VM) and stop
-        # when it returns, so no core stays busy between clicks.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-        options.add_session_config_entry("session.force_spinning_stop", "1")
-        self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        self.inputs = [node.name for node in self.session.get_inputs()]
-
-    def run(self, outputs: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(outputs, {name: feeds[name] for name in self.inputs})
-
-
 class OnnxDecoder:
     """The sessions of a DecoderGraph and the kept image states; thread-safe.
 
@@ -222,11 +197,12 @@ class OnnxDecoder:
     def __init__(self, path: Path, *, threads: int, image_states: int = IMAGE_STATES) -> None:
         self.path = path
         self.threads = threads
-        self.prompt_session = Session(path, threads)
-        self.folded_session = Session(folded_graph_path(path), threads)
-        self.image_session = Session(image_graph_path(path), threads)
-        self.mask_session = Session(mask_graph_path(path), threads)
-        self.refine_session = Session(refine_graph_path(path), threads)
+        # A click's graphs run wide alone and narrow beside another (lanes.py).
+        self.prompt_session = Lanes(path, threads)
+        self.folded_session = Lanes(folded_graph_path(path), threads)
+        self.image_session = Lanes(image_graph_path(path), threads)
+        self.mask_session = Lanes(mask_graph_path(path), threads)
+        self.refine_session = Lanes(refine_graph_path(path), threads)
         self._grid_session: Session | None = None
         self.image_states = image_states
         self._states: OrderedDict[int, _Kept] = OrderedDict()
