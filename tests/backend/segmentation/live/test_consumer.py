@@ -4,6 +4,7 @@ check, routing) with Channels' communicator and the classical engine."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import numpy as np
@@ -282,7 +283,7 @@ def test_the_loop_runs_on_an_installed_sam_checkpoint(sam_image: Image, member: 
 def test_opening_an_image_prepares_its_first_click(sam_image: Image, member: User) -> None:
     """The decoder's image state is computed on connect, not on the first click."""
     from backend.segmentation.engines import engine_for
-    from backend.segmentation.live.session import decode_engine_threads, decode_executor
+    from backend.segmentation.live.session import decode_engine_threads
     from backend.segmentation.live.session import embedding_cache as cache
     from backend.segmentation.selectors import engine_spec_for_project
 
@@ -297,8 +298,11 @@ def test_opening_an_image_prepares_its_first_click(sam_image: Image, member: Use
     async def run() -> None:
         communicator = await connect(image.pk, headers)
         assert (await receive_until(communicator, "status"))["embedding_status"] == "ready"
-        # The preparation was queued on the decode pool before this.
-        await asyncio.get_running_loop().run_in_executor(decode_executor(), lambda: None)
+        # No click is sent: only the connection can have asked for it.
+        deadline = time.monotonic() + 60
+        while not decoder.holds(array):
+            assert time.monotonic() < deadline, "the image state was not prepared"
+            await asyncio.sleep(0.05)
         await communicator.disconnect()
 
     asyncio.run(run())

@@ -277,10 +277,12 @@ def test_a_client_keeping_too_many_messages_waiting_is_closed(
     from backend.segmentation.live.session import decode_executor
 
     headers = session_headers(member)
-    # The decode pool busy with someone else's work: nothing this client sends
-    # is answered meanwhile, so its messages wait (however fast the machine).
+    # Every lane of the decode pool busy with someone else's work: nothing this
+    # client sends is answered meanwhile, so its messages wait (however fast
+    # the machine).
     busy = threading.Event()
-    decode_executor().submit(busy.wait, 60)
+    for _ in range(8):  # more than the pool's lanes
+        decode_executor().submit(busy.wait, 60)
 
     async def run() -> int:
         communicator = await connect(ready_image.pk, headers)

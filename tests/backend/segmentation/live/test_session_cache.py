@@ -85,11 +85,33 @@ def test_concurrent_misses_read_the_file_once(root: Path, monkeypatch: pytest.Mo
     assert all(r is results[0] for r in results)
 
 
-def test_decode_threads_share_the_cores(settings: Any) -> None:
+def test_a_decode_alone_gets_every_core_whatever_the_lanes(settings: Any) -> None:
+    import os
+
     settings.DECODE_THREADS = 1
     alone = decode_engine_threads()
     settings.DECODE_THREADS = 1000
-    assert decode_engine_threads() == 1 <= alone
+    assert decode_engine_threads() == alone == len(os.sched_getaffinity(0))
+
+
+def test_runs_go_narrow_beside_another_and_in_a_busy_second() -> None:
+    from worker.engines.sam.decoder import lanes
+
+    lanes._started.clear()
+    assert lanes.run_starts(now=100.0) is True  # alone: wide
+    assert lanes.run_starts(now=100.01) is False  # beside the first: narrow
+    lanes.run_ends()
+    lanes.run_ends()
+    assert lanes.run_starts(now=100.5) is True  # alone again, two runs this second
+    lanes.run_ends()
+    for n in range(lanes.BUSY_RUNS):
+        lanes.run_starts(now=101.0 + n * 0.05)
+        lanes.run_ends()
+    assert lanes.run_starts(now=101.6) is False  # ten runs in the last second: busy
+    lanes.run_ends()
+    assert lanes.run_starts(now=103.0) is True  # a quiet second later: wide
+    lanes.run_ends()
+    lanes._started.clear()
 
 
 def test_an_embedding_saved_again_is_read_afresh(root: Path) -> None:

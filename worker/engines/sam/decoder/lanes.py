@@ -42,16 +42,27 @@ class Lanes:
         return self.wide.inputs
 
     def run(self, outputs: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        global _running
-        with _lock:
-            now = time.monotonic()
-            while _started and now - _started[0] > 1.0:
-                _started.popleft()
-            alone = _running == 0 and len(_started) < BUSY_RUNS
-            _started.append(now)
-            _running += 1
+        wide = run_starts()
         try:
-            return (self.wide if alone else self.narrow).run(outputs, feeds)
+            return (self.wide if wide else self.narrow).run(outputs, feeds)
         finally:
-            with _lock:
-                _running -= 1
+            run_ends()
+
+
+def run_starts(now: float | None = None) -> bool:
+    """A run starts: whether it may go wide (alone, and not in a busy period)."""
+    global _running
+    with _lock:
+        now = time.monotonic() if now is None else now
+        while _started and now - _started[0] > 1.0:
+            _started.popleft()
+        wide = _running == 0 and len(_started) < BUSY_RUNS
+        _started.append(now)
+        _running += 1
+        return wide
+
+
+def run_ends() -> None:
+    global _running
+    with _lock:
+        _running -= 1
