@@ -6,9 +6,9 @@
 // other settings; and, on a disputed image, "Resolve and next". Redrawing is
 // the editor's own tools.
 
-import { cropFromRle, toRle, union } from "../instances/maskops.js";
 import { api, endpoints } from "../lib/api.js";
 import { el, showError } from "../lib/dom.js";
+import { picksToInstances } from "./picks.js";
 import { goToNext } from "./queue.js";
 import { SetOutlines } from "./set_outlines.js";
 import { whenSaved } from "./work_bar.js";
@@ -35,12 +35,6 @@ export async function mountDispute({ node, imageId, projectId, viewer, tools, ed
     }),
   );
   return new DisputePanel({ node, record, sets: shown, outlines, imageId, projectId, tools, edits, store, size });
-}
-
-function mostCommon(values) {
-  const counts = new Map();
-  for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
-  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
 }
 
 class DisputePanel {
@@ -193,12 +187,8 @@ class DisputePanel {
       showError(this.errorNode, "Pick two or more instances to merge.");
       return;
     }
-    const groups = merge ? [items] : items.map((item) => [item]);
-    for (const group of groups) {
-      const crop = group.map((item) => cropFromRle(item.rle)).reduce((a, b) => union(a, b));
-      const labelId = mostCommon(group.map((item) => item.labelId));
-      const sources = group.map((item) => item.id);
-      this.edits.create({ labelId, rle: toRle(crop, this.size), sources }, merge ? "merge picked" : "add picked");
+    for (const made of picksToInstances(items, { merge, size: this.size })) {
+      this.edits.create(made, merge ? "merge picked" : "add picked");
     }
     this.outlines.clearPicked();
     this.showPicked();
