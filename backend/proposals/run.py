@@ -20,6 +20,7 @@ from backend.images.models import Image
 from backend.projects.access import visible_projects
 from backend.projects.models import Label
 from backend.proposals.models import ProposalJob
+from backend.proposals.progress import proposal_job_tell
 from backend.segmentation.compute import embedding_complete
 from backend.segmentation.engines import engine_for
 from backend.segmentation.selectors import engine_spec_for_project
@@ -34,6 +35,7 @@ def proposal_job_run(*, job: ProposalJob) -> None:
     """Propose on each of the job's images, recording progress; a failing
     image is skipped and named in `error`, and then the job ends failed."""
     claimed = _claim(job.pk)
+    proposal_job_tell(job.pk)  # running, or refused
     if claimed is None:
         return
     job, images = claimed
@@ -55,6 +57,8 @@ def proposal_job_run(*, job: ProposalJob) -> None:
             created_instances=F("created_instances") + created,
             updated_at=timezone.now(),
         )
+        if job.image_id is not None:
+            proposal_job_tell(job.pk)
     if errors:
         proposal_job_finish(
             job_id=job.pk, status=ProposalJob.Status.FAILED, error="\n".join(errors)
@@ -111,6 +115,7 @@ def proposal_job_finish(*, job_id: int, status: str, error: str = "") -> None:
     ProposalJob.objects.filter(pk=job_id).update(
         status=status, error=error[:4000], finished_at=now, updated_at=now
     )
+    proposal_job_tell(job_id)
 
 
 def image_propose(

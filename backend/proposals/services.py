@@ -14,6 +14,7 @@ from backend.images.models import Image
 from backend.projects.models import Label, Project
 from backend.projects.permissions import Action, project_require
 from backend.proposals.models import ProposalJob
+from backend.proposals.progress import proposal_job_tell
 from backend.proposals.run import proposal_job_finish
 from backend.proposals.tasks import run_proposal_job
 from backend.segmentation.selectors import engine_spec_for_project
@@ -59,6 +60,7 @@ def proposal_job_start(
         created_by=user,
     )
     job_id = job.pk
+    proposal_job_tell(job_id)  # queued, for everyone on the image
     transaction.on_commit(lambda: _enqueue(job_id))
     return job
 

@@ -46,21 +46,23 @@ logger = logging.getLogger(__name__)
 
 
 @database_sync_to_async
-def _open_session(user: Any, image_id: int) -> tuple[DecodeSession, Audience] | int:
-    """The decode session and who holds it, or the close code that refuses the connection."""
+def _open_session(user: Any, image_id: int) -> tuple[DecodeSession, Audience, bool] | int:
+    """The decode session, who holds it and whether they may prompt, or the
+    close code that refuses the connection. A viewer connects to follow the
+    others' changes and presence; only those who may annotate prompt (and
+    have the embedding computed for it)."""
     try:
         image = image_for_user(user, image_id)
     except Http404:
         return protocol.CLOSE_NOT_FOUND
-    if not role_may(project_role(project=image.project, user=user), Action.ANNOTATE):
-        return protocol.CLOSE_FORBIDDEN
+    prompts = role_may(project_role(project=image.project, user=user), Action.ANNOTATE)
     spec = engine_spec_for_project(image.project)
-    if embedding_for_image(image=image, spec=spec) is None:
+    if prompts and embedding_for_image(image=image, spec=spec) is None:
         embedding_schedule(image=image)  # a new model: compute its embedding now
-    else:
+    elif prompts:
         embeddings_requeue_stale(image=image)
     session = DecodeSession(image_id=image.pk, width=image.width, height=image.height, spec=spec)
-    return session, audience_for(user=user, image=image)
+    return session, audience_for(user=user, image=image), prompts
 
 
 @database_sync_to_async
@@ -100,6 +102,13 @@ def _log_prepare_failure(done: asyncio.Future[None], image_id: int) -> None:
         logger.warning("preparing image %s for clicks failed: %r", image_id, exc)
 
 
+VIEWERS_DO_NOT_PROMPT = "viewers follow the image here but do not prompt the model"
+
+
+def _request_ids(step: Decode | Refine) -> tuple[int | None, ...]:
+    return step.request_ids if isinstance(step, Decode) else (step.request_id,)
+
+
 # A coarse embedding (a large image's overview while its tiles are computed)
 # answers clicks already; the connection keeps watching until it is ready.
 CLICKABLE = (Embedding.Status.COARSE, Embedding.Status.READY)
@@ -112,6 +121,7 @@ class ImageConsumer(Collaborating):
     watching = False  # registered with the process's status watch
     drainer: asyncio.Task[None] | None = None
     closing = False
+    prompts = False  # may this connection prompt (not a viewer's)
 
     async def connect(self) -> None:
         image_id = int(self.scope["url_route"]["kwargs"]["image_id"])
@@ -123,13 +133,13 @@ class ImageConsumer(Collaborating):
             await self.accept()
             await self.close(code=opened)
             return
-        self.session, self.audience = opened
+        self.session, self.audience, self.prompts = opened
         self.queue = PromptQueue(width=self.session.width, height=self.session.height)
         # In the group before the status is read: no change after it is missed.
         await self.join(image_id)
         await self.accept()
         await self._refresh_status()
-        if self.status not in CLICKABLE:
+        if self.prompts and self.status not in CLICKABLE:
             warm_engine(self.session.spec)  # loaded while the embedding is computed
         self._watch()
         await self.say_hello()
@@ -188,6 +198,9 @@ class ImageConsumer(Collaborating):
         while self.queue:
             step = self.queue.take(object_points=len(self.session.points))
             try:
+                if not self.prompts and isinstance(step, Decode | Refine):
+                    await self._errors(_request_ids(step), VIEWERS_DO_NOT_PROMPT)
+                    continue
                 await self.steps[type(step)](self, step)
             except asyncio.CancelledError:
                 raise
@@ -281,7 +294,7 @@ class ImageConsumer(Collaborating):
     async def _show_status(self, status: str, error: str) -> None:
         self.status = status
         await self.send_json(protocol.status_message(status, self.session.spec.key, error))
-        if status in CLICKABLE:
+        if status in CLICKABLE and self.prompts:
             self._prepare()
 
     def _prepare(self) -> None:

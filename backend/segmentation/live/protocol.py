@@ -25,6 +25,7 @@ ERROR = "error"
 SUPERSEDED = "superseded"
 INSTANCE = "instance"  # someone saved a change to an instance of this image
 INSTANCES = "instances"  # many changed at once (a consensus, a set accepted): reload
+PROPOSALS = "proposals"  # a proposal job on the image changed (its JSON)
 PRESENCE = "presence"  # someone opened or closed this image
 
 # Points per message, and per object (the points accumulated since the last
@@ -37,8 +38,6 @@ MAX_REQUEST_ID = 2**53 - 1
 MAX_DEPTH = 8
 # Close code when the image does not exist or the user may not see it.
 CLOSE_NOT_FOUND = 4404
-# Close code for a member whose role may not prompt (a viewer).
-CLOSE_FORBIDDEN = 4403
 # Close code for a client that keeps more than MAX_QUEUED messages waiting.
 CLOSE_TOO_MANY = 4429
 
@@ -184,6 +183,8 @@ def change_message(event: dict[str, Any]) -> dict[str, Any]:
     """An image event (backend/common/image_events.py) as the browser gets it."""
     if event.get("kind") == "instances":
         return {"type": INSTANCES, "assignment": event.get("assignment")}
+    if event.get("kind") == "proposals":
+        return {"type": PROPOSALS, "job": event.get("job")}
     return {"type": INSTANCE, **{name: event.get(name) for name in CHANGE_FIELDS}}
 
 

@@ -281,12 +281,16 @@ def test_a_viewer_may_not_prompt_over_the_websocket(world: World) -> None:
     browser.force_login(world.people["viewer"])
     cookie = (b"cookie", f"sessionid={browser.cookies['sessionid'].value}".encode())
 
-    async def run() -> int:
+    async def run() -> dict[str, object]:
         url = f"/ws/images/{world.image.pk}/"
         communicator = WebsocketCommunicator(application, url, headers=[ORIGIN, HOST, cookie])
         await communicator.connect(timeout=10)
-        first = await communicator.receive_output(timeout=10)
+        await communicator.send_json_to({"type": "prompt", "request_id": 9, "points": [[2, 2, 1]]})
+        while (message := await communicator.receive_json_from(timeout=10))["type"] != "error":
+            pass
         await communicator.disconnect()
-        return first.get("code", 0)
+        return message
 
-    assert asyncio.run(run()) == 4403
+    # Connected (to follow the image), but the prompt is refused.
+    refused = asyncio.run(run())
+    assert refused["request_id"] == 9 and "viewers" in str(refused["message"])

@@ -1,12 +1,19 @@
-"""A proposal job through a real Celery worker process: pending to done."""
+"""A proposal job through a real Celery worker process: pending to done,
+told to an editor on the image over its WebSocket (through Redis)."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from backend.annotations.models import Instance
 from backend.images.services import image_upload
@@ -30,6 +37,7 @@ def test_a_worker_takes_a_proposal_job_from_pending_to_done(live_app: LiveApp) -
     upload = SimpleUploadedFile("nuclei.tif", data, content_type="image/tiff")
     [image] = image_upload(project=project, user=owner, files=[upload])
 
+    told = Listener(live_app, owner, image.pk)
     job = proposal_job_start(project=project, user=owner, image=image)  # commits, then enqueues
     assert job.status == ProposalJob.Status.PENDING
     seen = {job.status}
@@ -45,3 +53,42 @@ def test_a_worker_takes_a_proposal_job_from_pending_to_done(live_app: LiveApp) -
     proposed = Instance.objects.filter(image=image, state=Instance.State.PROPOSED).count()
     assert job.created_instances == proposed > 100
     assert seen <= {"pending", "running", "done"}
+    # Everyone on the image was told each step, the web process's and the worker's.
+    told.thread.join(timeout=JOB_TIMEOUT_S)
+    steps = [(m["job"]["status"], m["job"]["done_images"]) for m in told.of("proposals")]
+    assert steps == [("pending", 0), ("running", 0), ("running", 1), ("done", 1)], told.messages
+    assert {m["job"]["id"] for m in told.of("proposals")} == {job.pk}
+    assert told.of("instances") == [{"type": "instances", "assignment": None}]
+
+
+class Listener:
+    """An editor's connection to the image on the live server, collecting
+    what it is told until the proposal job is finished."""
+
+    def __init__(self, app: LiveApp, user: User, image_id: int) -> None:
+        browser = Client()
+        browser.force_login(user)  # the live server reads the same sessions table
+        origin = app.url.rstrip("/")
+        self.socket = connect(
+            f"ws{origin.removeprefix('http')}/ws/images/{image_id}/",
+            origin=Origin(origin),
+            additional_headers={"Cookie": f"sessionid={browser.cookies['sessionid'].value}"},
+        )
+        self.messages: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30), "the socket told nothing"
+
+    def _run(self) -> None:
+        with self.socket:
+            for raw in self.socket:
+                message = json.loads(raw)
+                self.messages.append(message)
+                self.ready.set()  # the first message (the status): connected
+                job = message.get("job") or {}
+                if message["type"] == "proposals" and job.get("status") in ("done", "failed"):
+                    return
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]

@@ -142,7 +142,7 @@ export function installEditing({ viewer, tools, store, instances, labelPicker, s
   help.addEventListener("close", () => viewer.canvas.focus({ preventScroll: true }));
   const shortcuts = new Shortcuts({ tools, handlers, help });
   buildToolbar({ node: nodes.toolbar, tools, history, size, actions, viewer, extra: review.controls });
-  return { history, edits, size, shortcuts, help, selection };
+  return { history, edits, size, shortcuts, help, selection, proposals: review };
 }
 
 function buildToolbar({ node, tools, history, size, actions, viewer, extra }) {

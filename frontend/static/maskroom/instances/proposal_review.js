@@ -1,5 +1,6 @@
 // Reviewing automatic proposals in the editor: a "Propose" button asks the
-// worker for proposals on this image and shows the job's progress; with a
+// worker for proposals on this image and shows the job's progress (and so
+// does a job someone else started, told over the image's socket: follow); with a
 // proposal selected, A accepts it, R rejects it (an undoable delete) and N
 // selects and centres the next one. Proposed instances are instances with
 // state "proposed" (see docs/api.md, "Automatic proposals").
@@ -64,29 +65,59 @@ export function installProposalReview({ imageId, store, instances, edits, select
     return true;
   }
 
+  let mine = null; // the id of the job this editor started and polls
+  const running = (job) => job.status === "pending" || job.status === "running";
+
+  function showJob(job, by = "") {
+    progress.hidden = false;
+    progress.max = Math.max(job.total_images, 1);
+    progress.value = job.done_images;
+    const who = by ? ` (${by})` : "";
+    status.textContent = job.status === "pending" ? `Proposals queued${who}…` : `Proposing${who}…`;
+  }
+
   async function propose() {
     button.disabled = true;
     showError("");
     try {
       const body = labelId() ? { label: labelId() } : {};
       let { job } = await api(endpoints.imageProposals(imageId), { method: "POST", json: body });
-      progress.hidden = false;
-      while (job.status === "pending" || job.status === "running") {
-        status.textContent = job.status === "pending" ? "Proposals queued…" : "Proposing…";
+      mine = job.id;
+      while (running(job)) {
+        showJob(job);
         await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
         job = await api(endpoints.proposalJob(job.id));
-        progress.max = Math.max(job.total_images, 1);
-        progress.value = job.done_images;
       }
       if (job.status === "failed") showError(`Proposals failed: ${job.error}`);
       await store.load();
     } catch (err) {
       showError(`Could not propose: ${err.message}`);
     } finally {
+      mine = null;
       progress.hidden = true;
       button.disabled = false;
       showCount();
     }
+  }
+
+  // A job on this image that someone else started (or this editor in
+  // another tab): its progress, and the set read again when it is done.
+  async function follow(job) {
+    if (job.id === mine) return; // propose() follows its own
+    if (running(job)) {
+      button.disabled = true;
+      showJob(job, job.created_by);
+      return;
+    }
+    progress.hidden = true;
+    button.disabled = false;
+    if (job.status === "failed") showError(`Proposals by ${job.created_by} failed: ${job.error}`);
+    try {
+      await store.load(); // the worker's own "instances" event may not reach us (one machine)
+    } catch (err) {
+      showError(`Could not read the new proposals: ${err.message}`);
+    }
+    showCount();
   }
 
   const button = el(
@@ -99,6 +130,7 @@ export function installProposalReview({ imageId, store, instances, edits, select
   showCount();
 
   return {
+    follow,
     hasSelectedProposal: () => selectedProposals().length > 0,
     handlers: { "proposal:accept": accept, "proposal:reject": reject, "proposal:next": next },
     controls: [button, progress, status],

@@ -18,7 +18,7 @@ import { showError } from "../lib/dom.js";
 import { showEngine } from "../prompting/engine.js";
 import { PromptSession } from "../prompting/prompt_session.js";
 import { PromptView } from "../prompting/prompt_view.js";
-import { ERROR, INSTANCE, INSTANCES, MASK, PRESENCE, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
+import { ERROR, INSTANCE, INSTANCES, MASK, PRESENCE, PROPOSALS, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
 import { SegmentationSocket } from "../prompting/socket.js";
 import { ToolManager } from "../tools/manager.js";
 import { createPanTool } from "../tools/pan.js";
@@ -188,6 +188,7 @@ on(INSTANCES, (message) => {
   if (instances) reloadAfterBulkChange(store, message).catch((err) => showEditorError(err.message));
 });
 on(PRESENCE, (message) => presence.apply(message));
+on(PROPOSALS, (message) => editing?.proposals.follow(message.job));
 on("open", () => {
   state.connected = true;
   updateBanner();

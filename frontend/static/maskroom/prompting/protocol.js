@@ -12,19 +12,19 @@ export const ERROR = "error";
 // reset or refine made it moot: no mask comes for it.
 export const SUPERSEDED = "superseded";
 // Working together: someone saved a change to an instance of this image; many
-// changed at once (reload the set); someone opened or closed the image.
+// changed at once (reload the set); someone opened or closed the image; a
+// proposal job on the image changed (its JSON).
 export const INSTANCE = "instance";
 export const INSTANCES = "instances";
 export const PRESENCE = "presence";
+export const PROPOSALS = "proposals";
 // The types the server sends (the socket warns of any other).
-export const SERVER_TYPES = [STATUS, MASK, SUPERSEDED, ERROR, INSTANCE, INSTANCES, PRESENCE];
+export const SERVER_TYPES = [STATUS, MASK, SUPERSEDED, ERROR, INSTANCE, INSTANCES, PRESENCE, PROPOSALS];
 // At most this many points per object (since the last reset).
 export const MAX_OBJECT_POINTS = 64;
 
 // Close code when the image does not exist or the user may not see it: stop retrying.
 export const CLOSE_NOT_FOUND = 4404;
-// Close code for a member whose role may not prompt (a viewer): stop retrying.
-export const CLOSE_FORBIDDEN = 4403;
 // Close code for a client that keeps too many messages waiting.
 export const CLOSE_TOO_MANY = 4429;
 

@@ -153,3 +153,58 @@ def test_a_closed_connection_stops_waiting(image: Image, member: User) -> None:
         assert key not in status_watch.waiters
 
     asyncio.run(run())
+
+
+def test_a_viewer_follows_the_image_but_does_not_prompt(
+    ready_image: Image, project: Project, owner: User, member: User
+) -> None:
+    viewer = User.objects.create_user("vera", password="pw-123456789")
+    Membership.objects.create(project=project, user=viewer, role=Membership.Role.VIEWER)
+    as_vera, as_mateo = session_headers(viewer), session_headers(member)
+
+    async def run() -> None:
+        vera = await connect(ready_image.pk, as_vera)
+        assert (await receive_until(vera, "status"))["embedding_status"] == "ready"
+        mateo = await connect(ready_image.pk, as_mateo)
+        # Both are shown to each other: a viewer is someone on the image too.
+        assert (await receive_until(vera, "presence"))["user"] == member.username
+        assert (await receive_until(mateo, "presence"))["user"] == viewer.username
+        made = await asyncio.to_thread(
+            post, member, ready_image, {"label": "nucleus", "rle": square(ready_image)}
+        )
+        assert (await receive_until(vera, "instance"))["id"] == made["id"]
+        # Prompts and reopening an instance are refused, each answered in turn.
+        await vera.send_json_to({"type": "prompt", "request_id": 3, "points": [[20, 20, 1]]})
+        await vera.send_json_to({"type": "refine", "request_id": 4, "instance_id": made["id"]})
+        for request_id in (3, 4):
+            refused = await receive_until(vera, "error")
+            assert refused["request_id"] == request_id and "viewers" in refused["message"]
+        # The connection stays open and still follows the image.
+        await asyncio.to_thread(client_for(member).delete, f"/api/instances/{made['id']}/")
+        told = await receive_until(vera, "instance")
+        assert (told["action"], told["id"]) == ("delete", made["id"])
+        for communicator in (vera, mateo):
+            await communicator.disconnect()
+
+    asyncio.run(run())
+
+
+def test_a_viewer_opening_an_image_asks_for_no_embedding(
+    image: Image, project: Project, member: User
+) -> None:
+    viewer = User.objects.create_user("vera", password="pw-123456789")
+    Membership.objects.create(project=project, user=viewer, role=Membership.Role.VIEWER)
+    Embedding.objects.filter(image=image).delete()  # a new model, say: none computed yet
+    as_vera, as_mateo = session_headers(viewer), session_headers(member)
+
+    async def run() -> None:
+        vera = await connect(image.pk, as_vera)
+        assert (await receive_until(vera, "status"))["embedding_status"] == "pending"
+        assert not await asyncio.to_thread(Embedding.objects.filter(image=image).exists)
+        mateo = await connect(image.pk, as_mateo)  # an annotator does ask for it
+        await receive_until(mateo, "status")
+        assert await asyncio.to_thread(Embedding.objects.filter(image=image).exists)
+        for communicator in (vera, mateo):
+            await communicator.disconnect()
+
+    asyncio.run(run())
