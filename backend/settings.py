@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "backend.evaluations",
     "backend.work",
     "backend.quality",
+    "backend.datasets",
     "frontend",
 ]
 

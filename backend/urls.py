@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/", include("backend.evaluations.urls")),
     path("api/", include("backend.work.urls")),
     path("api/", include("backend.quality.urls")),
+    path("api/", include("backend.datasets.urls")),
     path("", include("frontend.urls")),
 ]

@@ -18,5 +18,11 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
 )
 app.autodiscover_tasks(
-    ["backend.segmentation", "backend.images", "backend.proposals", "backend.quality"]
+    [
+        "backend.segmentation",
+        "backend.images",
+        "backend.proposals",
+        "backend.quality",
+        "backend.datasets",
+    ]
 )

@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Assignment, Instance
+from backend.datasets.models import Export
 from backend.images.models import Image
 from backend.projects.models import Invitation, Label, Membership, Project
 from backend.projects.permissions import ROLES
@@ -36,7 +37,7 @@ NOBODY: frozenset[str] = frozenset()
 # (method, URL template, JSON body or "file", the roles allowed). {p} project,
 # {i} image, {n} an instance the owner drew, {j} a proposal job, {x} a member
 # to remove (an annotator other than the caller), {c} an invitation link's
-# code, {l} a label no instance uses, {g} a scored gold set.
+# code, {l} a label no instance uses, {g} a scored gold set, {e} an export.
 MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("get", "/api/projects/{p}/", None, ALL),
     ("patch", "/api/projects/{p}/", {"name": "Renamed"}, OWNER),
@@ -97,6 +98,13 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("get", "/api/assignments/{g}/reference/", None, LEADS),
     ("patch", "/api/images/{i}/", {"gold": True}, OWNER),
     ("get", "/api/projects/{p}/quality/", None, LEADS),
+    ("get", "/api/projects/{p}/exports/", None, ALL),
+    ("post", "/api/projects/{p}/exports/", {"format": "coco"}, ALL),
+    # {e}: an export the owner started; its zip holds what she may see.
+    ("get", "/api/exports/{e}/", None, LEADS),
+    ("get", "/api/exports/{e}/download/", None, LEADS),  # 409: not written yet
+    ("get", "/api/projects/{p}/splits/", None, ALL),
+    ("patch", "/api/projects/{p}/splits/", {"seed": 3}, OWNER),
 ]
 
 # A person's set that a role may not see is a 404 to it, as if it did not exist.
@@ -104,6 +112,10 @@ HIDDEN = {
     template: frozenset({"viewer"})
     for _, template, _, _ in MATRIX
     if "{a}" in template or "{g}" in template
+} | {
+    template: frozenset({"annotator", "viewer"})
+    for _, template, _, _ in MATRIX
+    if "{e}" in template
 }
 
 PERSONAS = (*ROLES, "outsider", "anonymous")
@@ -160,6 +172,7 @@ def world(project: Project, owner: User, outsider: User) -> World:
         "p": project.pk, "i": image.pk, "n": instance.pk, "j": job.pk, "x": "extra",
         "a": assignment.pk, "c": invitation.code, "l": spare.pk,
         "g": _scored_gold_set(project, image, extra).pk,
+        "e": Export.objects.create(project=project, created_by=owner, format="coco").pk,
     }  # fmt: skip
     return World(project, image, instance, rle, people, ids)
 
@@ -262,6 +275,7 @@ def test_the_matrix_names_every_project_url() -> None:
             ("<int:assignment_id>", "{a}"),
             ("<str:code>", "{c}"),
             ("<int:label_id>", "{l}"),
+            ("<int:export_id>", "{e}"),
             ("<str:level>/<str:tx>/<str:ty>", "0/0/0"),
         ):
             shape = shape.replace(name, key)

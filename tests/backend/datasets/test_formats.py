@@ -1,0 +1,202 @@
+"""Each export format, read back with the library its users read it with:
+pycocotools for COCO, tifffile for the label images and the Cellpose and
+StarDist folders; the manifest with rocrate, the provenance with csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+from pycocotools import mask as coco_mask
+from pycocotools.coco import COCO
+from rocrate.rocrate import ROCrate
+
+from backend.annotations.export import pseudonym
+from backend.annotations.models import Instance
+from backend.datasets.models import ImageSplit
+from tests.backend.datasets.conftest import Dataset, exported, instance_masks, read_tiff
+from worker.datasets.label_image import label_dtype, unpaint
+from worker.metrics import iou
+
+pytestmark = pytest.mark.django_db
+
+
+def split_of(image_id: int) -> str:
+    return ImageSplit.objects.get(image_id=image_id).split
+
+
+def stem(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+def test_coco_is_read_by_pycocotools_with_every_mask_and_label(
+    dataset: Dataset, owner: User, tmp_path: Path
+) -> None:
+    archive = exported(dataset.project, owner, "coco", images=True)
+    splits = {split_of(i.pk) for i in (dataset.nuclei, dataset.cells)}
+    assert {f"annotations/{s}.json" for s in splits} <= set(archive.namelist())
+    seen = 0
+    for split in splits:
+        path = tmp_path / f"{split}.json"
+        path.write_bytes(archive.read(f"annotations/{split}.json"))
+        coco = COCO(str(path))
+        labels = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
+        assert sorted(labels.values()) == ["cell", "nucleus"]
+        for image_id in coco.getImgIds():
+            entry = coco.loadImgs(image_id)[0]
+            assert split_of(image_id) == split
+            # The image itself is in the zip, channels kept, under the name COCO gives.
+            pixels = read_tiff(archive, f"images/{split}/{entry['file_name']}")
+            assert pixels.shape[-2:] == (entry["height"], entry["width"])
+            masks = instance_masks(
+                dataset.nuclei if image_id == dataset.nuclei.pk else dataset.cells
+            )
+            annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+            assert sorted(a["id"] for a in annotations) == sorted(masks)
+            for annotation in annotations:
+                assert np.array_equal(
+                    coco.annToMask(annotation).astype(bool), masks[annotation["id"]]
+                )
+                instance = Instance.objects.get(pk=annotation["id"])
+                assert labels[annotation["category_id"]] == instance.label.name
+            seen += len(annotations)
+    assert seen == Instance.objects.filter(image__project=dataset.project).count() == 125 + 4
+    cells_file = f"images/{split_of(dataset.cells.pk)}/bbbc022.tif"
+    assert read_tiff(archive, cells_file).shape == (3, dataset.cells.height, dataset.cells.width)
+
+
+def test_coco_polygons_trace_the_masks(dataset: Dataset, owner: User, tmp_path: Path) -> None:
+    archive = exported(dataset.project, owner, "coco", polygons=True)
+    split = split_of(dataset.nuclei.pk)
+    path = tmp_path / "coco.json"
+    path.write_bytes(archive.read(f"annotations/{split}.json"))
+    coco = COCO(str(path))
+    masks = instance_masks(dataset.nuclei)
+    agreement = []
+    for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[dataset.nuclei.pk])):
+        assert isinstance(annotation["segmentation"], list) and annotation["segmentation"]
+        agreement.append(iou(coco.annToMask(annotation).astype(bool), masks[annotation["id"]]))
+    # Polygons along pixel edges' midpoints lose a little at the boundary, never an object.
+    assert np.mean(agreement) > 0.85 and min(agreement) > 0.5
+
+
+@pytest.mark.parametrize("fmt", ["labels", "cellpose", "stardist"])
+def test_label_images_hold_one_value_per_instance(dataset: Dataset, owner: User, fmt: str) -> None:
+    archive = exported(dataset.project, owner, fmt)
+    for image in (dataset.nuclei, dataset.cells):
+        split, name = split_of(image.pk), stem(image.name)
+        mask_file, image_file = {
+            "labels": (f"labels/{split}/{name}.tif", None),
+            "cellpose": (f"{split}/{name}_masks.tif", f"{split}/{name}.tif"),
+            "stardist": (f"{split}/masks/{name}.tif", f"{split}/images/{name}.tif"),
+        }[fmt]
+        labels = read_tiff(archive, mask_file)
+        assert labels.dtype == np.uint16 and labels.shape == (image.height, image.width)
+        # The same objects, each its own value, 0 the background.
+        found = {k: rle_mask for k, rle_mask in unpaint(labels)}
+        masks = list(instance_masks(image).values())
+        assert len(found) == len(masks)
+        assert np.array_equal(labels > 0, dataset.truth[image.pk] > 0)
+        assert sorted(map(mask_key, masks)) == sorted(mask_key(decode(m)) for m in found.values())
+        if image_file is not None:  # Cellpose and StarDist train on the image beside it
+            assert read_tiff(archive, image_file).shape[-2:] == labels.shape
+        if fmt == "labels":
+            classes = json.loads(archive.read(f"labels/{split}/{name}.classes.json"))
+            by_value = dict(
+                zip(
+                    range(1, len(masks) + 1),
+                    Instance.objects.filter(image=image)
+                    .order_by("id")
+                    .values_list("label_id", flat=True),
+                    strict=True,
+                )
+            )
+            assert {int(k): v for k, v in classes.items()} == by_value
+
+
+def decode(mask_rle: dict[str, object]) -> np.ndarray:
+    from worker import rle
+
+    return rle.decode(mask_rle)
+
+
+def mask_key(mask: np.ndarray) -> bytes:
+    return np.packbits(mask).tobytes()
+
+
+def test_label_images_widen_past_65535_instances() -> None:
+    assert label_dtype(65_535) == np.uint16 and label_dtype(65_536) == np.uint32
+
+
+def test_every_export_carries_its_provenance_and_an_ro_crate(
+    dataset: Dataset, owner: User, member: User, tmp_path: Path
+) -> None:
+    relabelled = Instance.objects.filter(image=dataset.nuclei).order_by("id").first()
+    assert relabelled is not None
+    from backend.annotations.services.instances import instance_update
+
+    instance_update(instance=relabelled, user=member, version=relabelled.version,
+                    label=dataset.project.labels.get(name="cell"))  # fmt: skip
+    archive = exported(dataset.project, owner, "stardist")
+    rows = list(csv.DictReader(io.StringIO(archive.read("provenance.csv").decode())))
+    assert len(rows) == Instance.objects.filter(image__project=dataset.project).count()
+    by_id = {int(r["instance"]): r for r in rows}
+    first = by_id[relabelled.pk]
+    olivia = pseudonym(project=dataset.project, user_id=owner.pk)
+    mateo = pseudonym(project=dataset.project, user_id=member.pk)
+    assert first["authors"].split() == [olivia, mateo]  # who made it, then who changed it
+    assert first["label"] == "cell" and first["origin"] == "manual"
+    assert first["created"] <= first["changed"]
+    assert all(r["authors"] == olivia for i, r in by_id.items() if i != relabelled.pk)
+    # The manifest is an RO-Crate that rocrate reads back.
+    folder = tmp_path / "crate"
+    archive.extractall(folder)
+    crate = ROCrate(folder)
+    assert "nuclei" in crate.name.lower() or dataset.project.name in crate.name
+    names = {e.id for e in crate.data_entities}
+    assert "provenance.csv" in names and any(n.startswith(("train", "val", "test")) for n in names)
+    terms = {e["name"] for e in crate.get_entities() if e.type == "DefinedTerm"}
+    assert terms == {"nucleus", "cell"}
+    software = [e for e in crate.get_entities() if e.type == "SoftwareApplication"]
+    assert any(e["name"] == "maskroom" and e["version"] for e in software)
+    assert any(e.get("usedFor") == "prompts" for e in software)  # the project's model
+
+
+def test_a_split_export_holds_only_that_split(dataset: Dataset, owner: User) -> None:
+    ImageSplit.objects.update_or_create(
+        image=dataset.nuclei, defaults={"split": "test", "by_hand": True}
+    )
+    ImageSplit.objects.update_or_create(
+        image=dataset.cells, defaults={"split": "train", "by_hand": True}
+    )
+    archive = exported(dataset.project, owner, "cellpose", split="test")
+    tiffs = sorted(n for n in archive.namelist() if n.endswith(".tif"))
+    assert tiffs == ["test/nuclei.tif", "test/nuclei_masks.tif"]
+    rows = list(csv.DictReader(io.StringIO(archive.read("provenance.csv").decode())))
+    assert {int(r["image"]) for r in rows} == {dataset.nuclei.pk}
+
+
+def test_an_annotator_exports_no_gold_truth(
+    dataset: Dataset, member: User, project_annotator: User
+) -> None:
+    dataset.cells.gold = True
+    dataset.cells.save()
+    archive = exported(dataset.project, project_annotator, "coco")
+    names = [n for n in archive.namelist() if n.startswith("annotations/")]
+    images = [i["id"] for n in names for i in json.loads(archive.read(n))["images"]]
+    assert images == [dataset.nuclei.pk]
+
+
+@pytest.fixture
+def project_annotator(dataset: Dataset) -> User:
+    from backend.projects.models import Membership
+
+    user = User.objects.create_user("ines", password="pw-123456789")
+    Membership.objects.create(project=dataset.project, user=user, role=Membership.Role.ANNOTATOR)
+    return user
