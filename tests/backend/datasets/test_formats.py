@@ -7,13 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
-from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 from rocrate.rocrate import ROCrate
 

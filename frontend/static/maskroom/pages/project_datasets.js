@@ -1,0 +1,116 @@
+// The Training dataset card of the project page: the train / val / test
+// split (counts; owners change the fractions and seed), and exports: start
+// one, follow its progress (the worker writes the zip), download it when
+// done. docs/api.md, "Dataset exports" and "Splits".
+
+import { api, endpoints } from "../lib/api.js";
+import { el, showError } from "../lib/dom.js";
+
+const POLL_MS = 1000;
+const SPLITS = ["train", "val", "test"];
+const projectId = Number(document.body.dataset.projectId);
+const summary = document.getElementById("split-summary");
+const splitForm = document.getElementById("split-form");
+const exportForm = document.getElementById("export-form");
+const progress = document.getElementById("export-progress");
+const status = document.getElementById("export-status");
+const list = document.getElementById("export-list");
+const exportError = exportForm.querySelector(".error");
+
+function showSplits(splits) {
+  const counts = SPLITS.map((s) => `${s} ${splits.counts[s]}`).join(" · ");
+  const byHand = splits.by_hand ? ` (${splits.by_hand} set by hand)` : "";
+  summary.textContent = `Images: ${counts}${byHand}`;
+  summary.dataset.counts = JSON.stringify(splits.counts);
+  if (!splitForm) return;
+  for (const name of SPLITS) splitForm.elements[name].value = Math.round(splits.fractions[name] * 100);
+  splitForm.elements.seed.value = splits.seed;
+  splitForm.hidden = false;
+}
+
+async function loadSplits() {
+  try {
+    showSplits(await api(endpoints.projectSplits(projectId)));
+  } catch (err) {
+    summary.textContent = `Splits: ${err.message}`;
+  }
+}
+
+splitForm?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const fractions = Object.fromEntries(SPLITS.map((s) => [s, Number(splitForm.elements[s].value) / 100]));
+  const body = { fractions, seed: Number(splitForm.elements.seed.value) };
+  try {
+    showSplits(await api(endpoints.projectSplits(projectId), { method: "PATCH", json: body }));
+  } catch (err) {
+    summary.textContent = `Could not split: ${err.message}`;
+  }
+});
+
+function exportItem(job) {
+  const what = `${job.format}${job.options.split !== "all" ? ` (${job.options.split})` : ""}`;
+  const when = new Date(job.created_at).toLocaleString();
+  const item = el("li", { dataset: { exportId: String(job.id), status: job.status } }, `${what}, ${when}: `);
+  if (job.download) {
+    const size = `${(job.size / 1024 / 1024).toFixed(1)} MiB`;
+    item.append(el("a", { href: job.download, class: "export-download" }, `download (${size})`));
+  } else if (job.status === "failed") {
+    item.append(el("span", { class: "error" }, `failed: ${job.error}`));
+  } else {
+    item.append(`${job.status}, ${Math.round(job.progress * 100)}%`);
+  }
+  return item;
+}
+
+async function loadExports() {
+  try {
+    const jobs = await api(endpoints.projectExports(projectId));
+    list.replaceChildren(...jobs.map(exportItem));
+  } catch (err) {
+    showError(exportError, `Could not list exports: ${err.message}`);
+  }
+}
+
+async function follow(job) {
+  progress.hidden = false;
+  while (job.status === "pending" || job.status === "running") {
+    progress.value = job.progress;
+    status.textContent = job.status === "pending" ? "Export queued…" : `Writing ${job.done_images} of ${job.total_images} images…`;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    job = await api(endpoints.exportJob(job.id));
+  }
+  progress.hidden = true;
+  status.textContent = job.status === "done" ? "Export ready: download it below." : "";
+  if (job.status === "failed") showError(exportError, `The export failed: ${job.error}`);
+}
+
+function syncPolygons() {
+  const coco = exportForm.elements.format.value === "coco";
+  exportForm.elements.polygons.disabled = !coco;
+  if (!coco) exportForm.elements.polygons.checked = false;
+}
+
+exportForm.elements.format.addEventListener("change", syncPolygons);
+exportForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  showError(exportError, "");
+  const start = document.getElementById("export-start");
+  start.disabled = true;
+  const f = exportForm.elements;
+  const body = { format: f.format.value, split: f.split.value, images: f.images.checked, polygons: f.polygons.checked };
+  try {
+    const job = await api(endpoints.projectExports(projectId), { method: "POST", json: body });
+    await loadExports();
+    await follow(job);
+  } catch (err) {
+    showError(exportError, err.message);
+  } finally {
+    start.disabled = false;
+    await loadExports();
+    await loadSplits();
+  }
+});
+
+syncPolygons();
+loadSplits();
+loadExports();

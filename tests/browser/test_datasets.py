@@ -1,0 +1,78 @@
+"""A training dataset through the project page in real Chromium, with the
+real worker: the owner sees the split, puts every image in train, exports
+label images with the images, follows the job, downloads the zip and the
+label image reads back (tifffile) as the curated nuclei."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from playwright.sync_api import expect
+
+from backend.annotations.services.instances import instance_create
+from backend.images.services import image_upload
+from backend.projects.models import Label, Membership, Project
+from tests.browser.test_loop import PASSWORD, log_in
+from tests.conftest import shared_data
+from tests.live import (  # noqa: F401
+    BrowserPage,
+    LiveApp,
+    browser_marks,
+    browser_page_fixture,
+    live_app_fixture,
+)
+from worker.datasets.label_image import unpaint
+
+pytestmark = browser_marks(180)
+
+
+def test_an_owner_splits_exports_and_downloads_a_dataset(
+    live_app: LiveApp, browser_page: BrowserPage, tmp_path: Path
+) -> None:
+    owner = User.objects.create_user("olivia", password=PASSWORD)
+    project = Project.objects.create(name="Nuclei", created_by=owner)
+    Membership.objects.create(project=project, user=owner, role=Membership.Role.OWNER)
+    nucleus = Label.objects.create(project=project, name="nucleus", order=0)
+    data = shared_data("nuclei_dsb2018/image.tif").read_bytes()
+    [image] = image_upload(project=project, user=owner, files=[SimpleUploadedFile("n.tif", data)])
+    truth = tifffile.imread(shared_data("nuclei_dsb2018/labels.tif"))
+    for _, mask_rle in unpaint(truth):
+        instance_create(image=image, user=owner, label=nucleus, rle=mask_rle)
+
+    page = browser_page.page
+    log_in(page, live_app, "olivia")
+    page.goto(f"{live_app.url}projects/{project.pk}/")
+    card = page.locator("#datasets-card")
+    expect(card.locator("#split-summary")).to_contain_text("Images: train")
+    # Every image in train: 100 / 0 / 0.
+    for name, value in (("train", "100"), ("val", "0"), ("test", "0")):
+        card.locator(f"#split-form input[name={name}]").fill(value)
+    card.locator("#split-form button[type=submit]").click()
+    expect(card.locator("#split-summary")).to_have_text("Images: train 1 · val 0 · test 0")
+
+    card.locator("select[name=format]").select_option("labels")
+    expect(card.locator("input[name=polygons]")).to_be_disabled()  # COCO only
+    card.locator("input[name=images]").check()
+    card.locator("#export-start").click()
+    link = card.locator("#export-list a.export-download")
+    expect(link).to_have_count(1, timeout=90_000)
+    expect(card.locator("#export-status")).to_have_text("Export ready: download it below.")
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "dataset.zip"
+    download.value.save_as(saved)
+
+    archive = zipfile.ZipFile(saved)
+    labels = tifffile.imread(io.BytesIO(archive.read("labels/train/n.tif")))
+    assert labels.dtype == np.uint16 and len(np.unique(labels)) - 1 == len(np.unique(truth)) - 1
+    assert np.array_equal(labels > 0, truth > 0)
+    pixels = tifffile.imread(io.BytesIO(archive.read("images/train/n.tif")))
+    assert pixels.shape == truth.shape
+    assert {"provenance.csv", "ro-crate-metadata.json"} <= set(archive.namelist())
+    assert not browser_page.errors, browser_page.errors
