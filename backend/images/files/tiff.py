@@ -86,27 +86,74 @@ def _tifffile_errors() -> Iterator[_ThreadErrors]:
 
 @contextmanager
 def open_tiff(path: Path, *, limits: Limits, max_channels: int) -> Iterator[list[PlaneSource]]:
-    """The file's images as PlaneSources, readable while the block runs."""
-    with _tifffile_errors() as errors, tifffile.TiffFile(path) as tif:
-        if not tif.series:
-            raise DecodeError("the TIFF file holds no readable image (is it truncated?)")
-        every_series = tif.is_ome and len(tif.series) > 1
-        chosen = list(tif.series) if every_series else [tif.series[0]]
-        readers = [_SeriesReader(tif, series, errors=errors) for series in chosen]
-        for reader in readers:
-            reader.check(max_pixels=limits.max_pixels, max_channels=max_channels)
-        limits.check_planes(
-            planes=sum(r.t_count * r.z_count for r in readers),
-            width=max(r.width for r in readers),
-            height=max(r.height for r in readers),
-        )
-        extra = "" if every_series or len(tif.series) == 1 else _series_note(len(tif.series))
-        # Logged errors are raised after each read (a read's own exception says more).
-        yield [
-            reader.source(label=f"series {i + 1}" if every_series else "", extra_note=extra)
-            for i, reader in enumerate(readers)
-        ]
-        errors.raise_any()
+    """The file's images as PlaneSources, readable while the block runs.
+
+    A file whose shape metadata (an ImageJ or tifffile description, often
+    left behind by a program that cropped or cut the file) disagrees with its
+    pages is read from its pages alone, with a note saying what was ignored;
+    a file whose pages themselves are broken is still refused."""
+    with _tifffile_errors() as errors:
+        with tifffile.TiffFile(path) as tif:
+            ignored = _untrusted_metadata(tif, errors)
+            if not ignored:
+                with _sources(tif, errors, limits=limits, max_channels=max_channels) as sources:
+                    yield sources
+                return
+        errors.messages.clear()
+        with tifffile.TiffFile(path, is_shaped=False, is_imagej=False) as tif:
+            note = f"read from its pages: {ignored}, ignored"
+            with _sources(
+                tif, errors, limits=limits, max_channels=max_channels, note=note
+            ) as sources:
+                yield sources
+
+
+def _untrusted_metadata(tif: tifffile.TiffFile, errors: _ThreadErrors) -> str:
+    """Why the file's description of its shape cannot be trusted, or ""."""
+    if not tif.series:
+        return ""
+    logged = [m for m in errors.messages if "metadata" in m]
+    if logged and (tif.is_imagej or tif.is_shaped):
+        kind = "ImageJ" if tif.is_imagej else "shape"
+        return f"its {kind} description does not match its pages"
+    series = tif.series[0]
+    if series.kind == "shaped":
+        pages = [page for page in series.pages if page is not None]
+        if len(pages) * series.keyframe.size != series.size:
+            shape = "x".join(str(n) for n in series.shape)
+            return f"its shape description ({shape}) does not match its pages"
+    return ""
+
+
+@contextmanager
+def _sources(
+    tif: tifffile.TiffFile,
+    errors: _ThreadErrors,
+    *,
+    limits: Limits,
+    max_channels: int,
+    note: str = "",
+) -> Iterator[list[PlaneSource]]:
+    if not tif.series:
+        raise DecodeError("the TIFF file holds no readable image (is it truncated?)")
+    every_series = tif.is_ome and len(tif.series) > 1
+    chosen = list(tif.series) if every_series else [tif.series[0]]
+    readers = [_SeriesReader(tif, series, errors=errors) for series in chosen]
+    for reader in readers:
+        reader.check(max_pixels=limits.max_pixels, max_channels=max_channels)
+    limits.check_planes(
+        planes=sum(r.t_count * r.z_count for r in readers),
+        width=max(r.width for r in readers),
+        height=max(r.height for r in readers),
+    )
+    extra = "" if every_series or len(tif.series) == 1 else _series_note(len(tif.series))
+    extra = "; ".join(n for n in (note, extra) if n)
+    # Logged errors are raised after each read (a read's own exception says more).
+    yield [
+        reader.source(label=f"series {i + 1}" if every_series else "", extra_note=extra)
+        for i, reader in enumerate(readers)
+    ]
+    errors.raise_any()
 
 
 def _series_note(count: int) -> str:

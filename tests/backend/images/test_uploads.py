@@ -419,3 +419,32 @@ def test_a_project_channel_mapping_drives_display_and_model(project: Project, ow
     display = np.asarray(PILImage.open(Path(settings.MEDIA_ROOT) / image.display_path))
     assert not display[..., 0].any() and not display[..., 2].any() and display[..., 1].any()
     np.testing.assert_array_equal(image_model_rgb(image), display)
+
+
+# Files whose pixels read correctly but whose description of their shape
+# (left by a program that cropped or cut them) disagrees with their pages.
+DISAGREEING = [
+    ("shaped description of three planes, one page", {"description": '{"shape": [3, 60, 80]}'},
+     "shape description (3x60x80) does not match its pages"),
+    ("ImageJ description of five slices, one page",
+     {"description": "ImageJ=1.53t\nimages=5\nslices=5\n"},
+     "ImageJ description does not match its pages"),
+    ("ImageJ hyperstack of three channels, one page",
+     {"description": "ImageJ=1.54f\nimages=3\nchannels=3\nhyperstack=true\nmode=composite\n"},
+     "ImageJ description does not match its pages"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "written", "says"), DISAGREEING, ids=[c[0] for c in DISAGREEING])
+def test_a_file_whose_metadata_disagrees_with_its_pages_opens_from_its_pages(
+    project: Project, owner: User, tmp_path: Path, case: str, written: dict[str, str], says: str
+) -> None:
+    pixels = (np.arange(60 * 80, dtype=np.uint16) * 7 % 4096).reshape(60, 80)
+    path = tmp_path / "cropped.tif"
+    tifffile.imwrite(path, pixels, metadata=None, **written)  # type: ignore[arg-type]
+    with path.open("rb") as handle:
+        response = post_files(owner, project, handle)
+    assert response.status_code == 201, (case, response.json())
+    body = response.json()["images"][0]
+    assert says in body["note"] and "read from its pages" in body["note"]
+    np.testing.assert_array_equal(stored_planes(body["id"]), pixels[np.newaxis])
