@@ -80,6 +80,7 @@ class Origin(models.TextChoices):
     PROPOSAL = "proposal"
     CONSENSUS = "consensus"
     REVIEW = "review"  # picked or merged by a reviewer from people's sets
+    IMPORTED = "imported"  # read from a dataset file (backend/datasets/importing.py)
 
 
 class LiveInstanceManager(models.Manager["Instance"]):

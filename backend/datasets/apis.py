@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from backend.annotations.export import export_file_name
 from backend.common.errors import ServiceError
 from backend.datasets.exporting import export_start
+from backend.datasets.importing import import_run
 from backend.datasets.models import Export
 from backend.datasets.selectors import export_for_user, export_list
 from backend.datasets.serializers import export_json
@@ -87,3 +88,26 @@ class ProjectSplitsApi(APIView):
             raise ServiceError("images must be keyed by image ids.") from None
         splits_change(project=project, fractions=fractions, seed=seed, images=by_id)
         return Response(splits_summary(project=project))
+
+
+class ProjectImportsApi(APIView):
+    """POST multipart {file, format: coco | labels, dry_run?, as?: curated |
+    proposed, label?, suffix?} -> the report: 200 for a dry run, 201 when
+    imported, 400 (and nothing stored) when any file was refused."""
+
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for_user(request.user, project_id)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ServiceError("Send the file to import as the multipart field 'file'.")
+        fields = {k: request.data.get(k) for k in request.data if k != "file"}
+        report, wanted, imported = import_run(
+            project=project, user=request.user, upload=upload, data=fields
+        )
+        if report["refused"] and not wanted.dry_run:
+            first = report["refused"][0]
+            where = f"{first['file']}: " if first["file"] else ""
+            detail = f"Nothing was imported: {where}{first['reason']}."
+            return Response({"detail": detail, **report}, status=status.HTTP_400_BAD_REQUEST)
+        code = status.HTTP_201_CREATED if imported else status.HTTP_200_OK
+        return Response(report, status=code)

@@ -12,7 +12,6 @@ import csv
 import io
 import logging
 import os
-import re
 import shutil
 import tempfile
 import zipfile
@@ -29,6 +28,7 @@ from backend.annotations.models import InstanceHistory
 from backend.annotations.selectors import accepted_instances
 from backend.datasets.manifest import manifest_write
 from backend.datasets.models import Export
+from backend.datasets.names import Stems
 from backend.datasets.splits import splits_decide
 from backend.images.models import Image
 from backend.images.storage import media_path
@@ -136,7 +136,7 @@ def _writer(export: Export, out: zipfile.ZipFile, categories: list[Category]) ->
                 "date_created": timezone.now().isoformat(), "version": "1.0"}  # fmt: skip
         polygons = bool(export.options.get("polygons"))
         return Coco(out, categories, info, images=images, polygons=polygons)
-    return LabelImages(out, export.format, images=images)
+    return LabelImages(out, export.format, categories, images=images)
 
 
 def _images_with_instances(
@@ -252,22 +252,3 @@ def _image_item(image: dict[str, Any], stems: Stems, rows: list[tuple[Any, ...]]
             ExportInstance(id=r[0], label_id=r[2], rle=r[3], bbox=r[4], area=r[5]) for r in rows
         ],
     )
-
-
-class Stems:
-    """File stems unique in an export: the image's name without its
-    extension, made safe, a plane's t and z added, and its id where two
-    would be the same."""
-
-    def __init__(self) -> None:
-        self.taken: set[str] = set()
-
-    def take(self, name: str, image_id: int, plane: tuple[int, int] | None) -> str:
-        stem = re.sub(r"\.(ome\.)?[A-Za-z0-9]{1,5}$", "", name)
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
-        if plane is not None:
-            stem = f"{stem}_t{plane[0]}_z{plane[1]}"
-        if stem in self.taken:
-            stem = f"{stem}_{image_id}"
-        self.taken.add(stem)
-        return stem

@@ -1,6 +1,12 @@
 from django.urls import path
 
-from backend.datasets.apis import ExportApi, ExportDownloadApi, ProjectExportsApi, ProjectSplitsApi
+from backend.datasets.apis import (
+    ExportApi,
+    ExportDownloadApi,
+    ProjectExportsApi,
+    ProjectImportsApi,
+    ProjectSplitsApi,
+)
 
 urlpatterns = [
     path(
@@ -14,5 +20,10 @@ urlpatterns = [
     ),
     path(
         "projects/<int:project_id>/splits/", ProjectSplitsApi.as_view(), name="api-project-splits"
+    ),
+    path(
+        "projects/<int:project_id>/imports/",
+        ProjectImportsApi.as_view(),
+        name="api-project-imports",
     ),
 ]

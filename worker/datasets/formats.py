@@ -7,10 +7,11 @@ Files, per split (train, val, test):
 - `coco`: `annotations/{split}.json` (compressed RLE, or polygons), and
   with images `images/{split}/{stem}.tif`;
 - `labels`: `labels/{split}/{stem}.tif` (uint16, uint32 past 65,535
-  instances; 0 background) with `{stem}.classes.json` beside it (value ->
-  label id), and with images `images/{split}/{stem}.tif`;
+  instances; 0 background), and with images `images/{split}/{stem}.tif`;
 - `cellpose`: `{split}/{stem}.tif` and `{split}/{stem}_masks.tif`;
-- `stardist`: `{split}/images/{stem}.tif` and `{split}/masks/{stem}.tif`.
+- `stardist`: `{split}/images/{stem}.tif` and `{split}/masks/{stem}.tif`;
+and beside every mask file its `.classes.json` (value -> label name), which
+the training tools ignore and an import reads.
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ class LabelImages:
     """`labels`, `cellpose` and `stardist`: a label image per image, each
     instance one value, with where the image and the mask go."""
 
-    def __init__(self, out: zipfile.ZipFile, fmt: str, *, images: bool) -> None:
+    def __init__(
+        self, out: zipfile.ZipFile, fmt: str, categories: Sequence[Category], *, images: bool
+    ) -> None:
         self.out, self.fmt, self.images = out, fmt, images or fmt in ("cellpose", "stardist")
+        self.categories = categories
         self.overlap_pixels = 0
         self.files = 0
 
@@ -78,9 +82,10 @@ class LabelImages:
         self.overlap_pixels += painted.overlap_pixels
         image_path, mask_path = self.paths(image)
         self.out.writestr(mask_path, tiff_bytes(painted.labels, "YX"))
-        if self.fmt == "labels":
-            classes = {str(v): i.label_id for v, i in enumerate(image.instances, start=1)}
-            self.out.writestr(mask_path.removesuffix(".tif") + ".classes.json", json.dumps(classes))
+        # The class of each value, beside its mask (training tools ignore it).
+        names = {c.id: c.name for c in self.categories}
+        classes = {str(v): names[i.label_id] for v, i in enumerate(image.instances, start=1)}
+        self.out.writestr(mask_path.removesuffix(".tif") + ".classes.json", json.dumps(classes))
         if self.images:
             self.out.writestr(image_path, planes_tiff(image))
         self.files += 1

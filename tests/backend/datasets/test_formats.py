@@ -111,7 +111,7 @@ def test_label_images_hold_one_value_per_instance(dataset: Dataset, owner: User,
                     range(1, len(masks) + 1),
                     Instance.objects.filter(image=image)
                     .order_by("id")
-                    .values_list("label_id", flat=True),
+                    .values_list("label__name", flat=True),
                     strict=True,
                 )
             )

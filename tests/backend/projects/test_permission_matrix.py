@@ -105,6 +105,7 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("get", "/api/exports/{e}/download/", None, LEADS),  # 409: not written yet
     ("get", "/api/projects/{p}/splits/", None, ALL),
     ("patch", "/api/projects/{p}/splits/", {"seed": 3}, OWNER),
+    ("post", "/api/projects/{p}/imports/", "file", WRITERS),  # 400: no format
 ]
 
 # A person's set that a role may not see is a 404 to it, as if it did not exist.
