@@ -1,7 +1,9 @@
 """A training dataset through the project page in real Chromium, with the
 real worker: the owner sees the split, puts every image in train, exports
 label images with the images, follows the job, downloads the zip and the
-label image reads back (tifffile) as the curated nuclei."""
+label image reads back (tifffile) as the curated nuclei; then she imports
+that zip into another project holding the same image: a check (dry run)
+reports what would come, the import brings the same masks."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from playwright.sync_api import expect
 
+from backend.annotations.models import Instance
 from backend.annotations.services.instances import instance_create
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
@@ -56,9 +59,9 @@ def test_an_owner_splits_exports_and_downloads_a_dataset(
     card.locator("#split-form button[type=submit]").click()
     expect(card.locator("#split-summary")).to_have_text("Images: train 1 · val 0 · test 0")
 
-    card.locator("select[name=format]").select_option("labels")
-    expect(card.locator("input[name=polygons]")).to_be_disabled()  # COCO only
-    card.locator("input[name=images]").check()
+    card.locator("#export-form select[name=format]").select_option("labels")
+    expect(card.locator("#export-form input[name=polygons]")).to_be_disabled()  # COCO only
+    card.locator("#export-form input[name=images]").check()
     card.locator("#export-start").click()
     link = card.locator("#export-list a.export-download")
     expect(link).to_have_count(1, timeout=90_000)
@@ -75,4 +78,23 @@ def test_an_owner_splits_exports_and_downloads_a_dataset(
     pixels = tifffile.imread(io.BytesIO(archive.read("images/train/n.tif")))
     assert pixels.shape == truth.shape
     assert {"provenance.csv", "ro-crate-metadata.json"} <= set(archive.namelist())
+
+    twin = Project.objects.create(name="Twin", created_by=owner)
+    Membership.objects.create(project=twin, user=owner, role=Membership.Role.OWNER)
+    Label.objects.create(project=twin, name="nucleus", order=0)
+    [copy] = image_upload(project=twin, user=owner, files=[SimpleUploadedFile("n.tif", data)])
+    page.goto(f"{live_app.url}projects/{twin.pk}/")
+    form = page.locator("#import-form")
+    form.locator("input[name=file]").set_input_files(str(saved))
+    form.locator("select[name=format]").select_option("labels")
+    form.locator("#import-check").click()
+    report = page.locator("#import-report .import-report")
+    expect(report).to_contain_text("Would import 125 instances into 1 image")
+    expect(report).to_contain_text("labels/train/n.tif → n.tif: 125 instances (train)")
+    assert not Instance.objects.filter(image=copy).exists()  # a check stores nothing
+    form.locator("#import-run").click()
+    expect(report).to_contain_text("Imported 125 instances into 1 image")
+    made = {(i.bbox[0], i.bbox[1], i.area) for i in Instance.objects.filter(image=copy)}
+    original = {(i.bbox[0], i.bbox[1], i.area) for i in Instance.objects.filter(image=image)}
+    assert made == original
     assert not browser_page.errors, browser_page.errors

@@ -4,10 +4,11 @@
 // turns every failure into an ApiError whose message is the server's "detail".
 
 export class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, body = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.body = body; // the answer's JSON, when it had one
   }
 }
 
@@ -63,7 +64,7 @@ export async function api(path, { method = "GET", json, form, csv } = {}) {
   }
   if (!response.ok) {
     if (response.status === 413 && !data?.detail) throw new ApiError("The upload is too large.", 413);
-    throw new ApiError(errorMessage(data, response.status), response.status);
+    throw new ApiError(errorMessage(data, response.status), response.status, data);
   }
   return data;
 }
@@ -123,6 +124,7 @@ export const endpoints = {
   projectExports: (id) => `/api/projects/${id}/exports/`,
   exportJob: (id) => `/api/exports/${id}/`,
   projectSplits: (id) => `/api/projects/${id}/splits/`,
+  projectImports: (id) => `/api/projects/${id}/imports/`,
   projectDisplay: (id) => `/api/projects/${id}/display/`,
   projectChannelMapping: (id) => `/api/projects/${id}/channel-mapping/`,
   projectQuality: (id) => `/api/projects/${id}/quality/`,

@@ -1,7 +1,8 @@
 // The Training dataset card of the project page: the train / val / test
-// split (counts; owners change the fractions and seed), and exports: start
+// split (counts; owners change the fractions and seed); exports: start
 // one, follow its progress (the worker writes the zip), download it when
-// done. docs/api.md, "Dataset exports" and "Splits".
+// done; imports: check a file (a dry run's report), then import it.
+// docs/api.md, "Dataset exports", "Dataset imports" and "Splits".
 
 import { api, endpoints } from "../lib/api.js";
 import { el, showError } from "../lib/dom.js";
@@ -110,6 +111,63 @@ exportForm.addEventListener("submit", async (event) => {
     await loadSplits();
   }
 });
+
+// --- imports ----------------------------------------------------------------
+
+const importForm = document.getElementById("import-form");
+
+function reportNode(report) {
+  const files = report.files.map((f) =>
+    el("li", {}, `${f.file} → ${f.image_name}: ${f.instances} instance${f.instances === 1 ? "" : "s"}${f.split ? ` (${f.split})` : ""}`),
+  );
+  const refused = report.refused.map((r) => el("li", { class: "error" }, `${r.file ? `${r.file}: ` : ""}${r.reason}`));
+  const done = report.dry_run
+    ? `Would import ${report.instances} instances into ${report.images} image${report.images === 1 ? "" : "s"}`
+    : `Imported ${report.imported} instances into ${report.images} image${report.images === 1 ? "" : "s"}`;
+  const labels = report.new_labels.length ? `; new labels: ${report.new_labels.join(", ")}` : "";
+  const skipped = report.skipped.length ? `; ${report.skipped.length} other files skipped` : "";
+  return el(
+    "div",
+    { class: "import-report", dataset: { instances: String(report.instances), refused: String(report.refused.length) } },
+    el("p", {}, `${done}${labels}${skipped}.`),
+    el("ul", {}, ...files),
+    refused.length ? el("ul", { class: "import-refused" }, ...refused) : "",
+  );
+}
+
+async function sendImport(dryRun) {
+  const f = importForm.elements;
+  const body = new FormData();
+  body.append("file", f.file.files[0]);
+  body.append("format", f.format.value);
+  body.append("as", f.as.value);
+  body.append("dry_run", dryRun ? "true" : "false");
+  const error = importForm.querySelector(".error");
+  const report = document.getElementById("import-report");
+  const run = document.getElementById("import-run");
+  showError(error, "");
+  try {
+    const answer = await api(endpoints.projectImports(projectId), { method: "POST", form: body });
+    report.replaceChildren(reportNode(answer));
+    run.disabled = !dryRun || answer.refused.length > 0;
+    if (!dryRun) await loadSplits();
+  } catch (err) {
+    if (err.body?.refused) report.replaceChildren(reportNode(err.body));
+    run.disabled = true;
+    showError(error, err.message);
+  }
+}
+
+if (importForm) {
+  importForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendImport(true);
+  });
+  importForm.addEventListener("change", () => {
+    document.getElementById("import-run").disabled = true; // check again first
+  });
+  document.getElementById("import-run").addEventListener("click", () => sendImport(false));
+}
 
 syncPolygons();
 loadSplits();
