@@ -15,10 +15,11 @@ skipped. A path part named train, val or test gives the image's split."""
 from __future__ import annotations
 
 import io
+import tempfile
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -39,6 +40,7 @@ from worker.datasets.readers import (
     classes_read,
     coco_read,
     label_image_read,
+    ome_zarr_read,
 )
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
     from backend.projects.access import AnyUser
 
-IMPORT_FORMATS = ("coco", "labels")
+IMPORT_FORMATS = ("coco", "labels", "ome-zarr")
 MAX_ENTRIES = 100_000
 PICTURES = (".tif", ".tiff", ".png")
 LABEL_FOLDERS = ("labels", "masks")
@@ -141,6 +143,8 @@ def _read(upload: UploadedFile, request: ImportRequest, plan: Plan) -> list[Read
     name = upload.name or "upload"
     data = upload.read()
     entries = _zip_entries(name, data) if data[:4] == b"PK\x03\x04" else {name: data}
+    if request.fmt == "ome-zarr":
+        return _read_zarrs(entries, plan)
     reads: list[ReadImage] = []
     for path, content in entries.items():
         try:
@@ -165,6 +169,36 @@ def _zip_entries(name: str, data: bytes) -> dict[str, bytes]:
         return {i.filename: archive.read(i) for i in infos}
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ServiceError(f"{name}: a file in the zip cannot be read ({exc}).") from None
+
+
+def _read_zarrs(entries: dict[str, bytes], plan: Plan) -> list[ReadImage]:
+    """Each `.zarr` folder of the zip, written out and read with ome-zarr-py."""
+    groups: dict[str, dict[str, bytes]] = defaultdict(dict)
+    for path, content in entries.items():
+        parts = PurePosixPath(path).parts
+        end = next((k for k, part in enumerate(parts) if part.endswith(".zarr")), None)
+        if end is None or end == len(parts) - 1:
+            plan.skipped.append(path)
+            continue
+        if ".." in parts or PurePosixPath(path).is_absolute():
+            plan.refuse(path, "a path in the zip leaves its folder")
+            continue
+        groups["/".join(parts[: end + 1])][str(PurePosixPath(*parts[end + 1 :]))] = content
+    reads = []
+    for root, files in groups.items():
+        pure = PurePosixPath(root)
+        split = next((part for part in pure.parts[:-1] if part in SPLITS), "")
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / pure.name
+            for inside, content in files.items():
+                written = target / inside
+                written.parent.mkdir(parents=True, exist_ok=True)
+                written.write_bytes(content)
+            try:
+                reads.append(ome_zarr_read(root, target, split=split))
+            except ImportRefusedError as problem:
+                plan.refuse(root, str(problem).removeprefix(f"{root}: "))
+    return reads
 
 
 def _hidden(path: str) -> bool:

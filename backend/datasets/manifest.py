@@ -32,6 +32,7 @@ FORMAT_NAMES = {
     "labels": "label images (TIFF, 0 background, one value per instance)",
     "cellpose": "Cellpose training folders (name.tif, name_masks.tif)",
     "stardist": "StarDist training folders (images/, masks/)",
+    "ome-zarr": "OME-Zarr images with NGFF labels (labels/instances)",
 }
 
 

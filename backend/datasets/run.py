@@ -36,6 +36,7 @@ from backend.projects.models import Project
 from backend.projects.permissions import VIEWER, Action, project_role, role_may
 from worker.datasets.formats import Coco, LabelImages, Writer
 from worker.datasets.items import Category, ExportImage, ExportInstance
+from worker.datasets.ome_zarr_format import OmeZarr
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ def _writer(export: Export, out: zipfile.ZipFile, categories: list[Category]) ->
                 "date_created": timezone.now().isoformat(), "version": "1.0"}  # fmt: skip
         polygons = bool(export.options.get("polygons"))
         return Coco(out, categories, info, images=images, polygons=polygons)
+    if export.format == "ome-zarr":
+        return OmeZarr(out, categories)
     return LabelImages(out, export.format, categories, images=images)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,9 +136,19 @@ def _polygons(polygons: list[Any], height: int, width: int, where: str) -> dict[
 def label_image_read(
     source: str, name: str, data: bytes, classes: dict[str, str] | None = None, split: str = ""
 ) -> ReadImage:
+    """One label image file (TIFF or PNG): see `label_image_array`."""
+    return label_image_array(source, name, _pixels(source, data), classes, split=split)
+
+
+def label_image_array(
+    source: str,
+    name: str,
+    labels: np.ndarray,
+    classes: dict[str, str] | None = None,
+    split: str = "",
+) -> ReadImage:
     """One label image: each non-zero value an instance; `classes` (value ->
     label name) names their labels, else the importer's default."""
-    labels = _pixels(source, data)
     if labels.ndim == 3 and labels.shape[0] == 1:
         labels = labels[0]
     if labels.ndim != 2:
@@ -184,3 +195,28 @@ def classes_read(source: str, data: bytes) -> dict[str, str]:
     if not isinstance(classes, dict) or not all(isinstance(v, str) for v in classes.values()):
         raise ImportRefusedError(f"{source}: a classes file maps each value to a label name")
     return {str(k): v for k, v in classes.items()}
+
+
+def ome_zarr_read(source: str, folder: Path, split: str = "") -> ReadImage:
+    """The instances of an OME-Zarr image's labels (the first labels image,
+    each value one instance, its class from the image-label properties),
+    read with ome-zarr-py from `folder` (the `.zarr` directory)."""
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Reader
+
+    location = parse_url(str(folder))
+    if location is None:
+        raise ImportRefusedError(f"{source}: not an OME-Zarr image")
+    try:
+        nodes = list(Reader(location)())
+    except Exception as exc:
+        raise ImportRefusedError(f"{source}: not a readable OME-Zarr ({exc})") from None
+    labelled = [n for n in nodes if any(isinstance(spec, Label) for spec in n.specs)]
+    if not labelled:
+        raise ImportRefusedError(f"{source}: the OME-Zarr image has no labels group")
+    node = labelled[0]
+    labels = np.asarray(node.data[0])
+    properties = node.metadata.get("properties") or {}
+    classes = {str(value): str(p.get("class", "")) for value, p in properties.items()}
+    name = folder.name.removesuffix(".zarr")
+    return label_image_array(source, name, labels, classes or None, split=split)

@@ -198,3 +198,25 @@ def project_annotator(dataset: Dataset) -> User:
     user = User.objects.create_user("ines", password="pw-123456789")
     Membership.objects.create(project=dataset.project, user=user, role=Membership.Role.ANNOTATOR)
     return user
+
+
+def test_ome_zarr_is_read_by_ome_zarr_py_with_its_labels_and_classes(
+    dataset: Dataset, owner: User, tmp_path: Path
+) -> None:
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    archive = exported(dataset.project, owner, "ome-zarr")
+    archive.extractall(tmp_path)
+    for image in (dataset.nuclei, dataset.cells):
+        folder = tmp_path / split_of(image.pk) / f"{stem(image.name)}.zarr"
+        nodes = list(Reader(parse_url(str(folder)))())
+        pixels = next(n for n in nodes if isinstance(n.specs[0], Multiscales))
+        assert tuple(pixels.data[0].shape) == (image.channels, image.height, image.width)
+        labelled = next(n for n in nodes if any(isinstance(s, Label) for s in n.specs))
+        labels = np.asarray(labelled.data[0])
+        assert np.array_equal(labels > 0, dataset.truth[image.pk] > 0)
+        names = Instance.objects.filter(image=image).order_by("id")
+        classes = {v: p["class"] for v, p in labelled.metadata["properties"].items()}
+        assert classes == dict(enumerate(names.values_list("label__name", flat=True), start=1))
+        assert len(unpaint(labels)) == names.count()

@@ -70,7 +70,7 @@ def zip_bytes(archive: zipfile.ZipFile) -> bytes:
 @pytest.mark.parametrize(
     ("fmt", "read_as", "images"),
     [("coco", "coco", False), ("coco", "coco", True), ("labels", "labels", True),
-     ("cellpose", "labels", True), ("stardist", "labels", True)],
+     ("cellpose", "labels", True), ("stardist", "labels", True), ("ome-zarr", "ome-zarr", True)],
 )  # fmt: skip
 def test_every_format_comes_back_identical(
     dataset: Dataset, owner: User, fmt: str, read_as: str, images: bool
