@@ -42,13 +42,14 @@ from worker.datasets.readers import (
     label_image_read,
     ome_zarr_read,
 )
+from worker.datasets.yolo import yolo_names, yolo_outlines
 
 if TYPE_CHECKING:
     from django.core.files.uploadedfile import UploadedFile
 
     from backend.projects.access import AnyUser
 
-IMPORT_FORMATS = ("coco", "labels", "ome-zarr")
+IMPORT_FORMATS = ("coco", "labels", "ome-zarr", "yolo")
 MAX_ENTRIES = 100_000
 PICTURES = (".tif", ".tiff", ".png")
 LABEL_FOLDERS = ("labels", "masks")
@@ -211,6 +212,8 @@ def _read_entry(
     pure = PurePosixPath(path)
     split = next((part for part in pure.parts[:-1] if part in SPLITS), "")
     lower = pure.name.lower()
+    if request.fmt == "yolo":
+        return _read_yolo(path, content, entries, split, plan)
     if request.fmt == "coco":
         if lower.endswith(".json") and lower not in SKIPPED_FILES and ".classes." not in lower:
             return coco_read(path, content, split=split or _split_named(pure.stem))
@@ -229,6 +232,26 @@ def _read_entry(
     classes_path = str(pure.with_name(f"{stem}.classes.json"))
     classes = classes_read(classes_path, entries[classes_path]) if classes_path in entries else None
     return [label_image_read(path, image_name, content, classes, split=split)]
+
+
+def _read_yolo(
+    path: str, content: bytes, entries: dict[str, bytes], split: str, plan: Plan
+) -> list[ReadImage]:
+    """A YOLO label file (`.txt`), its classes from the zip's data.yaml."""
+    if not path.lower().endswith(".txt"):
+        plan.skipped.append(path)
+        return []
+    found = [p for p in entries if PurePosixPath(p).name in ("data.yaml", "dataset.yaml")]
+    if len(found) != 1:
+        raise ImportRefusedError(f"{path}: the zip needs one data.yaml naming the classes")
+    names = yolo_names(found[0], entries[found[0]])
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ImportRefusedError(f"{path}: not text") from None
+    read = ReadImage(path, stem_of(PurePosixPath(path).name), 0, 0, split=split)
+    read.outlines = yolo_outlines(path, text, names)
+    return [read]
 
 
 def _split_named(stem: str) -> str:
@@ -253,6 +276,8 @@ def _match(project: Project, reads: list[ReadImage], plan: Plan) -> None:
         elif len(candidates) > 1:
             ids = ", ".join(str(i.pk) for i in candidates)
             plan.refuse(read.source, f"{read.name!r} matches several images (ids {ids})")
+        elif read.outlines and not _outlined(read, candidates[0], plan):
+            continue
         elif (read.height, read.width) != (candidates[0].height, candidates[0].width):
             image = candidates[0]
             plan.refuse(
@@ -262,6 +287,16 @@ def _match(project: Project, reads: list[ReadImage], plan: Plan) -> None:
             )
         else:
             plan.found.append((candidates[0], read))
+
+
+def _outlined(read: ReadImage, image: Image, plan: Plan) -> bool:
+    """Normalised outlines made masks on the matched image; False if refused."""
+    try:
+        read.outlines_to_masks(image.height, image.width)
+    except ImportRefusedError as problem:
+        plan.refuse(read.source, str(problem).removeprefix(f"{read.source}: "))
+        return False
+    return True
 
 
 def _labels(project: Project, user: AnyUser, request: ImportRequest, plan: Plan) -> None:

@@ -33,6 +33,7 @@ FORMAT_NAMES = {
     "cellpose": "Cellpose training folders (name.tif, name_masks.tif)",
     "stardist": "StarDist training folders (images/, masks/)",
     "ome-zarr": "OME-Zarr images with NGFF labels (labels/instances)",
+    "yolo": "YOLO segmentation (normalised outlines, data.yaml)",
 }
 
 

@@ -37,6 +37,7 @@ from backend.projects.permissions import VIEWER, Action, project_role, role_may
 from worker.datasets.formats import Coco, LabelImages, Writer
 from worker.datasets.items import Category, ExportImage, ExportInstance
 from worker.datasets.ome_zarr_format import OmeZarr
+from worker.datasets.yolo import Yolo
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ def _writer(export: Export, out: zipfile.ZipFile, categories: list[Category]) ->
         return Coco(out, categories, info, images=images, polygons=polygons)
     if export.format == "ome-zarr":
         return OmeZarr(out, categories)
+    if export.format == "yolo":
+        return Yolo(out, categories)
     return LabelImages(out, export.format, categories, images=images)
 
 

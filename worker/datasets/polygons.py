@@ -29,3 +29,56 @@ def rle_polygons(mask_rle: dict[str, Any], bbox: Sequence[int]) -> list[list[flo
         # Marching squares runs through pixel centres; COCO's pixel (i, j) spans [i, i+1).
         polygons.append([round(float(v), 2) for v in (points + 0.5).ravel()])
     return polygons
+
+
+def _row_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))
+    edges = np.diff(padded, axis=1)
+    rows_s, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)
+    return rows_s, starts, ends
+
+
+def fill_polygons(
+    rings: list[list[tuple[float, float]]], height: int, width: int, holes: int = 0
+) -> np.ndarray:
+    """The pixels whose centres lie inside the rings (even-odd within each
+    ring, so a `joined_outline` fills back to its mask; the first
+    len(rings) - holes rings are filled, the last `holes` cleared), for
+    polygons in image pixels (pixel (x, y) spans [x, x + 1))."""
+    from skimage.draw import polygon as fill
+
+    mask = np.zeros((height, width), dtype=bool)
+    for k, ring in enumerate(rings):
+        points = np.asarray(ring, dtype=float)
+        rr, cc = fill(points[:, 1] - 0.5, points[:, 0] - 0.5, shape=(height, width))
+        mask[rr, cc] = k < len(rings) - holes
+    return mask
+
+
+def joined_outline(mask: np.ndarray, x0: int = 0, y0: int = 0) -> list[tuple[float, float]]:
+    """The whole of `mask` (every part and every hole) as one ring along
+    pixel edges: each further ring is reached from the first ring's start by
+    an L-shaped bridge on pixel edges, walked there and back. A bridge
+    encloses nothing and passes no pixel centre, so filling the ring by
+    pixel centres with the even-odd rule (`fill_polygons`) gives the mask
+    back exactly, holes and all; one line per instance where a format has
+    one polygon per object (YOLO)."""
+    import shapely
+
+    rows, starts, ends = _row_runs(mask)
+    if not len(rows):
+        return []
+    union = shapely.union_all(shapely.box(starts + x0, rows + y0, ends + x0, rows + y0 + 1))
+    rings = []
+    for part in getattr(union.simplify(0), "geoms", [union.simplify(0)]):
+        rings.append(part.exterior.coords[:-1])
+        rings.extend(hole.coords[:-1] for hole in part.interiors)
+    first = [(float(x), float(y)) for x, y in rings[0]]
+    anchor = first[0]
+    path = [*first, anchor]
+    for ring in rings[1:]:
+        points = [(float(x), float(y)) for x, y in ring]
+        corner = (points[0][0], anchor[1])
+        path += [corner, *points, points[0], corner, anchor]
+    return path[:-1]

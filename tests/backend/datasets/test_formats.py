@@ -220,3 +220,28 @@ def test_ome_zarr_is_read_by_ome_zarr_py_with_its_labels_and_classes(
         classes = {v: p["class"] for v, p in labelled.metadata["properties"].items()}
         assert classes == dict(enumerate(names.values_list("label__name", flat=True), start=1))
         assert len(unpaint(labels)) == names.count()
+
+
+def test_yolo_outlines_are_normalised_and_fill_back_to_the_masks(
+    dataset: Dataset, owner: User
+) -> None:
+    import yaml
+
+    from worker.datasets.polygons import fill_polygons
+
+    archive = exported(dataset.project, owner, "yolo")
+    data = yaml.safe_load(archive.read("data.yaml"))
+    assert data["names"] == {0: "nucleus", 1: "cell"}
+    image = dataset.cells
+    split = split_of(image.pk)
+    assert data[split] == f"images/{split}"
+    lines = archive.read(f"labels/{split}/bbbc022.txt").decode().splitlines()
+    masks = list(instance_masks(image).values())
+    assert len(lines) == len(masks) == 4
+    for line, mask in zip(lines, masks, strict=True):
+        index, *values = line.split()
+        assert index == "1"  # cell
+        ring = [(float(x) * image.width, float(y) * image.height)
+                for x, y in zip(values[0::2], values[1::2], strict=True)]  # fmt: skip
+        assert np.array_equal(fill_polygons([ring], image.height, image.width), mask)
+    assert read_tiff(archive, f"images/{split}/bbbc022.tif").shape[0] == 3

@@ -70,7 +70,8 @@ def zip_bytes(archive: zipfile.ZipFile) -> bytes:
 @pytest.mark.parametrize(
     ("fmt", "read_as", "images"),
     [("coco", "coco", False), ("coco", "coco", True), ("labels", "labels", True),
-     ("cellpose", "labels", True), ("stardist", "labels", True), ("ome-zarr", "ome-zarr", True)],
+     ("cellpose", "labels", True), ("stardist", "labels", True), ("ome-zarr", "ome-zarr", True),
+     ("yolo", "yolo", True)],
 )  # fmt: skip
 def test_every_format_comes_back_identical(
     dataset: Dataset, owner: User, fmt: str, read_as: str, images: bool
@@ -198,3 +199,19 @@ def test_a_bad_import_request_says_what_was_wrong(
 ) -> None:
     response = post_import(owner, dataset.project, b"{}", "x.json", **fields)
     assert response.status_code == 400 and says in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [("0 0.1 0.1 0.5 0.1", "line 1: an outline is at least 3 x, y pairs"),
+     ("3 0.1 0.1 0.5 0.1 0.5 0.5", "line 1: class 3 is not in data.yaml's names"),
+     ("0 0.1 0.1 1.5 0.1 0.5 0.5", "line 1: coordinates are normalised, from 0 to 1")],
+)  # fmt: skip
+def test_a_bad_yolo_line_is_refused(dataset: Dataset, owner: User, line: str, says: str) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("data.yaml", "names: [nucleus]\n")
+        out.writestr("labels/train/nuclei.txt", line + "\n")
+    target = twin(dataset, owner)
+    response = post_import(owner, target, archive.getvalue(), "yolo.zip", format="yolo")
+    assert response.status_code == 400 and says in response.json()["detail"], response.json()

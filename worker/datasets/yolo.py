@@ -1,0 +1,93 @@
+"""YOLO segmentation (Ultralytics' layout): `images/{split}/{stem}.tif`,
+`labels/{split}/{stem}.txt` (one line per instance: the class index, then
+x y pairs normalised to the image's width and height) and `data.yaml`
+(the splits' folders and the class names). Each instance is one ring along
+pixel edges, its parts and holes joined by bridges that enclose nothing
+(polygons.joined_outline), so filling it by pixel centres (even-odd) gives
+the mask back exactly."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from worker import rle
+from worker.datasets.formats import planes_tiff
+from worker.datasets.items import SPLITS, Category, ExportImage
+from worker.datasets.polygons import joined_outline
+from worker.datasets.readers import ImportRefusedError
+
+DECIMALS = 6
+
+
+class Yolo:
+    def __init__(self, out: zipfile.ZipFile, categories: Sequence[Category]) -> None:
+        self.out = out
+        self.index = {c.id: k for k, c in enumerate(categories)}
+        self.names = [c.name for c in categories]
+        self.splits: set[str] = set()
+        self.lines = 0
+
+    def add(self, image: ExportImage) -> None:
+        lines = []
+        for instance in image.instances:
+            x, y, w, h = (int(v) for v in instance.bbox)
+            if w <= 0 or h <= 0:
+                continue
+            window = rle.decode_window(instance.rle, x, y, x + w, y + h)
+            coords = " ".join(
+                f"{px / image.width:.{DECIMALS}f} {py / image.height:.{DECIMALS}f}"
+                for px, py in joined_outline(window, x, y)
+            )
+            lines.append(f"{self.index[instance.label_id]} {coords}")
+        self.out.writestr(f"labels/{image.split}/{image.stem}.txt", "\n".join(lines) + "\n")
+        self.out.writestr(f"images/{image.split}/{image.stem}.tif", planes_tiff(image))
+        self.splits.add(image.split)
+        self.lines += len(lines)
+
+    def finish(self) -> dict[str, Any]:
+        data = {"path": ".", **{s: f"images/{s}" for s in SPLITS if s in self.splits},
+                "names": dict(enumerate(self.names))}  # fmt: skip
+        self.out.writestr("data.yaml", yaml.safe_dump(data, sort_keys=False))
+        return {"yolo_outlines": self.lines}
+
+
+def yolo_names(source: str, data: bytes) -> dict[int, str]:
+    """The class names of a data.yaml (a list, or a mapping of index to name)."""
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ImportRefusedError(f"{source}: not YAML ({exc})") from None
+    names = document.get("names") if isinstance(document, dict) else None
+    if isinstance(names, list):
+        return {k: str(n) for k, n in enumerate(names)}
+    if isinstance(names, dict) and all(isinstance(k, int) for k in names):
+        return {int(k): str(n) for k, n in names.items()}
+    raise ImportRefusedError(f"{source}: names must list the classes")
+
+
+def yolo_outlines(
+    source: str, text: str, names: dict[int, str]
+) -> list[tuple[str, list[tuple[float, float]]]]:
+    """Each line's class name and its normalised outline."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{source}, line {number}"
+        try:
+            index, values = int(fields[0]), [float(v) for v in fields[1:]]
+        except ValueError:
+            raise ImportRefusedError(f"{where}: a class index, then numbers") from None
+        if index not in names:
+            raise ImportRefusedError(f"{where}: class {index} is not in data.yaml's names")
+        if len(values) < 6 or len(values) % 2:
+            raise ImportRefusedError(f"{where}: an outline is at least 3 x, y pairs")
+        if min(values) < 0 or max(values) > 1:
+            raise ImportRefusedError(f"{where}: coordinates are normalised, from 0 to 1")
+        found.append((names[index], list(zip(values[0::2], values[1::2], strict=True))))
+    return found
