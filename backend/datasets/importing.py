@@ -42,14 +42,16 @@ from worker.datasets.readers import (
     label_image_read,
     ome_zarr_read,
 )
-from worker.datasets.yolo import yolo_names, yolo_outlines
+from worker.datasets.shapes import geojson_read, imagej_rois_read
+from worker.datasets.yolo import yolo_masks, yolo_names
 
 if TYPE_CHECKING:
     from django.core.files.uploadedfile import UploadedFile
 
     from backend.projects.access import AnyUser
 
-IMPORT_FORMATS = ("coco", "labels", "ome-zarr", "yolo")
+IMPORT_FORMATS = ("coco", "labels", "ome-zarr", "yolo", "qupath", "imagej-roi")
+ROI_SET_SUFFIXES = ("_RoiSet", "-RoiSet", "_rois", "_ROIs")
 MAX_ENTRIES = 100_000
 PICTURES = (".tif", ".tiff", ".png")
 LABEL_FOLDERS = ("labels", "masks")
@@ -99,6 +101,7 @@ class ImportRequest:
     proposed: bool  # as proposals to correct, not curated
     label: str  # the label of masks that name none ("": the project's first)
     suffix: str  # a label image's name ends with it
+    image: str = ""  # the image an ImageJ RoiSet is for (else its file's name says)
 
 
 def import_request(data: dict[str, Any]) -> ImportRequest:
@@ -112,8 +115,8 @@ def import_request(data: dict[str, Any]) -> ImportRequest:
     if dry_run not in ("true", "false", "1", "0"):
         raise ServiceError("dry_run must be true or false.")
     suffix = str(data.get("suffix", "_masks"))
-    return ImportRequest(fmt, dry_run in ("true", "1"), as_ == "proposed",
-                         str(data.get("label", "")), suffix)  # fmt: skip
+    label, image = str(data.get("label") or ""), str(data.get("image") or "")
+    return ImportRequest(fmt, dry_run in ("true", "1"), as_ == "proposed", label, suffix, image)
 
 
 def import_run(
@@ -143,6 +146,8 @@ def import_run(
 def _read(upload: UploadedFile, request: ImportRequest, plan: Plan) -> list[ReadImage]:
     name = upload.name or "upload"
     data = upload.read()
+    if request.fmt == "imagej-roi":  # a RoiSet zip is one file: the ROIs of one image
+        return [_read_rois(name, data, request)]
     entries = _zip_entries(name, data) if data[:4] == b"PK\x03\x04" else {name: data}
     if request.fmt == "ome-zarr":
         return _read_zarrs(entries, plan)
@@ -214,6 +219,14 @@ def _read_entry(
     lower = pure.name.lower()
     if request.fmt == "yolo":
         return _read_yolo(path, content, entries, split, plan)
+    if request.fmt == "qupath":
+        if not lower.endswith((".geojson", ".json")) or lower in SKIPPED_FILES:
+            plan.skipped.append(path)
+            return []
+        image_name = stem_of(pure.name).removesuffix(request.suffix)
+        read = ReadImage(path, image_name, 0, 0, split=split)
+        read.later = lambda h, w: geojson_read(path, image_name, content, h, w).masks
+        return [read]
     if request.fmt == "coco":
         if lower.endswith(".json") and lower not in SKIPPED_FILES and ".classes." not in lower:
             return coco_read(path, content, split=split or _split_named(pure.stem))
@@ -250,8 +263,19 @@ def _read_yolo(
     except UnicodeDecodeError:
         raise ImportRefusedError(f"{path}: not text") from None
     read = ReadImage(path, stem_of(PurePosixPath(path).name), 0, 0, split=split)
-    read.outlines = yolo_outlines(path, text, names)
+    read.later = yolo_masks(path, text, names)
     return [read]
+
+
+def _read_rois(name: str, data: bytes, request: ImportRequest) -> ReadImage:
+    """An ImageJ `.roi` or RoiSet zip, for the image `request.image` names
+    (else its file's name, less `_RoiSet` or `_rois`)."""
+    image_name = request.image or stem_of(name)
+    for suffix in ROI_SET_SUFFIXES:
+        image_name = image_name.removesuffix(suffix)
+    read = ReadImage(name, image_name, 0, 0)
+    read.later = lambda h, w: imagej_rois_read(name, image_name, data, h, w).masks
+    return read
 
 
 def _split_named(stem: str) -> str:
@@ -276,7 +300,7 @@ def _match(project: Project, reads: list[ReadImage], plan: Plan) -> None:
         elif len(candidates) > 1:
             ids = ", ".join(str(i.pk) for i in candidates)
             plan.refuse(read.source, f"{read.name!r} matches several images (ids {ids})")
-        elif read.outlines and not _outlined(read, candidates[0], plan):
+        elif read.later is not None and not _sized(read, candidates[0], plan):
             continue
         elif (read.height, read.width) != (candidates[0].height, candidates[0].width):
             image = candidates[0]
@@ -289,10 +313,10 @@ def _match(project: Project, reads: list[ReadImage], plan: Plan) -> None:
             plan.found.append((candidates[0], read))
 
 
-def _outlined(read: ReadImage, image: Image, plan: Plan) -> bool:
-    """Normalised outlines made masks on the matched image; False if refused."""
+def _sized(read: ReadImage, image: Image, plan: Plan) -> bool:
+    """Masks that needed the image's size made on the matched image; False if refused."""
     try:
-        read.outlines_to_masks(image.height, image.width)
+        read.size_known(image.height, image.width)
     except ImportRefusedError as problem:
         plan.refuse(read.source, str(problem).removeprefix(f"{read.source}: "))
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-EXTENSION = re.compile(r"\.(ome\.)?[A-Za-z0-9]{1,5}$")
+EXTENSION = re.compile(r"\.(ome\.)?[A-Za-z0-9]{1,7}$")
 
 
 def stem_of(name: str) -> str:

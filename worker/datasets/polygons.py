@@ -82,3 +82,11 @@ def joined_outline(mask: np.ndarray, x0: int = 0, y0: int = 0) -> list[tuple[flo
         corner = (points[0][0], anchor[1])
         path += [corner, *points, points[0], corner, anchor]
     return path[:-1]
+
+
+def mask_rle(mask: np.ndarray) -> dict[str, Any]:
+    """A full-frame mask as RLE (encoded from its bounding box); it must hold a pixel."""
+    ys, xs = np.nonzero(mask)
+    y0, x0 = int(ys.min()), int(xs.min())
+    crop = mask[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1]
+    return rle.encode_crop(crop, x0, y0, *mask.shape)

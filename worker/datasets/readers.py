@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,24 +44,14 @@ class ReadImage:
     width: int
     masks: list[ReadMask] = field(default_factory=list)
     split: str = ""  # train, val or test where the source says so
-    # Outlines in coordinates normalised to the image's size (YOLO), made
-    # masks once the image is known (`outlines_to_masks`).
-    outlines: list[tuple[str, list[tuple[float, float]]]] = field(default_factory=list)
+    # Masks that need the image's size to be made (shapes, normalised
+    # outlines): made by `size_known` once the image is matched.
+    later: Callable[[int, int], list[ReadMask]] | None = None
 
-    def outlines_to_masks(self, height: int, width: int) -> None:
-        from worker.datasets.polygons import fill_polygons
-
-        self.height, self.width = height, width
-        for label, ring in self.outlines:
-            points = [(x * width, y * height) for x, y in ring]
-            mask = fill_polygons([points], height, width)
-            if not mask.any():
-                raise ImportRefusedError(f"{self.source}: an outline covers no pixel's centre")
-            ys, xs = np.nonzero(mask)
-            y0, x0 = int(ys.min()), int(xs.min())
-            crop = mask[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1]
-            self.masks.append(ReadMask(rle.encode_crop(crop, x0, y0, height, width), label))
-        self.outlines = []
+    def size_known(self, height: int, width: int) -> None:
+        if self.later is not None:
+            self.height, self.width = height, width
+            self.masks, self.later = self.later(height, width), None
 
 
 def coco_read(source: str, data: bytes, split: str = "") -> list[ReadImage]:

@@ -9,7 +9,7 @@ the mask back exactly."""
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -17,8 +17,8 @@ import yaml
 from worker import rle
 from worker.datasets.formats import planes_tiff
 from worker.datasets.items import SPLITS, Category, ExportImage
-from worker.datasets.polygons import joined_outline
-from worker.datasets.readers import ImportRefusedError
+from worker.datasets.polygons import fill_polygons, joined_outline, mask_rle
+from worker.datasets.readers import ImportRefusedError, ReadMask
 
 DECIMALS = 6
 
@@ -67,6 +67,25 @@ def yolo_names(source: str, data: bytes) -> dict[int, str]:
     if isinstance(names, dict) and all(isinstance(k, int) for k in names):
         return {int(k): str(n) for k, n in names.items()}
     raise ImportRefusedError(f"{source}: names must list the classes")
+
+
+def yolo_masks(
+    source: str, text: str, names: dict[int, str]
+) -> Callable[[int, int], list[ReadMask]]:
+    """The file's masks once its image's size is known (the lines are checked now)."""
+    outlines = yolo_outlines(source, text, names)
+
+    def masks(height: int, width: int) -> list[ReadMask]:
+        found = []
+        for label, ring in outlines:
+            points = [(x * width, y * height) for x, y in ring]
+            mask = fill_polygons([points], height, width)
+            if not mask.any():
+                raise ImportRefusedError(f"{source}: an outline covers no pixel's centre")
+            found.append(ReadMask(mask_rle(mask), label))
+        return found
+
+    return masks
 
 
 def yolo_outlines(

@@ -215,3 +215,74 @@ def test_a_bad_yolo_line_is_refused(dataset: Dataset, owner: User, line: str, sa
     target = twin(dataset, owner)
     response = post_import(owner, target, archive.getvalue(), "yolo.zip", format="yolo")
     assert response.status_code == 400 and says in response.json()["detail"], response.json()
+
+
+def test_qupath_geojson_brings_polygons_with_holes_and_classifications(
+    dataset: Dataset, owner: User
+) -> None:
+    square = [[10, 10], [50, 10], [50, 50], [10, 50], [10, 10]]
+    hole = [[20, 20], [30, 20], [30, 30], [20, 30], [20, 20]]
+    features = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [square, hole]},
+         "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}}},
+        {"type": "Feature", "geometry": {"type": "MultiPolygon", "coordinates": [
+            [[[100, 100], [110, 100], [110, 110], [100, 110]]],
+            [[[200, 200], [204, 200], [204, 204], [200, 204]]]]},
+         "properties": {"objectType": "detection"}},
+    ]}  # fmt: skip
+    target = twin(dataset, owner)
+    response = post_import(owner, target, json.dumps(features).encode(), "nuclei.geojson",
+                           format="qupath")  # fmt: skip
+    assert response.status_code == 201, response.json()
+    assert response.json()["new_labels"] == ["Tumor"]
+    tumour, detection = Instance.objects.filter(image__project=target).order_by("id")
+    mask = rle.decode(tumour.rle)
+    assert tumour.label.name == "Tumor" and detection.label.name == "nucleus"  # the default
+    assert tumour.area == 40 * 40 - 10 * 10 and not mask[25, 25] and mask[15, 15]
+    assert detection.area == 10 * 10 + 4 * 4  # both parts, one instance
+    assert tumour.bbox == [10, 10, 40, 40]
+
+
+def test_a_qupath_point_or_a_polygon_off_the_image_is_refused(
+    dataset: Dataset, owner: User
+) -> None:
+    target = twin(dataset, owner)
+    point = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [5, 5]}}]
+    response = post_import(owner, target, json.dumps(point).encode(), "nuclei.geojson",
+                           format="qupath")  # fmt: skip
+    assert response.status_code == 400 and "a Point is not an area" in response.json()["detail"]
+    off = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        [[500, 500], [530, 500], [530, 530], [500, 500]]]}}]  # fmt: skip
+    response = post_import(owner, target, json.dumps(off).encode(), "nuclei.geojson",
+                           format="qupath")  # fmt: skip
+    assert "a polygon lies outside the 512 x 512 image" in response.json()["detail"]
+    assert not Instance.objects.filter(image__project=target).exists()
+
+
+def test_an_imagej_roi_set_becomes_masks_of_the_image_it_names(
+    dataset: Dataset, owner: User, tmp_path: Any
+) -> None:
+    from roifile import ROI_TYPE, ImagejRoi
+
+    path = tmp_path / "nuclei_RoiSet.zip"
+    ImagejRoi.frompoints([[10, 10], [40, 10], [40, 30], [10, 30]]).tofile(path)
+    ImagejRoi(roitype=ROI_TYPE.RECT, left=100, top=120, right=110, bottom=125).tofile(path)
+    ImagejRoi(roitype=ROI_TYPE.OVAL, left=200, top=200, right=240, bottom=220).tofile(path)
+    target = twin(dataset, owner)
+    response = post_import(owner, target, path.read_bytes(), "nuclei_RoiSet.zip",
+                           format="imagej-roi", dry_run=True)  # fmt: skip
+    assert response.status_code == 200, response.json()
+    assert [(f["image_name"], f["instances"]) for f in response.json()["files"]] == [
+        ("nuclei.tif", 3)
+    ]
+    response = post_import(owner, target, path.read_bytes(), "nuclei_RoiSet.zip",
+                           format="imagej-roi")  # fmt: skip
+    assert response.status_code == 201, response.json()
+    polygon, rect, oval = Instance.objects.filter(image__project=target).order_by("id")
+    assert polygon.area == 30 * 20 and polygon.bbox == [10, 10, 30, 20]
+    assert rect.area == 10 * 5 and rect.bbox == [100, 120, 10, 5]
+    assert abs(oval.area - np.pi * 20 * 10) < 0.1 * np.pi * 20 * 10  # an ellipse, about
+    line = tmp_path / "line.roi"
+    ImagejRoi(roitype=ROI_TYPE.LINE, x1=1, y1=1, x2=20, y2=20).tofile(line)
+    response = post_import(owner, target, line.read_bytes(), "nuclei.roi", format="imagej-roi")
+    assert response.status_code == 400 and "a line ROI is not an area" in response.json()["detail"]
