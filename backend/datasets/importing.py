@@ -34,6 +34,7 @@ from backend.images.models import Image
 from backend.projects.labels import label_create
 from backend.projects.models import Label, Project
 from backend.projects.permissions import Action, project_require, project_role, role_may
+from worker.datasets.cellpose_seg import seg_npy_read
 from worker.datasets.readers import (
     ImportRefusedError,
     ReadImage,
@@ -50,7 +51,9 @@ if TYPE_CHECKING:
 
     from backend.projects.access import AnyUser
 
-IMPORT_FORMATS = ("coco", "labels", "ome-zarr", "yolo", "qupath", "imagej-roi")
+IMPORT_FORMATS = (
+    "coco", "labels", "cellpose-seg", "ome-zarr", "yolo", "qupath", "imagej-roi"
+)  # fmt: skip
 ROI_SET_SUFFIXES = ("_RoiSet", "-RoiSet", "_rois", "_ROIs")
 MAX_ENTRIES = 100_000
 PICTURES = (".tif", ".tiff", ".png")
@@ -219,6 +222,11 @@ def _read_entry(
     lower = pure.name.lower()
     if request.fmt == "yolo":
         return _read_yolo(path, content, entries, split, plan)
+    if request.fmt == "cellpose-seg":
+        if not lower.endswith("_seg.npy"):
+            plan.skipped.append(path)
+            return []
+        return [seg_npy_read(path, stem_of(pure.name).removesuffix("_seg"), content, split)]
     if request.fmt == "qupath":
         if not lower.endswith((".geojson", ".json")) or lower in SKIPPED_FILES:
             plan.skipped.append(path)

@@ -286,3 +286,41 @@ def test_an_imagej_roi_set_becomes_masks_of_the_image_it_names(
     ImagejRoi(roitype=ROI_TYPE.LINE, x1=1, y1=1, x2=20, y2=20).tofile(line)
     response = post_import(owner, target, line.read_bytes(), "nuclei.roi", format="imagej-roi")
     assert response.status_code == 400 and "a line ROI is not an area" in response.json()["detail"]
+
+
+def test_cellpose_seg_npy_is_read_without_running_its_pickle(dataset: Dataset, owner: User) -> None:
+    truth = dataset.truth[dataset.nuclei.pk]
+    seg = {"masks": truth, "outlines": truth > 0, "filename": "nuclei.tif",
+           "est_diam": np.float64(17.0), "chan_choose": [0, 0], "ismanual": np.ones(125, bool),
+           "flows": [np.zeros((3, 8, 8), np.uint8)]}  # fmt: skip
+    buffer = io.BytesIO()
+    np.save(buffer, seg, allow_pickle=True)  # what Cellpose's GUI writes
+    target = twin(dataset, owner)
+    response = post_import(
+        owner, target, buffer.getvalue(), "nuclei_seg.npy", format="cellpose-seg"
+    )
+    assert response.status_code == 201, response.json()
+    made = Instance.objects.filter(image__project=target)
+    assert made.count() == 125
+    painted = np.zeros(truth.shape, dtype=bool)
+    for instance in made:
+        painted |= rle.decode(instance.rle)
+    assert np.array_equal(painted, truth > 0)
+
+
+class Payload:
+    """What a malicious _seg.npy would carry: a call on unpickling."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (print, ("this must never run",))
+
+
+def test_a_seg_npy_with_anything_but_arrays_is_refused(dataset: Dataset, owner: User) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, {"masks": dataset.truth[dataset.nuclei.pk], "x": Payload()}, allow_pickle=True)
+    target = twin(dataset, owner)
+    response = post_import(
+        owner, target, buffer.getvalue(), "nuclei_seg.npy", format="cellpose-seg"
+    )
+    assert response.status_code == 400
+    assert "builtins.print is not allowed in a _seg.npy" in response.json()["detail"]
