@@ -109,6 +109,7 @@ class ImageInstancesApi(APIView):
             client_key=data["client_key"],
             assignment=of_set,
             sources=data["sources"],
+            origin=data["origin"],
         )
         return Response(
             instance_json(instance),

@@ -76,7 +76,8 @@ class AssignmentComment(models.Model):
 
 
 class Origin(models.TextChoices):
-    MANUAL = "manual"
+    MANUAL = "manual"  # drawn: polygon, brush
+    PROMPT = "prompt"  # a mask the model decoded from someone's clicks or box
     PROPOSAL = "proposal"
     CONSENSUS = "consensus"
     REVIEW = "review"  # picked or merged by a reviewer from people's sets

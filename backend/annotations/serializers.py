@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from backend.annotations.models import Instance, InstanceHistory
+from backend.annotations.models import Instance, InstanceHistory, Origin
 
 
 class LabelRefField(serializers.Field):
@@ -32,6 +32,12 @@ class InstanceCreateInput(serializers.Serializer):
     )
     client_key = serializers.CharField(max_length=64, required=False, default="")
     assignment = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    # How the client made the mask: drawn, or decoded from prompts (provenance).
+    origin = serializers.ChoiceField(
+        choices=[Origin.MANUAL, Origin.PROMPT],
+        default=Origin.MANUAL,
+        error_messages={"invalid_choice": 'origin must be "manual" or "prompt"'},
+    )
     # A reviewer's pick or merge from people's sets: the instances it came from.
     sources = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=50

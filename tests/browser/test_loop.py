@@ -225,7 +225,7 @@ def test_an_annotator_segments_accepts_reloads_and_exports_a_nucleus(
     expect(row).to_contain_text("annie")
     expect(page.locator("#proposal")).to_have_attribute("data-area", "0")
     [saved] = instances_via_api(page, live_app, image_id)
-    assert saved["label"] == "nucleus"
+    assert saved["label"] == "nucleus" and saved["origin"] == "prompt"
     assert np.array_equal(decode(saved["rle"]), proposed)
 
     page.reload()

@@ -135,6 +135,7 @@ def instance_create_once(
     client_key: str = "",
     assignment: Assignment | None = None,
     sources: list[int] | None = None,
+    origin: str = Origin.MANUAL,
 ) -> tuple[Instance, bool]:
     """Save a mask as an instance; (instance, created). A `client_key`
     already saved on the image (a create sent again, or several times at
@@ -142,7 +143,10 @@ def instance_create_once(
     create accepted instances only: proposals are the server's
     (backend/annotations/services/proposed.py). `assignment`: the person's
     set it goes into (None: the image's curated set). `sources`: the
-    instances of people's sets a reviewer picked or merged it from."""
+    instances of people's sets a reviewer picked or merged it from (origin
+    `review`); else `origin` says how the client made it (manual, prompt)."""
+    if origin not in (Origin.MANUAL, Origin.PROMPT):
+        raise ServiceError('origin must be "manual" or "prompt".')
     if assignment is not None and assignment.image_id != image.pk:
         raise ServiceError("The assignment is for another image.")
     write_require(image=image, assignment=assignment, user=user)
@@ -174,7 +178,7 @@ def instance_create_once(
                 **(
                     {"origin": Origin.REVIEW, "sources": picked.sources, "support": picked.support}
                     if picked
-                    else {}
+                    else {"origin": origin}
                 ),
             )
             history_record(instance=instance, user=user, action=InstanceHistory.Action.CREATE)

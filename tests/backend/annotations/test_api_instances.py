@@ -74,6 +74,19 @@ def test_it_accepts_a_label_id(image: Image, owner: User) -> None:
     assert response.json()["label"] == "cell"
 
 
+def test_a_mask_decoded_from_prompts_says_so_and_nothing_else_may_be_claimed(
+    image: Image, owner: User
+) -> None:
+    rle = rle_of(square_mask(0, 0, 2, 2))
+    body = {"label": "cell", "rle": rle, "origin": "prompt"}
+    assert post_instance(owner, image, body).json()["origin"] == "prompt"
+    for claimed in ("consensus", "imported", "review", "proposal"):
+        response = post_instance(owner, image, {**body, "origin": claimed})
+        assert response.status_code == 400
+        assert 'origin must be "manual" or "prompt"' in response.json()["detail"]
+    assert Instance.objects.count() == 1
+
+
 def test_it_refuses_a_proposal_made_by_a_client(image: Image, owner: User) -> None:
     rle = rle_of(square_mask(0, 0, 2, 2))
     response = post_instance(owner, image, {"label": "cell", "rle": rle, "state": "proposed"})

@@ -12,9 +12,10 @@ export class Edits {
   }
 
   // A new instance; undo deletes it, redo restores it (same id). `sources`:
-  // the people's instances a reviewer picked it from (provenance).
-  create({ labelId, rle, sources = null }, label = "create instance") {
-    const instance = this.store.create({ labelId, rle, sources });
+  // the people's instances a reviewer picked it from; `origin`: "prompt"
+  // for a mask the model decoded (provenance).
+  create({ labelId, rle, sources = null, origin = null }, label = "create instance") {
+    const instance = this.store.create({ labelId, rle, sources, origin });
     if (!instance) return null; // a read-only set: the store said why
     const id = instance.id;
     this.history.push({

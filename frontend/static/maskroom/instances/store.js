@@ -158,13 +158,14 @@ export class InstanceStore extends EventTarget {
     return true;
   }
 
-  create({ labelId, rle, state = "accepted", sources = null }) {
+  create({ labelId, rle, state = "accepted", sources = null, origin = null }) {
     if (this.refuseReadOnly()) return null;
     const id = `${LOCAL_PREFIX}${this.nextLocal++}`;
     const instance = this.withChanges({ id, version: 0, author: null, state }, { labelId, rle });
     this.items.set(id, instance);
     const op = { kind: "create", id, key: randomKey(), labelId, rle, state };
     if (sources?.length) op.sources = sources;
+    if (origin) op.origin = origin; // "prompt": a mask the model decoded (provenance)
     this.queue.ops.push(op);
     this.changed("create", instance);
     return instance;
@@ -294,6 +295,7 @@ export class InstanceStore extends EventTarget {
       const json = { label: op.labelId, rle: op.rle, state: op.state, client_key: op.key };
       if (this.assignment) json.assignment = this.assignment;
       if (op.sources) json.sources = op.sources;
+      if (op.origin) json.origin = op.origin;
       return [endpoints.imageInstances(this.imageId), { method: "POST", json }];
     }
     if (op.kind === "update") {

@@ -142,7 +142,7 @@ async function accept() {
   state.saving = true;
   try {
     if (session.refining !== null) editing.edits.setMask(session.refining, session.mask.rle, "refine");
-    else editing.edits.create({ labelId: label.id, rle: session.mask.rle });
+    else editing.edits.create({ labelId: label.id, rle: session.mask.rle, origin: "prompt" });
     discard();
   } catch (err) {
     showEditorError(`Could not save the instance: ${err.message}`);
