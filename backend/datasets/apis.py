@@ -68,8 +68,14 @@ class ProjectSplitsApi(APIView):
     "images"?: {id: split}} (owners) -> the same."""
 
     def get(self, request: Request, project_id: int) -> Response:
+        """?images=1,2,3 adds those images' splits."""
         project = project_for_user(request.user, project_id)
-        return Response(splits_summary(project=project))
+        wanted = request.query_params.get("images")
+        try:
+            ids = [int(v) for v in wanted.split(",") if v] if wanted is not None else None
+        except ValueError:
+            raise ServiceError("images must be image ids separated by commas.") from None
+        return Response(splits_summary(project=project, image_ids=ids))
 
     def patch(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)

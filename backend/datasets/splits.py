@@ -55,19 +55,24 @@ def splits_decide(*, project: Project) -> None:
     ImageSplit.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
 
 
-def splits_summary(*, project: Project) -> dict[str, Any]:
+def splits_summary(*, project: Project, image_ids: list[int] | None = None) -> dict[str, Any]:
+    """Fractions, seed and counts; with `image_ids`, those images' splits too."""
     splits_decide(project=project)
     config = split_settings(project)
     counts = Counter(
         ImageSplit.objects.filter(image__project=project).values_list("split", flat=True)
     )
     by_hand = ImageSplit.objects.filter(image__project=project, by_hand=True).count()
-    return {
+    summary: dict[str, Any] = {
         "fractions": {"train": config.train, "val": config.val, "test": config.test},
         "seed": config.seed,
         "counts": {split: counts.get(split, 0) for split in SPLITS},
         "by_hand": by_hand,
     }
+    if image_ids is not None:
+        rows = ImageSplit.objects.filter(image__project=project, image_id__in=image_ids[:1000])
+        summary["images"] = {str(pk): split for pk, split in rows.values_list("image_id", "split")}
+    return summary
 
 
 @transaction.atomic

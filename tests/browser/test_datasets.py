@@ -58,6 +58,15 @@ def test_an_owner_splits_exports_and_downloads_a_dataset(
         card.locator(f"#split-form input[name={name}]").fill(value)
     card.locator("#split-form button[type=submit]").click()
     expect(card.locator("#split-summary")).to_have_text("Images: train 1 · val 0 · test 0")
+    # Each image's card shows its split; the owner moves this one to test and back.
+    on_card = page.locator(f'li.image-card[data-image-id="{image.pk}"] select.split')
+    expect(on_card).to_have_value("train")
+    on_card.select_option("test")
+    expect(card.locator("#split-summary")).to_have_text(
+        "Images: train 0 · val 0 · test 1 (1 set by hand)"
+    )
+    page.locator(f'li.image-card[data-image-id="{image.pk}"] select.split').select_option("train")
+    expect(card.locator("#split-summary")).to_contain_text("Images: train 1 · val 0 · test 0")
 
     card.locator("#export-form select[name=format]").select_option("labels")
     expect(card.locator("#export-form input[name=polygons]")).to_be_disabled()  # COCO only

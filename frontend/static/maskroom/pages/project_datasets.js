@@ -43,6 +43,9 @@ splitForm?.addEventListener("submit", async (event) => {
   const body = { fractions, seed: Number(splitForm.elements.seed.value) };
   try {
     showSplits(await api(endpoints.projectSplits(projectId), { method: "PATCH", json: body }));
+    imageSplits.clear();
+    for (const old of imageList.querySelectorAll(".split")) old.remove();
+    decorateCards();
   } catch (err) {
     summary.textContent = `Could not split: ${err.message}`;
   }
@@ -111,6 +114,53 @@ exportForm.addEventListener("submit", async (event) => {
     await loadSplits();
   }
 });
+
+// --- each image's split, on its card (owners change it) ---------------------
+
+const imageList = document.getElementById("image-list");
+const isOwner = document.body.dataset.isOwner === "true";
+const imageSplits = new Map(); // image id -> split
+
+async function decorateCards() {
+  const cards = [...imageList.querySelectorAll("li.image-card[data-image-id]")];
+  const missing = cards.map((c) => c.dataset.imageId).filter((id) => !imageSplits.has(id));
+  if (missing.length) {
+    try {
+      const answer = await api(`${endpoints.projectSplits(projectId)}?images=${missing.join(",")}`);
+      for (const [id, split] of Object.entries(answer.images)) imageSplits.set(id, split);
+    } catch {
+      return; // the summary line says what went wrong
+    }
+  }
+  for (const card of imageList.querySelectorAll("li.image-card[data-image-id]")) {
+    const id = card.dataset.imageId;
+    const split = imageSplits.get(id);
+    if (!split || card.querySelector(".split")) continue;
+    card.querySelector(".meta")?.append(isOwner ? splitSelect(id, split) : el("span", { class: "split" }, split));
+  }
+}
+
+function splitSelect(id, split) {
+  const select = el(
+    "select",
+    { class: "split", "aria-label": "Split", title: "This image's split (set by hand)" },
+    ...SPLITS.map((s) => el("option", { value: s, selected: s === split }, s)),
+  );
+  select.addEventListener("change", async () => {
+    try {
+      const body = { images: { [id]: select.value } };
+      showSplits(await api(endpoints.projectSplits(projectId), { method: "PATCH", json: body }));
+      imageSplits.clear(); // a stack's planes moved together
+      for (const old of imageList.querySelectorAll(".split")) old.remove();
+      decorateCards();
+    } catch (err) {
+      summary.textContent = `Could not set the split: ${err.message}`;
+    }
+  });
+  return select;
+}
+
+new MutationObserver(() => decorateCards()).observe(imageList, { childList: true });
 
 // --- imports ----------------------------------------------------------------
 
