@@ -294,7 +294,7 @@ def test_cellpose_seg_npy_is_read_without_running_its_pickle(dataset: Dataset, o
            "est_diam": np.float64(17.0), "chan_choose": [0, 0], "ismanual": np.ones(125, bool),
            "flows": [np.zeros((3, 8, 8), np.uint8)]}  # fmt: skip
     buffer = io.BytesIO()
-    np.save(buffer, seg, allow_pickle=True)  # what Cellpose's GUI writes
+    np.save(buffer, np.array(seg, dtype=object), allow_pickle=True)  # as Cellpose's GUI does
     target = twin(dataset, owner)
     response = post_import(
         owner, target, buffer.getvalue(), "nuclei_seg.npy", format="cellpose-seg"
@@ -317,7 +317,8 @@ class Payload:
 
 def test_a_seg_npy_with_anything_but_arrays_is_refused(dataset: Dataset, owner: User) -> None:
     buffer = io.BytesIO()
-    np.save(buffer, {"masks": dataset.truth[dataset.nuclei.pk], "x": Payload()}, allow_pickle=True)
+    payload = {"masks": dataset.truth[dataset.nuclei.pk], "x": Payload()}
+    np.save(buffer, np.array(payload, dtype=object), allow_pickle=True)
     target = twin(dataset, owner)
     response = post_import(
         owner, target, buffer.getvalue(), "nuclei_seg.npy", format="cellpose-seg"
