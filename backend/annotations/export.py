@@ -41,7 +41,13 @@ def coco_export_for(*, project: Project, user: AnyUser, sets: str = "curated") -
             "Only owners and reviewers can export everyone's sets.",
             status_code=status.HTTP_403_FORBIDDEN,
         )
-    return coco_export(project=project, with_gold=lead or role == VIEWER, with_sets=sets == "all")
+    return coco_export(project=project, with_gold=gold_exported_to(role), with_sets=sets == "all")
+
+
+def gold_exported_to(role: str | None) -> bool:
+    """Whether an export made by this role holds gold images' truth: not for
+    annotators, who are scored against it."""
+    return role_may(role, Action.REVIEW) or role == VIEWER
 
 
 def coco_export(

@@ -23,7 +23,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from backend.annotations.export import pseudonym
+from backend.annotations.export import gold_exported_to, pseudonym
 from backend.annotations.models import InstanceHistory
 from backend.annotations.selectors import accepted_instances
 from backend.datasets.manifest import manifest_write
@@ -33,7 +33,7 @@ from backend.datasets.splits import splits_decide
 from backend.images.models import Image
 from backend.images.storage import media_path
 from backend.projects.models import Project
-from backend.projects.permissions import VIEWER, Action, project_role, role_may
+from backend.projects.permissions import project_role
 from worker.datasets.formats import Coco, LabelImages, Writer
 from worker.datasets.items import Category, ExportImage, ExportInstance
 from worker.datasets.ome_zarr_format import OmeZarr
@@ -93,8 +93,7 @@ def _finish(export_id: int, *, status: str, error: str) -> None:
 
 
 def _with_gold(export: Export) -> bool:
-    role = project_role(project=export.project, user=export.created_by)
-    return role_may(role, Action.REVIEW) or role == VIEWER
+    return gold_exported_to(project_role(project=export.project, user=export.created_by))
 
 
 def _write(export: Export, path: Any) -> dict[str, Any]:
