@@ -31,6 +31,7 @@ from backend.datasets.models import Export
 from backend.datasets.names import Stems
 from backend.datasets.splits import splits_decide
 from backend.images.models import Image
+from backend.images.rendering import mapping_from_settings, planes_to_rgb8
 from backend.images.storage import media_path
 from backend.projects.models import Project
 from backend.projects.permissions import project_role
@@ -172,6 +173,12 @@ def _images_with_instances(
         yield from _pair(images, pending, labels, stems, project)
 
 
+IMAGE_FIELDS = (
+    *("id", "name", "height", "width", "channels"),
+    *("planes_path", "stack_id", "t", "z", "split__split"),
+)
+
+
 def _pair(
     images: Any,
     pending: Iterator[list[tuple[Any, ...]]],
@@ -182,8 +189,7 @@ def _pair(
     """Walk the images and the instance chunks (both in image order) together."""
     current: deque[tuple[Any, ...]] = deque()
     authors: dict[int, list[str]] = {}
-    fields = ("id", "name", "height", "width", "planes_path", "stack_id", "t", "z", "split__split")
-    rows = images.values(*fields).iterator(chunk_size=1000)
+    rows = images.values(*IMAGE_FIELDS).iterator(chunk_size=1000)
     for image in rows:
         mine: list[tuple[Any, ...]] = []
         while True:
@@ -197,7 +203,7 @@ def _pair(
             row = current.popleft()
             if row[1] == image["id"]:  # else its image went meanwhile: leave it out
                 mine.append(row)
-        item = _image_item(image, stems, mine)
+        item = _image_item(image, stems, mine, project.settings)
         provenance = [
             [
                 r[0],
@@ -242,8 +248,11 @@ def _authors(project: Project, instance_ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
-def _image_item(image: dict[str, Any], stems: Stems, rows: list[tuple[Any, ...]]) -> ExportImage:
+def _image_item(
+    image: dict[str, Any], stems: Stems, rows: list[tuple[Any, ...]], settings: dict[str, Any]
+) -> ExportImage:
     planes_path = image["planes_path"]
+    mapping = mapping_from_settings(settings, image["channels"])
     plane = None if image["stack_id"] is None else (image["t"], image["z"])
     return ExportImage(
         id=image["id"],
@@ -253,6 +262,7 @@ def _image_item(image: dict[str, Any], stems: Stems, rows: list[tuple[Any, ...]]
         height=image["height"],
         width=image["width"],
         planes=lambda: np.load(media_path(planes_path), allow_pickle=False),
+        rgb=lambda: planes_to_rgb8(np.load(media_path(planes_path), allow_pickle=False), mapping),
         instances=[
             ExportInstance(id=r[0], label_id=r[2], rle=r[3], bbox=r[4], area=r[5]) for r in rows
         ],

@@ -30,6 +30,7 @@ class ExportImage:
     height: int
     width: int
     planes: Callable[[], np.ndarray]  # (C, H, W) in the original dtype, read when needed
+    rgb: Callable[[], np.ndarray]  # (H, W, 3) uint8, what the model sees, rendered when needed
     instances: list[ExportInstance] = field(default_factory=list)
 
 

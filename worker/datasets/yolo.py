@@ -1,21 +1,26 @@
-"""YOLO segmentation (Ultralytics' layout): `images/{split}/{stem}.tif`,
+"""YOLO segmentation (Ultralytics' layout): `images/{split}/{stem}.png`,
 `labels/{split}/{stem}.txt` (one line per instance: the class index, then
 x y pairs normalised to the image's width and height) and `data.yaml`
 (the splits' folders and the class names). Each instance is one ring along
 pixel edges, its parts and holes joined by bridges that enclose nothing
 (polygons.joined_outline), so filling it by pixel centres (even-odd) gives
-the mask back exactly."""
+the mask back exactly. The images are 8-bit RGB PNGs rendered as the model
+sees them (the project's channel mapping, each channel stretched): YOLO
+trainers read images with OpenCV as 8-bit colour, which turns a 16-bit
+microscope TIFF black."""
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import yaml
+from PIL import Image
 
 from worker import rle
-from worker.datasets.formats import planes_tiff
 from worker.datasets.items import SPLITS, Category, ExportImage
 from worker.datasets.polygons import fill_polygons, joined_outline, mask_rle
 from worker.datasets.readers import ImportRefusedError, ReadMask
@@ -44,15 +49,29 @@ class Yolo:
             )
             lines.append(f"{self.index[instance.label_id]} {coords}")
         self.out.writestr(f"labels/{image.split}/{image.stem}.txt", "\n".join(lines) + "\n")
-        self.out.writestr(f"images/{image.split}/{image.stem}.tif", planes_tiff(image))
+        self.out.writestr(f"images/{image.split}/{image.stem}.png", png_bytes(image.rgb()))
         self.splits.add(image.split)
         self.lines += len(lines)
 
     def finish(self) -> dict[str, Any]:
-        data = {"path": ".", **{s: f"images/{s}" for s in SPLITS if s in self.splits},
+        # No `path`: Ultralytics then resolves the folders from data.yaml's own
+        # folder (`path: .` would mean the working directory). It requires
+        # `train` and `val`, so both are named, an empty one as an empty folder.
+        for split in ("train", "val"):
+            if split not in self.splits:
+                self.out.writestr(f"images/{split}/", "")
+                self.out.writestr(f"labels/{split}/", "")
+        named = self.splits | {"train", "val"}
+        data = {**{s: f"images/{s}" for s in SPLITS if s in named},
                 "names": dict(enumerate(self.names))}  # fmt: skip
         self.out.writestr("data.yaml", yaml.safe_dump(data, sort_keys=False))
         return {"yolo_outlines": self.lines}
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
 
 
 def yolo_names(source: str, data: bytes) -> dict[int, str]:

@@ -18,7 +18,10 @@ from rocrate.rocrate import ROCrate
 from backend.annotations.export import pseudonym
 from backend.annotations.models import Instance
 from backend.datasets.models import ImageSplit
+from backend.datasets.splits import splits_change
+from backend.images.rendering import image_model_rgb
 from tests.backend.datasets.conftest import Dataset, exported, instance_masks, read_tiff
+from worker import rle
 from worker.datasets.label_image import label_dtype, unpaint
 from worker.metrics import iou
 
@@ -244,4 +247,41 @@ def test_yolo_outlines_are_normalised_and_fill_back_to_the_masks(
         ring = [(float(x) * image.width, float(y) * image.height)
                 for x, y in zip(values[0::2], values[1::2], strict=True)]  # fmt: skip
         assert np.array_equal(fill_polygons([ring], image.height, image.width), mask)
-    assert read_tiff(archive, f"images/{split}/bbbc022.tif").shape[0] == 3
+    assert f"images/{split}/bbbc022.png" in archive.namelist()
+
+
+def test_ultralytics_reads_the_yolo_export_with_its_images_and_outlines(
+    dataset: Dataset, owner: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ultralytics' own dataset check and loader: train and val found from
+    data.yaml wherever it lies, every outline with its class, the pixels
+    read as what the model saw (a 16-bit TIFF would have read black)."""
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "config"))
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset, polygon2mask
+    from ultralytics.utils.patches import imread
+
+    splits_change(project=dataset.project, images={dataset.nuclei.pk: "train",
+                                                    dataset.cells.pk: "val"})  # fmt: skip
+    exported(dataset.project, owner, "yolo").extractall(tmp_path / "export")
+    data = check_det_dataset(str(tmp_path / "export" / "data.yaml"))
+    assert data["names"] == {0: "nucleus", 1: "cell"}
+    for split, image in (("train", dataset.nuclei), ("val", dataset.cells)):
+        loaded = YOLODataset(img_path=data[split], data=data, task="segment", augment=False)
+        assert len(loaded.labels) == 1
+        labels = loaded.labels[0]
+        assert labels["shape"] == (image.height, image.width)
+        instances = Instance.objects.filter(image=image).order_by("id")
+        names = [data["names"][int(c)] for c in labels["cls"].ravel()]
+        assert names == list(instances.values_list("label__name", flat=True))
+        scale = np.array([image.width, image.height])
+        for segment, instance in zip(labels["segments"], instances, strict=True):
+            # OpenCV fills a polygon's boundary pixels too: one pixel of slack.
+            filled = polygon2mask((image.height, image.width), [(segment * scale).ravel()],
+                                  color=1, downsample_ratio=1).astype(bool)  # fmt: skip
+            mask = rle.decode(instance.rle)
+            assert (filled & mask).sum() == mask.sum() and iou(filled, mask) > 0.5
+        bgr = imread(loaded.im_files[0], flags=loaded.cv2_flag)  # how its loader reads
+        assert bgr is not None
+        assert np.array_equal(bgr[..., ::-1], image_model_rgb(image)) and bgr.std() > 10
