@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "backend.work",
     "backend.quality",
     "backend.datasets",
+    "backend.training",
     "frontend",
 ]
 

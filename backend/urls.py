@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("backend.segmentation.urls")),
     path("api/", include("backend.proposals.urls")),
     path("api/", include("backend.evaluations.urls")),
+    path("api/", include("backend.training.urls")),
     path("api/", include("backend.work.urls")),
     path("api/", include("backend.quality.urls")),
     path("api/", include("backend.datasets.urls")),

@@ -24,5 +24,6 @@ app.autodiscover_tasks(
         "backend.proposals",
         "backend.quality",
         "backend.datasets",
+        "backend.training",
     ]
 )

@@ -44,6 +44,8 @@ class Action(StrEnum):
     REVIEW = "review"  # take submitted sets, edit, accept or return them; see every set
     WORKFLOW = "workflow"  # overlap, review, blind, lease, who uploads
     GOLD = "gold"  # mark images gold; see who they are
+    TRAIN = "train"  # train the project's model, adopt a version
+    EVALUATE = "evaluate"  # start an evaluation of a model on the project
 
 
 ALLOWED: dict[Action, frozenset[str]] = {
@@ -64,6 +66,8 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.WORKFLOW: frozenset({OWNER}),
     Action.GOLD: frozenset({OWNER}),
     Action.LABELS: frozenset({OWNER}),
+    Action.TRAIN: frozenset({OWNER}),
+    Action.EVALUATE: frozenset({OWNER, REVIEWER}),
 }
 
 # Where the project's workflow narrows the table for one role: the condition
@@ -102,6 +106,8 @@ PHRASES: dict[Action, str] = {
     Action.WORKFLOW: "change the workflow",
     Action.GOLD: "mark gold images",
     Action.LABELS: "change the labels",
+    Action.TRAIN: "train or adopt the project's model",
+    Action.EVALUATE: "start evaluations",
 }
 
 _WHO = {OWNER: "owners", REVIEWER: "reviewers", ANNOTATOR: "annotators", VIEWER: "viewers"}

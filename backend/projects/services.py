@@ -64,11 +64,12 @@ def _clean_labels(labels: Sequence[str]) -> list[str]:
     return cleaned
 
 
-def _clean_model(model: str) -> str:
-    """An installed model's name ("" keeps the instance default)."""
+def _clean_model(model: str, project: Project | None = None) -> str:
+    """An installed model's name, or one trained for `project` ("" keeps the
+    instance default)."""
     model = model.strip()
-    if model and engine_spec_named(model) is None:
-        known = ", ".join(installed_model_names())
+    if model and engine_spec_named(model, project) is None:
+        known = ", ".join(installed_model_names(project))
         raise ServiceError(f"There is no installed model named {model!r}; installed: {known}.")
     return model
 
@@ -115,7 +116,7 @@ def project_update(
         project.name = _clean_name(name)
         project.save(update_fields=["name"])
     if model is not None:
-        model_name = _clean_model(model)
+        model_name = _clean_model(model, project)
         if model_name != project.model_name:
             project.model_name = model_name
             project.save(update_fields=["model_name"])

@@ -5,6 +5,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.common.errors import ServiceError
+from backend.projects.access import project_for_user
 from backend.segmentation.health import engine_info, health_report
 from backend.segmentation.selectors import engine_spec_named, installed_model_names
 
@@ -21,12 +23,22 @@ class HealthApi(APIView):
 
 
 class ModelListApi(APIView):
-    """The installed models a project can choose (any logged-in user)."""
+    """The installed models a project can choose (any logged-in user);
+    `?project=<id>` adds the models trained for that project (its members)."""
 
     def get(self, request: Request) -> Response:
+        project = None
+        if request.query_params.get("project"):
+            project = project_for_user(request.user, _project_id(request.query_params["project"]))
         models = []
-        for name in installed_model_names():
-            spec = engine_spec_named(name)
+        for name in installed_model_names(project):
+            spec = engine_spec_named(name, project)
             if spec is not None:
                 models.append(engine_info(spec))
         return Response(models)
+
+
+def _project_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise ServiceError(f"project must be a project's id, not {raw!r}.")
+    return int(raw)

@@ -165,10 +165,10 @@ def embeddings_discard_for_project(*, project: Project) -> None:
     embeddings = Embedding.objects.filter(image__project=project)
     stored = list(embeddings.values_list("engine_key", "image_id"))
     embeddings.delete()
-    transaction.on_commit(lambda: _embedding_files_delete(stored))
+    transaction.on_commit(lambda: embedding_files_delete(stored))
 
 
-def _embedding_files_delete(stored: Sequence[tuple[str, int]]) -> None:
+def embedding_files_delete(stored: Sequence[tuple[str, int]]) -> None:
     for engine_key, image_id in stored:
         try:
             embedding_store.delete(settings.EMBEDDINGS_ROOT, engine_key, image_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from backend.images.models import Image
+from backend.projects.models import Project
 
 
 class SegmentationModel(models.Model):
@@ -20,6 +21,11 @@ class SegmentationModel(models.Model):
     checkpoint_path = models.CharField(max_length=500, blank=True, default="")
     sha256 = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # A model trained for one project (backend/training) is that project's
+    # alone: no other project sees or chooses it. Null: installed for all.
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="trained_models"
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Q, QuerySet
 
 from backend.images.models import Image
 from backend.projects.models import Project
@@ -26,23 +27,30 @@ def default_engine_spec() -> EngineSpec:
         if model is not None:
             return spec_for_model(model)
     model = (
-        SegmentationModel.objects.exclude(arch=SegmentationModel.Arch.CLASSICAL)
+        SegmentationModel.objects.filter(project=None)
+        .exclude(arch=SegmentationModel.Arch.CLASSICAL)
         .order_by("-created_at", "-id")
         .first()
     )
     return spec_for_model(model) if model is not None else CLASSICAL_SPEC
 
 
-def engine_spec_named(name: str) -> EngineSpec | None:
-    """The installed SegmentationModel called `name`, or the built-in "classical"."""
-    model = SegmentationModel.objects.filter(name=name).first()
+def models_for(project: Project | None) -> QuerySet[SegmentationModel]:
+    """The models installed for everyone, and those trained for `project`."""
+    return SegmentationModel.objects.filter(Q(project=None) | Q(project=project))
+
+
+def engine_spec_named(name: str, project: Project | None = None) -> EngineSpec | None:
+    """The installed SegmentationModel called `name` (one installed for all,
+    or trained for `project`), or the built-in "classical"."""
+    model = models_for(project).filter(name=name).first()
     if model is not None:
         return spec_for_model(model)
     return CLASSICAL_SPEC if name == CLASSICAL else None
 
 
-def installed_model_names() -> list[str]:
-    names = list(SegmentationModel.objects.order_by("name").values_list("name", flat=True))
+def installed_model_names(project: Project | None = None) -> list[str]:
+    names = list(models_for(project).order_by("name").values_list("name", flat=True))
     return names if CLASSICAL in names else [*names, CLASSICAL]
 
 
@@ -50,7 +58,7 @@ def engine_spec_for_project(project: Project) -> EngineSpec:
     """The project's chosen model; the instance default when none is chosen
     or the chosen one was uninstalled."""
     if project.model_name:
-        spec = engine_spec_named(project.model_name)
+        spec = engine_spec_named(project.model_name, project)
         if spec is not None:
             return spec
     return default_engine_spec()

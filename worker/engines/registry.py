@@ -110,7 +110,7 @@ def _build(
     if spec.arch == CLASSICAL:
         from worker.engines.classical.engine import ClassicalEngine
 
-        return ClassicalEngine()
+        return ClassicalEngine(spec)
     from worker.engines.sam.engine import SamEngine
 
     return SamEngine(

@@ -17,13 +17,15 @@ class EngineSpec:
     """
 
     name: str
-    arch: str  # "classical", "vit_b", "vit_l", "vit_h" (see worker/engines/sam/engine.py)
+    # "classical", "vit_b", "vit_l", "vit_h" (see worker/engines/sam/engine.py).
+    # A classical spec with a checkpoint is a project's pixel classifier.
+    arch: str
     checkpoint_path: str = ""
     sha256: str = ""
 
     @property
     def key(self) -> str:
-        if self.arch == CLASSICAL:
+        if self.arch == CLASSICAL and not self.sha256:
             return f"{CLASSICAL}-{CLASSICAL_VERSION}"
         return f"{self.name}-{self.sha256[:12]}"
 

@@ -8,11 +8,14 @@ and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from PIL import Image as PILImage
 from pycocotools import mask as coco_mask
@@ -24,6 +27,8 @@ from backend.projects.models import Invitation, Label, Membership, Project
 from backend.projects.permissions import ROLES
 from backend.proposals.models import ProposalJob
 from backend.quality.models import ImageConsensus, SetScore
+from backend.segmentation.models import SegmentationModel
+from backend.training.models import ModelVersion, TrainingJob
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +111,14 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("get", "/api/projects/{p}/splits/", None, ALL),
     ("patch", "/api/projects/{p}/splits/", {"seed": 3}, OWNER),
     ("post", "/api/projects/{p}/imports/", "file", WRITERS),  # 400: no format
+    ("get", "/api/projects/{p}/training/", None, ALL),
+    ("post", "/api/projects/{p}/training/", {"kind": "pixel-classifier"}, OWNER),  # 400: 1 image
+    # {t}: a queued training job; {v}: the project's trained version 1.
+    ("get", "/api/training/{t}/", None, ALL),
+    ("post", "/api/training/{t}/cancel/", None, OWNER),
+    ("get", "/api/projects/{p}/models/", None, ALL),
+    ("post", "/api/projects/{p}/models/{v}/adopt/", None, OWNER),
+    ("get", "/api/projects/{p}/models/{v}/checkpoint/", None, LEADS),
 ]
 
 # A person's set that a role may not see is a 404 to it, as if it did not exist.
@@ -174,8 +187,22 @@ def world(project: Project, owner: User, outsider: User) -> World:
         "a": assignment.pk, "c": invitation.code, "l": spare.pk,
         "g": _scored_gold_set(project, image, extra).pk,
         "e": Export.objects.create(project=project, created_by=owner, format="coco").pk,
+        "t": TrainingJob.objects.create(project=project, kind="pixel-classifier").pk,
+        "v": _trained_version(project).number,
     }  # fmt: skip
     return World(project, image, instance, rle, people, ids)
+
+
+def _trained_version(project: Project) -> ModelVersion:
+    path = Path(settings.MODELS_ROOT) / "trained.skops"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"weights")
+    model = SegmentationModel.objects.create(
+        project=project, name="p-pixels-j1", arch="classical", checkpoint_path=str(path),
+        sha256=hashlib.sha256(b"weights").hexdigest(),
+    )  # fmt: skip
+    return ModelVersion.objects.create(project=project, number=1, kind="pixel-classifier",
+                                       model=model)  # fmt: skip
 
 
 def _scored_gold_set(project: Project, like: Image, annotator: User) -> Assignment:
@@ -277,6 +304,8 @@ def test_the_matrix_names_every_project_url() -> None:
             ("<str:code>", "{c}"),
             ("<int:label_id>", "{l}"),
             ("<int:export_id>", "{e}"),
+            ("<int:training_id>", "{t}"),
+            ("<int:number>", "{v}"),
             ("<str:level>/<str:tx>/<str:ty>", "0/0/0"),
         ):
             shape = shape.replace(name, key)

@@ -33,9 +33,10 @@ from skimage.filters import gaussian, sobel
 from skimage.segmentation import watershed
 
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile, tight_crop
+from worker.engines.classical.pixel_classifier import PixelClassifier
 from worker.engines.classical.proposals import classical_propose
 from worker.engines.proposing import ProposalSettings
-from worker.engines.spec import CLASSICAL_SPEC
+from worker.engines.spec import CLASSICAL_SPEC, EngineSpec
 
 START_HALF_SIZE = 24
 MAX_HALF_SIZE = 256
@@ -64,14 +65,25 @@ class _Roi:
 
 
 class ClassicalEngine:
-    """The built-in engine ("classical-1"): threshold + seeded watershed."""
+    """The built-in engine ("classical-1"): threshold + seeded watershed; with
+    a project's pixel classifier, on the classifier's object map."""
 
-    def __init__(self) -> None:
-        self.key = CLASSICAL_SPEC.key
-        self.description = "Classical (threshold and watershed, no model)"
+    def __init__(self, spec: EngineSpec = CLASSICAL_SPEC) -> None:
+        self.key = spec.key
+        self.classifier = (
+            PixelClassifier.load(spec.checkpoint_path) if spec.checkpoint_path else None
+        )
+        self.description = (
+            "Classical (threshold and watershed, no model)"
+            if self.classifier is None
+            else f"Classical on a pixel classifier ({spec.name})"
+        )
 
     def embed(self, image_rgb: np.ndarray) -> EmbeddingSet:
-        """A smoothed grayscale float16 copy of an (H, W, 3) or (H, W) image."""
+        """A smoothed grayscale float16 copy of an (H, W, 3) or (H, W) image;
+        with a pixel classifier, its object map."""
+        if self.classifier is not None:
+            return self._embedding(self.classifier.object_map(image_rgb), {"classifier": True})
         image = np.asarray(image_rgb)
         gray = (
             image.astype(np.float32).mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
@@ -81,14 +93,17 @@ class ClassicalEngine:
         low, high = np.percentile(gray, (0.5, 99.8))
         scaled = np.clip((gray - low) / max(high - low, 1e-6), 0.0, 1.0)
         smooth = gaussian(scaled, sigma=SMOOTHING_SIGMA, preserve_range=True)
-        height, width = gray.shape
+        return self._embedding(smooth, {"sigma": SMOOTHING_SIGMA})
+
+    def _embedding(self, array: np.ndarray, meta: dict[str, object]) -> EmbeddingSet:
+        height, width = array.shape
         return EmbeddingSet(
             engine_key=self.key,
             image_height=height,
             image_width=width,
             tiles=[Tile(x0=0, y0=0, width=width, height=height)],
-            arrays=[smooth.astype(np.float16)],
-            meta={"sigma": SMOOTHING_SIGMA},
+            arrays=[array.astype(np.float16)],
+            meta=meta,
         )
 
     def embed_batch(self, images_rgb: Sequence[np.ndarray]) -> list[EmbeddingSet]:

@@ -41,11 +41,12 @@ MIN_CONTRAST = 1e-3  # a flatter tile holds no objects
 def classical_propose(embedding: EmbeddingSet, settings: ProposalSettings) -> list[MaskResult]:
     """One mask per object found in each tile, in the image frame."""
     out: list[MaskResult] = []
+    classifier = bool(embedding.meta.get("classifier"))
     for index, tile in enumerate(embedding.tiles):
         image = np.asarray(embedding.arrays[index], dtype=np.float32)
         if image.shape != (tile.height, tile.width):
             raise ValueError(f"tile {index} is {tile.height}x{tile.width}, its array {image.shape}")
-        out += _masks(segment_objects(image), tile, index)
+        out += _masks(segment_objects(image, object_map=classifier), tile, index)
     return out
 
 
@@ -62,18 +63,27 @@ def _masks(labels: np.ndarray, tile: Tile, tile_index: int) -> list[MaskResult]:
     return out
 
 
-def segment_objects(image: np.ndarray) -> np.ndarray:
-    """An int label image of the objects in a [0, 1] grayscale tile (0: background)."""
+def segment_objects(image: np.ndarray, *, object_map: bool = False) -> np.ndarray:
+    """An int label image of the objects in a [0, 1] grayscale tile (0: background).
+
+    An `object_map` (a pixel classifier's, pixel_classifier.py) already says
+    what is object: its foreground is where it passes one half, and only the
+    splitting of touching objects (step 4) remains.
+    """
     if float(image.max() - image.min()) < MIN_CONTRAST:
         return np.zeros(image.shape, dtype=np.int32)
-    coarse = _coarse_foreground(image)
-    if coarse.mean() > 0.5:
-        image = 1.0 - image
+    if object_map:
+        foreground = ndi.binary_fill_holes(opening(image > 0.5, disk(1)))
+        radius = typical_radius(foreground)
+    else:
         coarse = _coarse_foreground(image)
-    radius = typical_radius(coarse)
-    half = max(1, round(WINDOW_PER_RADIUS * radius))
-    foreground = coarse & (image > threshold_local(image, 2 * half + 1))
-    foreground = ndi.binary_fill_holes(opening(foreground, disk(1)))
+        if coarse.mean() > 0.5:
+            image = 1.0 - image
+            coarse = _coarse_foreground(image)
+        radius = typical_radius(coarse)
+        half = max(1, round(WINDOW_PER_RADIUS * radius))
+        foreground = coarse & (image > threshold_local(image, 2 * half + 1))
+        foreground = ndi.binary_fill_holes(opening(foreground, disk(1)))
     scale = radius / REFERENCE_RADIUS
     distance = gaussian(ndi.distance_transform_edt(foreground), SIGMA * scale)
     markers, _ = ndi.label(h_maxima(distance, H_MAXIMA * scale))

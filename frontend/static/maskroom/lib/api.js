@@ -106,7 +106,7 @@ export async function httpRequest(path, { method = "GET", json } = {}) {
 // Grouped by what they are about; docs/api.md describes each.
 export const endpoints = {
   health: () => "/api/health/",
-  models: () => "/api/models/",
+  models: (projectId) => (projectId ? `/api/models/?project=${projectId}` : "/api/models/"),
 
   projects: () => "/api/projects/",
   project: (id) => `/api/projects/${id}/`,

@@ -15,7 +15,7 @@ const $ = (id) => document.getElementById(id);
 async function showModels() {
   const select = $("model-select");
   const errorNode = $("model-card").querySelector(".error");
-  const [models, project] = await Promise.all([api(endpoints.models()), api(endpoints.project(projectId))]);
+  const [models, project] = await Promise.all([api(endpoints.models(projectId)), api(endpoints.project(projectId))]);
   select.replaceChildren(
     ...asList(models).map((m) => el("option", { value: m.name }, `${m.name} — ${m.description}`)),
   );

@@ -1,0 +1,57 @@
+"""Each kind of training: what it learns from and the file it leaves.
+
+A trainer reads the job's training and validation images, learns, and
+writes its weights to `out` (a temporary path, renamed by run.py once the
+version is recorded). It calls `stage_done` after each epoch or stage with
+the curve's point and `cancelled()` before each; TrainingCancelled stops it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backend.projects.models import Project
+from backend.training.data import labelled_images
+from backend.training.splitting import TrainingSplit
+from worker.engines.spec import CLASSICAL
+from worker.training.pixel_classifier import pixel_classifier_train
+
+
+@dataclass(frozen=True)
+class Trained:
+    arch: str  # the SegmentationModel's arch of the new version
+    suffix: str  # of its weights file
+    curve: list[dict[str, Any]]
+
+
+Trainer = Callable[
+    [Project, TrainingSplit, dict[str, Any], Path, Callable[[dict[str, Any]], None],
+     Callable[[], bool]],
+    Trained,
+]  # fmt: skip
+
+
+def pixel_classifier(
+    project: Project,
+    split: TrainingSplit,
+    options: dict[str, Any],
+    out: Path,
+    stage_done: Callable[[dict[str, Any]], None],
+    cancelled: Callable[[], bool],
+) -> Trained:
+    train = list(labelled_images(project, split.train))
+    val = list(labelled_images(project, split.val))
+    classifier, curve = pixel_classifier_train(
+        train, val, seed=int(options.get("seed", 0)), threads=min(2, os.cpu_count() or 1),
+        stage_done=stage_done, cancelled=cancelled,
+    )  # fmt: skip
+    classifier.save(out)
+    return Trained(arch=CLASSICAL, suffix=".skops", curve=curve)
+
+
+TRAINERS: dict[str, Trainer] = {"pixel-classifier": pixel_classifier}
+SHORT_NAMES = {"pixel-classifier": "pixels"}

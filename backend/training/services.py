@@ -1,0 +1,92 @@
+"""Starting and cancelling training jobs: a job is recorded and enqueued
+once the transaction commits; run.py trains. Owners only."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from backend.common.errors import ServiceError
+from backend.projects.models import Project
+from backend.projects.permissions import Action, project_require
+from backend.training.models import TrainingJob
+from backend.training.splitting import training_split
+from backend.training.tasks import run_training
+
+if TYPE_CHECKING:
+    from backend.projects.access import AnyUser
+
+logger = logging.getLogger(__name__)
+
+KINDS = tuple(TrainingJob.Kind.values)
+PLANNED = ("decoder", "lora", "detector")  # in the contract, not yet trainable
+OPTIONS = {"seed"}
+
+
+def training_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    kind = data.get("kind")
+    if kind in PLANNED:
+        raise ServiceError(f"Training of kind {kind!r} is not available yet; try pixel-classifier.")
+    if kind not in KINDS:
+        raise ServiceError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
+    unknown = sorted(set(data) - OPTIONS - {"kind"})
+    if unknown:
+        raise ServiceError(f"Unknown training option(s) for {kind}: {', '.join(unknown)}.")
+    options: dict[str, Any] = {}
+    if "seed" in data:
+        seed = data["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+            raise ServiceError("seed must be a whole number from 0 to 2147483647.")
+        options["seed"] = seed
+    return str(kind), options
+
+
+def training_start(*, project: Project, user: AnyUser, data: dict[str, Any]) -> TrainingJob:
+    project_require(project=project, user=user, action=Action.TRAIN)
+    kind, options = training_options(data)
+    training_split(project=project)  # refuses a project with too few curated images now
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        running = TrainingJob.objects.filter(
+            project=project, status__in=(TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
+        ).first()
+        if running is not None:
+            raise ServiceError(
+                f"Training job {running.pk} is still {running.status}: wait for it or cancel it.",
+                status_code=409,
+            )
+        job = TrainingJob.objects.create(
+            project=project, kind=kind, options=options, created_by=user, message="Queued."
+        )
+        job_id = job.pk
+        transaction.on_commit(lambda: _enqueue(job_id))
+    return job
+
+
+def training_cancel(*, job: TrainingJob, user: AnyUser) -> TrainingJob:
+    """Ask a queued or running job to stop; it stops at its next epoch or
+    validation image and leaves nothing behind. A finished job is a 409."""
+    project_require(project=job.project, user=user, action=Action.TRAIN)
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().get(pk=job.pk)
+        if job.finished:
+            raise ServiceError(f"Training job {job.pk} is already {job.status}.", status_code=409)
+        job.cancel_requested = True
+        job.message = "Cancelling…"
+        job.save(update_fields=["cancel_requested", "message"])
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    try:
+        run_training.delay(job_id)
+    except Exception as exc:
+        logger.exception("could not enqueue training job %s", job_id)
+        TrainingJob.objects.filter(pk=job_id).update(
+            status=TrainingJob.Status.FAILED,
+            error=f"The worker queue is down: {exc}",
+            finished_at=timezone.now(),
+        )
