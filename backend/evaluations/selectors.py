@@ -3,12 +3,16 @@ the one JSON shape the API and `evaluate_engine --json` both print."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 
 from backend.evaluations.models import EngineEvaluation
+from backend.projects.access import visible_or_404
 from backend.projects.models import Project
+
+if TYPE_CHECKING:
+    from backend.projects.access import AnyUser
 
 # The metrics of a run, in the order they are shown (see worker/evaluation.summarize).
 METRIC_KEYS = (
@@ -20,9 +24,18 @@ METRIC_KEYS = (
     "miou_at_5",
     "never_90_share",
     "box_iou",
+    "proposal_f1",
+    "proposal_pq",
     "max_clicks",
     "seconds",
 )
+
+
+def evaluation_for_user(user: AnyUser, evaluation_id: int) -> EngineEvaluation:
+    objects = EngineEvaluation.objects.select_related("project", "created_by")
+    found: EngineEvaluation = visible_or_404(user, objects, evaluation_id, via="project",
+                                             what="evaluation")  # fmt: skip
+    return found
 
 
 def evaluation_list(*, project: Project) -> QuerySet[EngineEvaluation]:

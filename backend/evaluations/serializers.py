@@ -13,6 +13,10 @@ def evaluation_json(evaluation: EngineEvaluation) -> dict[str, Any]:
     return {
         "id": evaluation.pk,
         **evaluation_summary(evaluation),
+        "status": evaluation.status,
+        "split": evaluation.split,
+        "progress": round(evaluation.progress, 4),
+        "error": evaluation.error,
         "created_at": evaluation.created_at.isoformat(),
         "created_by": created_by.get_username() if created_by is not None else None,
     }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backend.evaluations.apis import ProjectEvaluationsApi
+from backend.evaluations.apis import EvaluationApi, ProjectEvaluationsApi
 
 urlpatterns = [
     path(
@@ -8,4 +8,5 @@ urlpatterns = [
         ProjectEvaluationsApi.as_view(),
         name="api-project-evaluations",
     ),
+    path("evaluations/<int:evaluation_id>/", EvaluationApi.as_view(), name="api-evaluation"),
 ]

@@ -9,16 +9,19 @@ the curve's point and `cancelled()` before each; TrainingCancelled stops it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.datasets.holdout import TrainingSplit
+from backend.evaluations.data import curated_images
+from backend.images.rendering import image_model_rgb
 from backend.projects.models import Project
-from backend.training.data import labelled_images
-from backend.training.splitting import TrainingSplit
+from worker.datasets.label_image import paint
 from worker.engines.spec import CLASSICAL
-from worker.training.pixel_classifier import pixel_classifier_train
+from worker.training.pixel_classifier import LabelledImage, pixel_classifier_train
+from worker.training.targets import pixel_targets
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ Trainer = Callable[
      Callable[[], bool]],
     Trained,
 ]  # fmt: skip
+
+
+def labelled_images(project: Project, image_ids: list[int]) -> Iterator[LabelledImage]:
+    """Each image as the model sees it, with its curated instances as targets."""
+    for image, instances in curated_images(project, image_ids):
+        painted = paint([(i["rle"], i["bbox"]) for i in instances], image.height, image.width)
+        yield LabelledImage(rgb=image_model_rgb(image), targets=pixel_targets(painted.labels))
 
 
 def pixel_classifier(

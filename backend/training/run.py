@@ -27,14 +27,14 @@ from django.db.models import Max
 from django.utils import timezone
 
 from backend.common.errors import ServiceError
+from backend.datasets.holdout import validation_split
+from backend.evaluations.data import validation_images
 from backend.segmentation.engines import engine_for
 from backend.segmentation.models import SegmentationModel
 from backend.segmentation.selectors import engine_spec_for_project, spec_for_model
 from backend.segmentation.trained import trained_model_discard, trained_model_register
-from backend.training.data import validation_images
 from backend.training.kinds import SHORT_NAMES, TRAINERS
 from backend.training.models import ModelVersion, TrainingJob
-from backend.training.splitting import training_split
 from backend.training.versions import version_adopt
 from worker.engines.spec import EngineSpec
 from worker.training.cancelling import TrainingCancelledError
@@ -114,7 +114,7 @@ def _models_dir(job: TrainingJob) -> Path:
 def _train(job: TrainingJob, partial: Path) -> SegmentationModel:
     """The model it recorded (removed by the caller if a later step fails)."""
     project = job.project
-    split = training_split(project=project)
+    split = validation_split(project=project)
     base = engine_spec_for_project(project)
     TrainingJob.objects.filter(pk=job.pk).update(
         split=split.as_json(), base_model=base.name, message="Training…"

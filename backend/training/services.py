@@ -10,10 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.common.errors import ServiceError
+from backend.datasets.holdout import validation_split
 from backend.projects.models import Project
 from backend.projects.permissions import Action, project_require
 from backend.training.models import TrainingJob
-from backend.training.splitting import training_split
 from backend.training.tasks import run_training
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def training_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def training_start(*, project: Project, user: AnyUser, data: dict[str, Any]) -> TrainingJob:
     project_require(project=project, user=user, action=Action.TRAIN)
     kind, options = training_options(data)
-    training_split(project=project)  # refuses a project with too few curated images now
+    validation_split(project=project)  # refuses a project with too few curated images now
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)
         running = TrainingJob.objects.filter(

@@ -71,7 +71,9 @@ def test_classical_engine_on_real_nuclei(nuclei_project: Project) -> None:
     assert set(result) == {
         "model", "engine_key", "objects", "images", "noc85", "noc90", "miou_at_1",
         "miou_at_3", "miou_at_5", "never_90_share", "box_iou", "max_clicks", "seconds",
+        "proposal_f1", "proposal_pq",  # None: the command simulates clicks only
     }  # fmt: skip
+    assert result["proposal_f1"] is None
     assert (result["model"], result["engine_key"]) == ("classical", CLASSICAL_SPEC.key)
     assert (result["objects"], result["images"], result["max_clicks"]) == (15, 1, 20)
     assert 1 <= result["noc85"] <= result["noc90"] <= 20

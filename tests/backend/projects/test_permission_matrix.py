@@ -22,6 +22,7 @@ from pycocotools import mask as coco_mask
 
 from backend.annotations.models import Assignment, Instance
 from backend.datasets.models import Export
+from backend.evaluations.models import EngineEvaluation
 from backend.images.models import Image
 from backend.projects.models import Invitation, Label, Membership, Project
 from backend.projects.permissions import ROLES
@@ -83,6 +84,8 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("post", "/api/projects/{p}/proposals/", None, LEADS),
     ("get", "/api/proposal-jobs/{j}/", None, ALL),
     ("get", "/api/projects/{p}/evaluations/", None, ALL),
+    ("post", "/api/projects/{p}/evaluations/", {"split": "all"}, LEADS),
+    ("get", "/api/evaluations/{u}/", None, ALL),  # {u}: an evaluation
     ("post", "/api/projects/{p}/queue/next/", None, WRITERS),
     ("post", "/api/projects/{p}/review/next/", None, LEADS),
     ("get", "/api/projects/{p}/assignments/", None, ALL),
@@ -189,6 +192,8 @@ def world(project: Project, owner: User, outsider: User) -> World:
         "e": Export.objects.create(project=project, created_by=owner, format="coco").pk,
         "t": TrainingJob.objects.create(project=project, kind="pixel-classifier").pk,
         "v": _trained_version(project).number,
+        "u": EngineEvaluation.objects.create(project=project, model_name="classical",
+                                             engine_key="classical-1").pk,
     }  # fmt: skip
     return World(project, image, instance, rle, people, ids)
 
@@ -306,6 +311,7 @@ def test_the_matrix_names_every_project_url() -> None:
             ("<int:export_id>", "{e}"),
             ("<int:training_id>", "{t}"),
             ("<int:number>", "{v}"),
+            ("<int:evaluation_id>", "{u}"),
             ("<str:level>/<str:tx>/<str:ty>", "0/0/0"),
         ):
             shape = shape.replace(name, key)

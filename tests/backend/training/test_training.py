@@ -12,6 +12,8 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from backend.annotations.models import Instance
+from backend.datasets.holdout import validation_split
 from backend.projects.models import Project
 from backend.segmentation.models import SegmentationModel
 from backend.training.models import ModelVersion, TrainingJob
@@ -152,3 +154,29 @@ def test_who_may_train_and_when(project: Project, owner: User, member: User,
     assert job["status"] == "queued"
     assert client_for(outsider).get(f"/api/training/{job['id']}/").status_code == 404
     assert client_for(member).post(f"/api/training/{job['id']}/cancel/").status_code == 403
+
+
+def test_an_evaluation_job_measures_a_model_on_the_validation_images(
+    halves: Halves, owner: User, member: User
+) -> None:
+    from backend.evaluations.run import evaluation_run
+
+    project = halves.project
+    url = f"/api/projects/{project.pk}/evaluations/"
+    assert client_for(member).post(url, {}, format="json").status_code == 403
+    bad = client_for(owner).post(url, {"model": "vit_q"}, format="json")
+    assert bad.status_code == 400 and "no model named 'vit_q'" in bad.json()["detail"]
+    started = client_for(owner).post(url, {"split": "validation"}, format="json")
+    assert started.status_code == 202 and started.json()["status"] == "queued"
+    evaluation_run(evaluation_id=started.json()["id"])
+    done = client_for(member).get(f"/api/evaluations/{started.json()['id']}/").json()
+    assert done["status"] == "done" and done["progress"] == 1.0, done["error"]
+    assert done["model"] == "classical" and done["images"] == 1
+    held_out = validation_split(project=project).val
+    curated = Instance.objects.filter(image_id__in=held_out).count()
+    assert done["objects"] == curated and 1 <= done["noc85"] <= 20
+    assert 0.5 < done["proposal_f1"] <= 1.0 and 0 < done["proposal_pq"] <= done["proposal_f1"]
+    # The same figures a training job reports before it trains.
+    job = train(owner, project)
+    assert job["before"]["noc85"] == done["noc85"]
+    assert job["before"]["proposal_f1"] == done["proposal_f1"]

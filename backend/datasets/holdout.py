@@ -1,4 +1,5 @@
-"""Which curated images a training job learns from and which it validates on.
+"""Which curated images a training job learns from and which it (and an
+evaluation of split "validation") validates on.
 
 The project's dataset splits (backend/datasets/splits.py) decide where they
 give both: images with curated instances in `train` learn, those in `val`
@@ -34,7 +35,7 @@ class TrainingSplit:
         return {"train": self.train, "val": self.val, "source": self.source}
 
 
-def training_split(*, project: Project) -> TrainingSplit:
+def validation_split(*, project: Project) -> TrainingSplit:
     """ServiceError (400) when fewer than two images have curated instances."""
     curated = sorted(set(accepted_instances(project=project).values_list("image_id", flat=True)))
     if len(curated) < 2:
