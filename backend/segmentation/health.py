@@ -59,7 +59,9 @@ def worker_ok() -> bool:
 
 
 def engine_info(spec: EngineSpec) -> dict[str, Any]:
-    if spec.arch == CLASSICAL:
+    if spec.arch == CLASSICAL and spec.checkpoint_path:
+        description = "Classical segmenter on a pixel classifier trained for this project"
+    elif spec.arch == CLASSICAL:
         description = "Offline classical segmenter (seeded watershed / random walker)"
     else:
         description = f"Segment Anything {spec.arch} ({spec.name})"

@@ -8,7 +8,6 @@ the curve's point and `cancelled()` before each; TrainingCancelled stops it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ def pixel_classifier(
     train = list(labelled_images(project, split.train))
     val = list(labelled_images(project, split.val))
     classifier, curve = pixel_classifier_train(
-        train, val, seed=int(options.get("seed", 0)), threads=min(2, os.cpu_count() or 1),
+        train, val, seed=int(options.get("seed", 0)),
         stage_done=stage_done, cancelled=cancelled,
     )  # fmt: skip
     classifier.save(out)

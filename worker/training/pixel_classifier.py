@@ -76,7 +76,6 @@ def pixel_classifier_train(
     *,
     seed: int = 0,
     stages: Sequence[int] = STAGES,
-    threads: int = 1,
     stage_done: Callable[[dict[str, Any]], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> tuple[PixelClassifier, list[dict[str, Any]]]:
@@ -91,7 +90,7 @@ def pixel_classifier_train(
     held = pixel_sample(val, VAL_PER_CLASS, seed + 1)
     forest = RandomForestClassifier(
         n_estimators=stages[0], warm_start=True, max_depth=MAX_DEPTH,
-        min_samples_leaf=MIN_LEAF, n_jobs=threads, random_state=seed,
+        min_samples_leaf=MIN_LEAF, random_state=seed,
     )  # fmt: skip
     curve: list[dict[str, Any]] = []
     for epoch, trees in enumerate(stages, start=1):

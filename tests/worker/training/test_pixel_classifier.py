@@ -56,7 +56,7 @@ def trained(nuclei: Nuclei, tmp_path_factory: pytest.TempPathFactory) -> Trained
     """Trained on the top half, validated on the bottom half."""
     top = LabelledImage(nuclei.rgb[:256], pixel_targets(nuclei.labels[:256]))
     bottom = LabelledImage(nuclei.rgb[256:], pixel_targets(nuclei.labels[256:]))
-    classifier, curve = pixel_classifier_train([top], [bottom], threads=2)
+    classifier, curve = pixel_classifier_train([top], [bottom])
     path = tmp_path_factory.mktemp("classifier") / "pixels.skops"
     classifier.save(path)
     return Trained(classifier, curve, path)

@@ -130,6 +130,13 @@ export const endpoints = {
   projectQuality: (id) => `/api/projects/${id}/quality/`,
   projectQualityCsv: (id) => `/api/projects/${id}/quality/?format=csv`,
   projectEvaluations: (id) => `/api/projects/${id}/evaluations/`,
+  evaluation: (id) => `/api/evaluations/${id}/`,
+  projectTraining: (id) => `/api/projects/${id}/training/`,
+  trainingJob: (id) => `/api/training/${id}/`,
+  trainingCancel: (id) => `/api/training/${id}/cancel/`,
+  projectModelVersions: (id) => `/api/projects/${id}/models/`,
+  modelAdopt: (id, version) => `/api/projects/${id}/models/${version}/adopt/`,
+  modelCheckpoint: (id, version) => `/api/projects/${id}/models/${version}/checkpoint/`,
   projectProposals: (id) => `/api/projects/${id}/proposals/`,
   proposalJob: (id) => `/api/proposal-jobs/${id}/`,
 
