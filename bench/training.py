@@ -1,0 +1,128 @@
+"""The model learns the project, measured on real labelled data
+(../shared/data): each kind of training, its time on this machine, and the
+validation figures before and after it on held-out images.
+
+Cases, each trained on one part and validated on another that it never saw:
+- DSB 2018 nuclei (fluorescence): trained on the top half, validated on the
+  bottom half; and again from only 10 labelled nuclei of the top half (the
+  partial labels a lab starts with: the rest must not count as background);
+- the nuclei time-lapse: frames 0 to 2 train, 3 to 5 validate;
+- EM membranes (serial-section TEM): the cells are the regions between the
+  membranes; top half trains, bottom half validates.
+
+Kinds: the pixel classifier on the classical engine ("before" is the plain
+classical engine, what a fresh install without SAM weights uses). Timed in
+process through worker/training, the code the Celery job runs (the job adds
+only database reads and writes). The images are rendered as the model sees
+them (backend/images/rendering: each channel stretched to 8 bits).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+from scipy import ndimage as ndi
+
+from bench.common import Table, bench_home, django_ready, options
+from worker.datasets.label_image import unpaint
+from worker.engines.base import Engine
+from worker.engines.classical.engine import ClassicalEngine
+from worker.engines.spec import EngineSpec
+from worker.training.pixel_classifier import LabelledImage, pixel_classifier_train
+from worker.training.targets import pixel_targets
+from worker.training.validation import ValidationImage, validation_figures
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PARTIAL_LABELS = 10
+FIGURES = ("objects", "noc85", "noc90", "miou_at_1", "miou_at_3", "miou_at_5", "box_iou",
+           "proposal_f1", "proposal_pq")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    train: list[tuple[np.ndarray, np.ndarray]]  # (RGB, label image)
+    val: list[tuple[np.ndarray, np.ndarray]]
+
+
+def rgb(plane: np.ndarray) -> np.ndarray:
+    django_ready()  # rendering.py sits in a Django app: settings first
+    from backend.images.rendering import planes_to_rgb8
+
+    return planes_to_rgb8(plane[None])
+
+
+def cases() -> Iterator[Case]:
+    image = tifffile.imread(DATA / "nuclei_dsb2018/image.tif")
+    labels = tifffile.imread(DATA / "nuclei_dsb2018/labels.tif")
+    top, bottom = (rgb(image[:256]), labels[:256]), (rgb(image[256:]), labels[256:])
+    yield Case("DSB 2018 nuclei, halves", [top], [bottom])
+    kept = np.unique(labels[:256][labels[:256] > 0])[:PARTIAL_LABELS]
+    partial = np.where(np.isin(labels[:256], kept), labels[:256], 0)
+    yield Case(f"DSB 2018 nuclei, {PARTIAL_LABELS} labelled", [(top[0], partial)], [bottom])
+    frames = tifffile.imread(DATA / "nuclei_timelapse/images.tif")
+    truth = tifffile.imread(DATA / "nuclei_timelapse/labels.tif")
+    pairs = [(rgb(f), t) for f, t in zip(frames, truth, strict=True)]
+    yield Case("nuclei time-lapse, frames", pairs[:3], pairs[3:])
+    em = np.asarray(Image.open(DATA / "em_membranes/image.png"))
+    cells, _ = ndi.label(np.asarray(Image.open(DATA / "em_membranes/membranes.png")) > 0)
+    yield Case("EM membranes, halves", [(rgb(em[:256]), cells[:256])],
+               [(rgb(em[256:]), cells[256:])])  # fmt: skip
+
+
+def figures(engine: Engine, case: Case) -> tuple[dict[str, object], float]:
+    """The validation figures and the embedding time per image (ms)."""
+    started = time.perf_counter()
+    embeddings = [engine.embed(image) for image, _ in case.val]
+    embed_ms = (time.perf_counter() - started) * 1000 / len(case.val)
+    images = [ValidationImage(e, [r for _, r in unpaint(labels.astype(np.uint32))])
+              for e, (_, labels) in zip(embeddings, case.val, strict=True)]  # fmt: skip
+    return validation_figures(engine, images), embed_ms
+
+
+def run() -> list[Table]:
+    quick = options().quick
+    table = Table(
+        title="The model learns the project: pixel classifier, validation images only",
+        columns=["case", "model", *FIGURES, "NoC@85 after/before", "train s", "embed ms/image"],
+    )
+    folder = bench_home() / "training"
+    folder.mkdir(parents=True, exist_ok=True)
+    for case in cases():
+        if quick and "labelled" in case.name:
+            continue
+        plain = ClassicalEngine()
+        before, plain_ms = figures(plain, case)
+        started = time.perf_counter()
+        classifier, curve = pixel_classifier_train(
+            [LabelledImage(i, pixel_targets(t)) for i, t in case.train],
+            [LabelledImage(i, pixel_targets(t)) for i, t in case.val],
+        )
+        seconds = time.perf_counter() - started
+        path = folder / "pixels.skops"
+        classifier.save(path)
+        learned = ClassicalEngine(EngineSpec("pixels", "classical", str(path), "0" * 64))
+        after, learned_ms = figures(learned, case)
+        table.add(case.name, "classical", *(before[f] for f in FIGURES), "", "", plain_ms)
+        ratio = float(after["noc85"]) / float(before["noc85"])  # type: ignore[arg-type]
+        table.add("", "+ pixel classifier", *(after[f] for f in FIGURES), f"{ratio:.2f}",
+                  seconds, learned_ms)  # fmt: skip
+        table.notes.append(
+            f"{case.name}: curve (trees: loss / val loss / val IoU) "
+            + ", ".join(
+                f"{p['trees']}: {p['loss']:.3f}/{p['val_loss']:.3f}/{p['val_iou']:.3f}"
+                for p in curve
+            )  # fmt: skip
+        )
+    table.notes.append(
+        "NoC@85/90: clicks of the simulated annotator to IoU 0.85/0.90 (at most 20); IoU@k "
+        "after k clicks; F1 and PQ of automatic proposals at IoU 0.5 (proposals far from "
+        "every labelled object are not counted: the labels may be partial)."
+    )
+    return [table]
