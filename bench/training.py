@@ -118,7 +118,7 @@ def run() -> list[Table]:
             + ", ".join(
                 f"{p['trees']}: {p['loss']:.3f}/{p['val_loss']:.3f}/{p['val_iou']:.3f}"
                 for p in curve
-            )  # fmt: skip
+            )
         )
     table.notes.append(
         "NoC@85/90: clicks of the simulated annotator to IoU 0.85/0.90 (at most 20); IoU@k "
