@@ -53,6 +53,7 @@ class CountingEngine:
 
     def __init__(self, inner: SamEngine) -> None:
         self.inner, self.key, self.description = inner, inner.key, inner.description
+        self.embedding_key = inner.embedding_key
         self.decodes = 0
 
     def embed(self, image_rgb: np.ndarray) -> EmbeddingSet:
@@ -152,6 +153,7 @@ class _Reuse:
     """An 'engine' that returns the given embeddings in turn, resized to each crop."""
 
     key, description = "reuse", "reuse"
+    embedding_key = key
 
     def __init__(self, parts: list[EmbeddingSet]) -> None:
         self.parts, self.n = parts, 0
@@ -261,6 +263,7 @@ class _Disc:
     """A decoder-free 'engine': a 40 px disc at the first click, in the frame it is given."""
 
     key, description = "disc", "disc"
+    embedding_key = key
     disc = np.hypot(*np.mgrid[-20:20, -20:20]) < 20
 
     def embed(self, image_rgb: np.ndarray) -> EmbeddingSet:

@@ -44,7 +44,7 @@ def project_stats(*, project: Project) -> ProjectStats:
     if image_count is None:
         image_count = project.images.count()
     embedded_count = Embedding.objects.filter(
-        image__project=project, engine_key=spec.key, status=Embedding.Status.READY
+        image__project=project, engine_key=spec.embedding_key, status=Embedding.Status.READY
     ).count()
     return ProjectStats(image_count=image_count, embedded_count=embedded_count, model=spec.name)
 

@@ -247,7 +247,7 @@ def embedding_complete(*, image: Image, spec: EngineSpec) -> tuple[EmbeddingSet,
     store had none ready. One that another live worker is computing is
     waited for, not computed again. ServiceError when it cannot be computed."""
     root = settings.EMBEDDINGS_ROOT
-    row_id = Embedding.objects.get_or_create(image=image, engine_key=spec.key)[0].pk
+    row_id = Embedding.objects.get_or_create(image=image, engine_key=spec.embedding_key)[0].pk
     computed = False
     for _ in range(3):  # a row taken by another worker between our look and our claim
         row = wait_while_held(row_id)
@@ -255,7 +255,7 @@ def embedding_complete(*, image: Image, spec: EngineSpec) -> tuple[EmbeddingSet,
             raise ServiceError(f"Image {image.pk} was deleted meanwhile.")
         if row.status == Embedding.Status.READY:
             try:
-                return embedding_store.load(root, spec.key, image.pk), computed
+                return embedding_store.load(root, spec.embedding_key, image.pk), computed
             except FileNotFoundError:  # marked ready but its files are gone
                 Embedding.objects.filter(pk=row.pk).update(status=Embedding.Status.PENDING)
         elif computed:

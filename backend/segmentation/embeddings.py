@@ -51,7 +51,7 @@ def embeddings_schedule(*, images: Sequence[Image]) -> list[Embedding]:
 
 def _embedding_reset(*, image: Image, spec: EngineSpec) -> Embedding:
     """The image's embedding row for `spec`, pending unless it is ready."""
-    embedding, created = Embedding.objects.get_or_create(image=image, engine_key=spec.key)
+    embedding, created = Embedding.objects.get_or_create(image=image, engine_key=spec.embedding_key)
     if not created and embedding.status != Embedding.Status.READY:
         embedding.status = Embedding.Status.PENDING
         embedding.error = ""

@@ -26,6 +26,11 @@ class SegmentationModel(models.Model):
     project = models.ForeignKey(
         Project, null=True, blank=True, on_delete=models.CASCADE, related_name="trained_models"
     )
+    # An adapted SAM decoder (trained for a project): its prompt encoder and
+    # mask decoder (safetensors) replace those of `checkpoint_path`, the base
+    # model's file, whose embeddings (key `embeddings_of`) it decodes.
+    decoder_path = models.CharField(max_length=500, blank=True, default="")
+    embeddings_of = models.CharField(max_length=200, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name

@@ -17,6 +17,8 @@ def spec_for_model(model: SegmentationModel) -> EngineSpec:
         arch=model.arch,
         checkpoint_path=model.checkpoint_path,
         sha256=model.sha256,
+        decoder_path=model.decoder_path,
+        embeddings_of=model.embeddings_of,
     )
 
 
@@ -66,7 +68,7 @@ def engine_spec_for_project(project: Project) -> EngineSpec:
 
 def embedding_for_image(*, image: Image, spec: EngineSpec | None = None) -> Embedding | None:
     spec = spec or engine_spec_for_project(image.project)
-    return Embedding.objects.filter(image=image, engine_key=spec.key).first()
+    return Embedding.objects.filter(image=image, engine_key=spec.embedding_key).first()
 
 
 def embedding_status(*, image: Image) -> str:
@@ -79,7 +81,7 @@ def embedding_statuses(*, project: Project, image_ids: list[int]) -> dict[int, s
     """embedding_status of many images of one project, in two queries."""
     spec = engine_spec_for_project(project)
     found = dict(
-        Embedding.objects.filter(image_id__in=image_ids, engine_key=spec.key).values_list(
+        Embedding.objects.filter(image_id__in=image_ids, engine_key=spec.embedding_key).values_list(
             "image_id", "status"
         )
     )

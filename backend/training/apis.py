@@ -4,8 +4,6 @@ else the project or job does not exist (404)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.http import FileResponse
 from rest_framework import status
 from rest_framework.request import Request
@@ -16,6 +14,7 @@ from backend.common.errors import ServiceError
 from backend.projects.access import project_for_user
 from backend.projects.permissions import Action, project_require
 from backend.segmentation.selectors import engine_spec_for_project
+from backend.segmentation.trained import trained_checkpoint_file
 from backend.training.selectors import (
     model_version,
     model_versions,
@@ -84,6 +83,6 @@ class ModelCheckpointApi(APIView):
         project = project_for_user(request.user, project_id)
         project_require(project=project, user=request.user, action=Action.EVALUATE)
         version = model_version(project=project, number=number)
-        path = Path(version.model.checkpoint_path)
+        path = trained_checkpoint_file(model=version.model)
         return FileResponse(path.open("rb"), as_attachment=True,
                             filename=f"{version.model.name}{path.suffix}")  # fmt: skip

@@ -22,6 +22,7 @@ class TrainingJob(models.Model):
 
     class Kind(models.TextChoices):
         PIXEL_CLASSIFIER = "pixel-classifier"
+        DECODER = "decoder"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

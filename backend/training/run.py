@@ -33,7 +33,7 @@ from backend.segmentation.engines import engine_for
 from backend.segmentation.models import SegmentationModel
 from backend.segmentation.selectors import engine_spec_for_project, spec_for_model
 from backend.segmentation.trained import trained_model_discard, trained_model_register
-from backend.training.kinds import SHORT_NAMES, TRAINERS
+from backend.training.kinds import SHORT_NAMES, TRAINERS, Trained
 from backend.training.models import ModelVersion, TrainingJob
 from backend.training.versions import version_adopt
 from worker.engines.spec import EngineSpec
@@ -131,7 +131,7 @@ def _train(job: TrainingJob, partial: Path) -> SegmentationModel:
         project, split, job.options, partial, stage_done, lambda: _cancelled(job.pk)
     )
     seconds = time.monotonic() - started
-    model = _record_model(job, partial, trained.arch, trained.suffix)
+    model = _record_model(job, partial, trained)
     TrainingJob.objects.filter(pk=job.pk).update(
         curve=trained.curve, seconds=round(seconds, 2), progress=TRAINING_SHARE,
         message="Validating the current model…",
@@ -145,14 +145,13 @@ def _train(job: TrainingJob, partial: Path) -> SegmentationModel:
     return model
 
 
-def _record_model(job: TrainingJob, partial: Path, arch: str, suffix: str) -> SegmentationModel:
+def _record_model(job: TrainingJob, partial: Path, trained: Trained) -> SegmentationModel:
     digest = hashlib.sha256(partial.read_bytes()).hexdigest()
     name = f"p{job.project_id}-{SHORT_NAMES[job.kind]}-j{job.pk}"
-    final = partial.with_name(f"{name}-{digest[:12]}{suffix}")
+    final = partial.with_name(f"{name}-{digest[:12]}{trained.suffix}")
     os.replace(partial, final)
-    return trained_model_register(
-        project=job.project, name=name, arch=arch, path=final, sha256=digest
-    )
+    return trained_model_register(project=job.project, name=name, arch=trained.arch, path=final,
+                                  sha256=digest, base=trained.base)  # fmt: skip
 
 
 def _figures(

@@ -13,6 +13,7 @@ from backend.common.errors import ServiceError
 from backend.datasets.holdout import validation_split
 from backend.projects.models import Project
 from backend.projects.permissions import Action, project_require
+from backend.segmentation.selectors import engine_spec_for_project
 from backend.training.models import TrainingJob
 from backend.training.tasks import run_training
 
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 KINDS = tuple(TrainingJob.Kind.values)
-PLANNED = ("decoder", "lora", "detector")  # in the contract, not yet trainable
-OPTIONS = {"seed"}
+PLANNED = ("lora", "detector")  # in the contract, not yet trainable
+OPTIONS = {"pixel-classifier": {"seed"}, "decoder": {"seed", "epochs", "objects_per_image"}}
+LIMITS = {"epochs": 50, "objects_per_image": 1000}
 
 
 def training_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -32,7 +34,7 @@ def training_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise ServiceError(f"Training of kind {kind!r} is not available yet; try pixel-classifier.")
     if kind not in KINDS:
         raise ServiceError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
-    unknown = sorted(set(data) - OPTIONS - {"kind"})
+    unknown = sorted(set(data) - OPTIONS[str(kind)] - {"kind"})
     if unknown:
         raise ServiceError(f"Unknown training option(s) for {kind}: {', '.join(unknown)}.")
     options: dict[str, Any] = {}
@@ -41,6 +43,12 @@ def training_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
             raise ServiceError("seed must be a whole number from 0 to 2147483647.")
         options["seed"] = seed
+    for name, most in LIMITS.items():
+        if name in data:
+            value = data[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise ServiceError(f"{name} must be a whole number from 1 to {most}.")
+            options[name] = value
     return str(kind), options
 
 
@@ -48,6 +56,9 @@ def training_start(*, project: Project, user: AnyUser, data: dict[str, Any]) -> 
     project_require(project=project, user=user, action=Action.TRAIN)
     kind, options = training_options(data)
     validation_split(project=project)  # refuses a project with too few curated images now
+    if kind == TrainingJob.Kind.DECODER and not engine_spec_for_project(project).is_sam:
+        name = engine_spec_for_project(project).name
+        raise ServiceError(f"Decoder adaptation needs a SAM model; this project uses {name}.")
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)
         running = TrainingJob.objects.filter(

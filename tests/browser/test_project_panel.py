@@ -126,7 +126,10 @@ def test_the_evaluation_table_lists_each_run(live_app: LiveApp, browser_page: Br
     expect(rows).to_have_count(1)
     cells = rows.first.locator("td")
     expect(cells.nth(0)).to_have_text("classical")
-    expect(cells.nth(1)).to_have_text("5")
-    noc90 = float(cells.nth(3).inner_text())
+    expect(cells.nth(1)).to_have_text("1")  # images
+    expect(cells.nth(2)).to_have_text("5")  # objects
+    noc90 = float(cells.nth(4).inner_text())
     assert 1 <= noc90 <= 20
+    expect(cells.nth(10)).to_have_text("\N{EN DASH}")  # the command does not propose
     expect(page.locator("#evaluations-empty")).to_be_hidden()
+    expect(page.locator("#evaluation-form")).to_have_count(0)  # annotators do not start them

@@ -139,7 +139,7 @@ def test_summarize_of_nothing_has_no_values() -> None:
 class GrowingEngine:
     """Returns the ground truth eroded less with each click: IoU rises."""
 
-    key = "growing-1"
+    key = embedding_key = "growing-1"
     description = "test engine"
 
     def __init__(self, gt: np.ndarray, steps: list[np.ndarray]) -> None:

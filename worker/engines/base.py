@@ -70,6 +70,7 @@ class Engine(Protocol):
     """A segmentation engine: one object per process, loaded once."""
 
     key: str  # names the model and its version, e.g. "vit_b-01ec64d2" or "classical-1"
+    embedding_key: str  # the key of the embeddings it makes and reads (EngineSpec.embedding_key)
     description: str  # shown to users, e.g. "SAM vit_b (sam_vit_b)"
 
     def embed(self, image_rgb: np.ndarray) -> EmbeddingSet:

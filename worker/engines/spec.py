@@ -22,12 +22,23 @@ class EngineSpec:
     arch: str
     checkpoint_path: str = ""
     sha256: str = ""
+    # A project's adapted SAM decoder (backend/training): its prompt encoder
+    # and mask decoder weights (safetensors) replace the checkpoint's, whose
+    # image encoder it keeps, so it decodes the embeddings of `embeddings_of`.
+    decoder_path: str = ""
+    embeddings_of: str = ""
 
     @property
     def key(self) -> str:
         if self.arch == CLASSICAL and not self.sha256:
             return f"{CLASSICAL}-{CLASSICAL_VERSION}"
         return f"{self.name}-{self.sha256[:12]}"
+
+    @property
+    def embedding_key(self) -> str:
+        """The key its embeddings are stored under: its own, or for an adapted
+        decoder the key of the model whose image encoder it shares."""
+        return self.embeddings_of or self.key
 
     @property
     def is_sam(self) -> bool:

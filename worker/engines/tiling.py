@@ -268,6 +268,7 @@ class TiledEngine:
         # The inner key: decode tells tiled embeddings apart by their meta, so
         # stored embeddings stay valid whatever the tiling settings become.
         self.key = inner.key
+        self.embedding_key = inner.embedding_key
         self.description = inner.description
 
     # -- embedding ---------------------------------------------------------
@@ -304,7 +305,7 @@ class TiledEngine:
             ):
                 raise ValueError(f"{self.inner.key} must embed a tile as one tile of its size")
         return EmbeddingSet(
-            engine_key=self.inner.key,
+            engine_key=self.inner.embedding_key,
             image_height=height,
             image_width=width,
             tiles=tiles,

@@ -89,7 +89,7 @@ def _instance_rle(
 
 @database_sync_to_async
 def _embedding_state(image_id: int, spec: EngineSpec) -> tuple[str, str]:
-    embedding = Embedding.objects.filter(image_id=image_id, engine_key=spec.key).first()
+    embedding = Embedding.objects.filter(image_id=image_id, engine_key=spec.embedding_key).first()
     if embedding is None:
         return Embedding.Status.PENDING, ""
     return embedding.status, embedding.error
@@ -157,17 +157,17 @@ class ImageConsumer(Collaborating):
             self.status not in (Embedding.Status.READY, Embedding.Status.FAILED)
             and not self.watching
         ):
-            status_watch.watch(self.session.image_id, self.session.spec.key, self.status)
+            status_watch.watch(self.session.image_id, self.session.spec.embedding_key, self.status)
             self.watching = True
 
     def _unwatch(self) -> None:
         if self.watching:
-            status_watch.unwatch(self.session.image_id, self.session.spec.key)
+            status_watch.unwatch(self.session.image_id, self.session.spec.embedding_key)
             self.watching = False
 
     async def embedding_status(self, message: dict[str, Any]) -> None:
         """The status watch (status_watch.py) saw the image's embedding change."""
-        if message["engine"] != self.session.spec.key or message["status"] == self.status:
+        if message["engine"] != self.session.spec.embedding_key or message["status"] == self.status:
             return
         await self._show_status(message["status"], message["error"])
         if self.status in (Embedding.Status.READY, Embedding.Status.FAILED):
@@ -293,7 +293,9 @@ class ImageConsumer(Collaborating):
 
     async def _show_status(self, status: str, error: str) -> None:
         self.status = status
-        await self.send_json(protocol.status_message(status, self.session.spec.key, error))
+        await self.send_json(
+            protocol.status_message(status, self.session.spec.embedding_key, error)
+        )
         if status in CLICKABLE and self.prompts:
             self._prepare()
 

@@ -167,7 +167,7 @@ def session_decode(
 ) -> tuple[float, dict[str, Any]]:
     """Add prompts to the session, decode, and return (score, COCO RLE)."""
     engine = engine_for(session.spec, decoding_only=True, threads=decode_engine_threads())
-    embedding = embedding_cache().get(session.spec.key, session.image_id)
+    embedding = embedding_cache().get(session.spec.embedding_key, session.image_id)
     new_points = session.points + points
     new_box = box if box is not None else session.box
     prompt = Prompt(points_xy_image=tuple(new_points), box_xyxy_image=new_box)
@@ -184,7 +184,7 @@ def session_prepare(session: DecodeSession) -> None:
     decoder image state), so that click is as quick as the next ones."""
     engine = engine_for(session.spec, decoding_only=True, threads=decode_engine_threads())
     if isinstance(engine, Prepares):
-        engine.prepare(embedding_cache().get(session.spec.key, session.image_id))
+        engine.prepare(embedding_cache().get(session.spec.embedding_key, session.image_id))
 
 
 def session_refine_from(
@@ -193,7 +193,7 @@ def session_refine_from(
     """Start the session over from a saved mask (COCO RLE, image frame): it
     becomes the previous result that later prompts refine (see
     worker/engines/mask_input.py). Returns (score, COCO RLE) of that mask."""
-    embedding = embedding_cache().get(session.spec.key, session.image_id)
+    embedding = embedding_cache().get(session.spec.embedding_key, session.image_id)
     previous = mask_to_previous(embedding, rle.decode(saved_rle))
     session.reset()
     session.previous = session.base = previous

@@ -32,8 +32,9 @@ def _latest() -> None:
 
 
 def _old_state_nodes(executor: MigrationExecutor) -> list[tuple[str, str]]:
-    """Every other app at its latest, segmentation just before the move."""
-    moved = {"segmentation", "proposals", "evaluations"}
+    """Every other app at its latest, segmentation just before the move
+    (training, which needs a later segmentation, left out)."""
+    moved = {"segmentation", "proposals", "evaluations", "training"}
     others = [node for node in executor.loader.graph.leaf_nodes() if node[0] not in moved]
     return [*others, ("segmentation", "0006_embedding_queued_at")]
 

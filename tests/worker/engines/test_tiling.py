@@ -150,7 +150,7 @@ class StampEngine:
     """Decodes a 3x5 mask whose top-left pixel is the first click (in the
     frame it is given) and records what it was given."""
 
-    key = "stamp-1"
+    key = embedding_key = "stamp-1"
     description = "stamp"
 
     def __init__(self) -> None:
@@ -325,7 +325,7 @@ class OracleEngine:
     the embedding it is given (a tile) shows it: a perfect engine that only
     sees its tile."""
 
-    key = "oracle-1"
+    key = embedding_key = "oracle-1"
     description = "oracle"
 
     def __init__(self) -> None:

@@ -157,7 +157,7 @@ class TiledDiskEngine:
     disk under it as seen by one tile (the one whose centre is nearest), so a
     disk crossing that tile's side comes back cut."""
 
-    key = "disks-1"
+    key = embedding_key = "disks-1"
     description = "disks"
 
     def __init__(self) -> None:

@@ -70,6 +70,7 @@ class ClassicalEngine:
 
     def __init__(self, spec: EngineSpec = CLASSICAL_SPEC) -> None:
         self.key = spec.key
+        self.embedding_key = spec.embedding_key
         self.classifier = (
             PixelClassifier.load(spec.checkpoint_path) if spec.checkpoint_path else None
         )
@@ -98,7 +99,7 @@ class ClassicalEngine:
     def _embedding(self, array: np.ndarray, meta: dict[str, object]) -> EmbeddingSet:
         height, width = array.shape
         return EmbeddingSet(
-            engine_key=self.key,
+            engine_key=self.embedding_key,
             image_height=height,
             image_width=width,
             tiles=[Tile(x0=0, y0=0, width=width, height=height)],
@@ -118,7 +119,7 @@ class ClassicalEngine:
         self, embedding: EmbeddingSet, prompt: Prompt, previous: MaskResult | None
     ) -> MaskResult:
         """The object under the prompt's positive clicks or inside its box."""
-        if embedding.engine_key != self.key:
+        if embedding.engine_key != self.embedding_key:
             raise ValueError(f"embedding of {embedding.engine_key} given to {self.key}")
         image = embedding.arrays[0]
         height, width = image.shape

@@ -76,6 +76,7 @@ class SamEngine:
             raise ValueError(f"{spec.name} is not a SAM model")
         self.spec = spec
         self.key = spec.key
+        self.embedding_key = spec.embedding_key
         self.description = f"SAM {spec.arch} ({spec.name})"
         self.threads = threads
         if threads > 0:
@@ -97,6 +98,8 @@ class SamEngine:
             parts = sam_loading.DecoderParts(sam.prompt_encoder, sam.mask_decoder)
         else:
             parts = sam_loading.load_decoder(spec.checkpoint_path, spec.arch)
+        if spec.decoder_path:
+            sam_loading.load_decoder_override(parts, spec.decoder_path)
         self.prompt_encoder = parts.prompt_encoder
         self.mask_decoder = parts.mask_decoder
         self.onnx: OnnxDecoder | None = None
@@ -126,7 +129,7 @@ class SamEngine:
     def _embedding_set(self, image: np.ndarray, encoded: EncodedImage) -> EmbeddingSet:
         height, width = image.shape[:2]
         return EmbeddingSet(
-            engine_key=self.key,
+            engine_key=self.embedding_key,
             image_height=height,
             image_width=width,
             tiles=[Tile(x0=0, y0=0, width=width, height=height)],
@@ -231,7 +234,7 @@ class SamEngine:
     def _unpack(
         self, embedding: EmbeddingSet
     ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-        if embedding.engine_key != self.key:
+        if embedding.engine_key != self.embedding_key:
             raise ValueError(f"embedding of {embedding.engine_key} given to {self.key}")
         features = embedding.arrays[0]
         if features.shape != EMBEDDING_SHAPE:

@@ -40,6 +40,7 @@ class GridDecoder(Protocol):
     which calls this module from its `propose`)."""
 
     key: str
+    embedding_key: str
     onnx: OnnxDecoder | None
     transform: ResizeLongestSide
     prompt_encoder: PromptEncoder
@@ -54,7 +55,7 @@ def grid_candidates(
     engine: GridDecoder, embedding: EmbeddingSet, settings: ProposalSettings
 ) -> list[MaskResult]:
     """Candidates of every tile that pass the quality filter, in the image frame."""
-    if embedding.engine_key != engine.key:
+    if embedding.engine_key != engine.embedding_key:
         raise ValueError(f"embedding of {embedding.engine_key} given to {engine.key}")
     out: list[MaskResult] = []
     for index, tile in enumerate(embedding.tiles):

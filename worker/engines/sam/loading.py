@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from segment_anything.modeling import (
     ImageEncoderViT,
     MaskDecoder,
@@ -285,6 +286,19 @@ def load_decoder(path: Path | str, arch: str) -> DecoderParts:
         sub = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
         _load_strict(module, sub, what=prefix.rstrip("."))
     return parts
+
+
+def load_decoder_override(parts: DecoderParts, path: Path | str) -> None:
+    """Replace the prompt encoder's and mask decoder's weights with an
+    adapted decoder's (a safetensors file of those two modules, in the
+    official checkpoint's key names): data only, never code."""
+    state = load_file(str(path))
+    for prefix, module in (
+        ("prompt_encoder.", parts.prompt_encoder),
+        ("mask_decoder.", parts.mask_decoder),
+    ):
+        sub = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        _load_strict(module, sub, what=f"adapted {prefix.rstrip('.')}")
 
 
 def _load_strict(module: nn.Module, state: StateDict, *, what: str) -> None:

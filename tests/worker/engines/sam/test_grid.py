@@ -108,6 +108,7 @@ class Wrapping:
     def __init__(self, inner: SamEngine) -> None:
         self.inner = inner
         self.key = inner.key
+        self.embedding_key = inner.embedding_key
         self.description = inner.description
 
     def embed(self, image_rgb: np.ndarray) -> EmbeddingSet:
