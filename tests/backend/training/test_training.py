@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 
 from backend.annotations.models import Instance
 from backend.datasets.holdout import validation_split
+from backend.datasets.splits import splits_change
 from backend.projects.models import Project
 from backend.segmentation.models import SegmentationModel
 from backend.training.models import ModelVersion, TrainingJob
@@ -38,6 +39,8 @@ def test_a_pixel_classifier_learns_the_project_and_becomes_its_model(
     halves: Halves, owner: User, member: User
 ) -> None:
     project = halves.project
+    # Both in the dataset's train split: the job holds one out itself.
+    splits_change(project=project, images={halves.top.pk: "train", halves.bottom.pk: "train"})
     job = train(owner, project)
     assert job["status"] == "done", job["error"]
     assert job["split"]["source"] == "held out"
@@ -75,6 +78,17 @@ def test_a_pixel_classifier_learns_the_project_and_becomes_its_model(
     refused = client_for(owner).patch(f"/api/projects/{other['id']}/", {"model": model.name},
                                       format="json")  # fmt: skip
     assert refused.status_code == 400 and "no installed model" in refused.json()["detail"]
+
+
+def test_the_dataset_splits_decide_where_they_give_both(halves: Halves) -> None:
+    project = halves.project
+    splits_change(project=project, images={halves.top.pk: "val", halves.bottom.pk: "train"})
+    split = validation_split(project=project)
+    assert (split.train, split.val, split.source) == ([halves.bottom.pk], [halves.top.pk], "splits")
+    splits_change(project=project, images={halves.top.pk: "test"})  # test is never touched
+    held = validation_split(project=project)
+    assert held.source == "held out" and sorted(held.train + held.val) == sorted(
+        [halves.top.pk, halves.bottom.pk])  # fmt: skip
 
 
 def test_a_version_no_better_is_kept_but_not_adopted_until_the_owner_chooses_it(

@@ -116,10 +116,10 @@ function setUpTraining() {
     showError(errorNode, "");
     $("training-start").disabled = true;
     try {
-      const job = await api(endpoints.projectTraining(projectId), {
-        method: "POST",
-        json: { kind: form.elements.kind.value },
-      });
+      const kind = form.elements.kind.value;
+      // Epochs are the decoder's; the forest grows in its own stages.
+      const json = kind === "decoder" ? { kind, epochs: Number(form.elements.epochs.value) } : { kind };
+      const job = await api(endpoints.projectTraining(projectId), { method: "POST", json });
       await follow(job.id);
     } catch (err) {
       showError(errorNode, err.message);
