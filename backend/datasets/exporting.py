@@ -5,12 +5,11 @@ images' truth left out for annotators; the zip is theirs and the leads'."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from backend.common.enqueue import enqueue_or_fail
 from backend.common.errors import ServiceError
 from backend.datasets.models import Export
 from backend.datasets.splits import SPLITS
@@ -21,8 +20,6 @@ from worker.datasets.formats import FORMATS
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
-
-logger = logging.getLogger(__name__)
 
 SPLIT_CHOICES = ("all", *SPLITS)
 
@@ -63,12 +60,4 @@ def export_may_download(*, export: Export, user: AnyUser) -> bool:
 
 
 def _enqueue(export_id: int) -> None:
-    try:
-        run_export.delay(export_id)
-    except Exception as exc:
-        logger.exception("could not enqueue export %s", export_id)
-        Export.objects.filter(pk=export_id).update(
-            status=Export.Status.FAILED,
-            error=f"The worker queue is down: {exc}",
-            finished_at=timezone.now(),
-        )
+    enqueue_or_fail(run_export, Export, export_id, failed=Export.Status.FAILED)

@@ -4,12 +4,11 @@ the transaction commits; run.py measures. Owners and reviewers start them."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from backend.common.enqueue import enqueue_or_fail
 from backend.common.errors import ServiceError
 from backend.evaluations.models import EngineEvaluation
 from backend.evaluations.tasks import run_evaluation
@@ -24,8 +23,6 @@ from worker.engines.spec import EngineSpec
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
-
-logger = logging.getLogger(__name__)
 
 
 def evaluation_request(project: Project, data: dict[str, Any]) -> tuple[EngineSpec, str]:
@@ -59,12 +56,6 @@ def evaluation_start(*, project: Project, user: AnyUser, data: dict[str, Any]) -
 
 
 def _enqueue(evaluation_id: int) -> None:
-    try:
-        run_evaluation.delay(evaluation_id)
-    except Exception as exc:
-        logger.exception("could not enqueue evaluation %s", evaluation_id)
-        EngineEvaluation.objects.filter(pk=evaluation_id).update(
-            status=EngineEvaluation.Status.FAILED,
-            error=f"The worker queue is down: {exc}",
-            finished_at=timezone.now(),
-        )
+    enqueue_or_fail(
+        run_evaluation, EngineEvaluation, evaluation_id, failed=EngineEvaluation.Status.FAILED
+    )

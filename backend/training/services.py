@@ -3,12 +3,11 @@ once the transaction commits; run.py trains. Owners only."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from backend.common.enqueue import enqueue_or_fail
 from backend.common.errors import ServiceError
 from backend.datasets.holdout import validation_split
 from backend.projects.models import Project
@@ -19,8 +18,6 @@ from backend.training.tasks import run_training
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
-
-logger = logging.getLogger(__name__)
 
 KINDS = tuple(TrainingJob.Kind.values)
 PLANNED = ("lora", "detector")  # in the contract, not yet trainable
@@ -92,12 +89,4 @@ def training_cancel(*, job: TrainingJob, user: AnyUser) -> TrainingJob:
 
 
 def _enqueue(job_id: int) -> None:
-    try:
-        run_training.delay(job_id)
-    except Exception as exc:
-        logger.exception("could not enqueue training job %s", job_id)
-        TrainingJob.objects.filter(pk=job_id).update(
-            status=TrainingJob.Status.FAILED,
-            error=f"The worker queue is down: {exc}",
-            finished_at=timezone.now(),
-        )
+    enqueue_or_fail(run_training, TrainingJob, job_id, failed=TrainingJob.Status.FAILED)
