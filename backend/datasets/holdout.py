@@ -4,8 +4,9 @@ evaluation of split "validation") validates on.
 The project's dataset splits (backend/datasets/splits.py) decide where they
 give both: images with curated instances in `train` learn, those in `val`
 validate, `test` stays untouched. When the splits leave either side without
-a curated image (a small project), about a fifth of the curated images
-(at least one) is held out here, chosen by the same stable hash, so the next
+a curated image (a small project), about a fifth of all curated images
+(at least one image or stack; `test` ones included, since the splits were
+not usable) is held out here by a stable hash of the split seed, so the next
 job holds out the same ones.
 """
 
