@@ -34,4 +34,5 @@ def validation_images(
     store has none yet, as the worker would) and its curated instances."""
     for image, instances in curated_images(project, image_ids):
         embedding, _ = embedding_complete(image=image, spec=spec)
-        yield ValidationImage(embedding=embedding, truths=[i["rle"] for i in instances])
+        yield ValidationImage(embedding=embedding, truths=[i["rle"] for i in instances],
+                              complete=image.labels_complete)  # fmt: skip

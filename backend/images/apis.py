@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import TooManyFilesSent
+from django.db import transaction
 from django.http import FileResponse, Http404
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
@@ -18,7 +19,13 @@ from backend.common.pagination import paginate
 from backend.images.display_apis import image_viewing_json
 from backend.images.selectors import image_display_file, image_for_user, image_list, stack_for_user
 from backend.images.serializers import ImageUpdateInput, image_json, image_page_json, stack_json
-from backend.images.services import image_delete, image_gold_set, image_upload, stack_delete
+from backend.images.services import (
+    image_complete_set,
+    image_delete,
+    image_gold_set,
+    image_upload,
+    stack_delete,
+)
 from backend.projects.access import project_for_user
 from backend.projects.permissions import Action, project_role, role_may
 
@@ -54,10 +61,15 @@ class ImageDetailApi(APIView):
         return Response(body)
 
     def patch(self, request: Request, image_id: int) -> Response:
-        """{"gold": true|false} (owners)."""
+        """{"gold": true|false} (owners), {"complete": true|false} (owners, reviewers)."""
         image = image_for_user(request.user, image_id)
         data = parse_input(ImageUpdateInput, request.data)
-        image = image_gold_set(image=image, user=request.user, gold=data["gold"])
+        with transaction.atomic():
+            if "gold" in data:
+                image = image_gold_set(image=image, user=request.user, gold=data["gold"])
+            if "complete" in data:
+                image = image_complete_set(image=image, user=request.user,
+                                           complete=data["complete"])  # fmt: skip
         return Response({**image_json(image), "gold": image.gold})
 
     def delete(self, request: Request, image_id: int) -> Response:

@@ -73,6 +73,9 @@ class Image(models.Model):
     # Gold: its curated set is the truth; annotators get it like any other
     # image and are scored against it (backend/quality). Never fused.
     gold = models.BooleanField(default=False)
+    # Every object on the image is labelled: training may count its
+    # unlabelled pixels as background (curated labels are otherwise partial).
+    labels_complete = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

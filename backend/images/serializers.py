@@ -13,7 +13,13 @@ from backend.segmentation.selectors import embedding_status, embedding_statuses
 
 
 class ImageUpdateInput(serializers.Serializer):
-    gold = serializers.BooleanField()
+    gold = serializers.BooleanField(required=False)
+    complete = serializers.BooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Send gold or complete (true or false).")
+        return attrs
 
 
 def image_page_json(images: list[Image]) -> list[dict[str, Any]]:
@@ -42,6 +48,7 @@ def image_json(
         "dtype": image.dtype,
         "format": image.format,
         "note": image.note,
+        "complete": image.labels_complete,
         "embedding_status": status if status is not None else embedding_status(image=image),
         "display_url": reverse("api-image-display", kwargs={"image_id": image.pk}),
         "created_at": image.created_at.isoformat(),

@@ -212,6 +212,16 @@ def pyramids_schedule(*, images: list[Image]) -> None:
             transaction.on_commit(lambda image_id=image.pk: build_pyramid.delay(image_id))
 
 
+def image_complete_set(*, image: Image, user: AbstractBaseUser, complete: bool) -> Image:
+    """Say whether every object on the image is labelled (training then
+    counts its unlabelled pixels as background); owners and reviewers."""
+    project_require(project=image.project, user=user, action=Action.CURATE)
+    if image.labels_complete != complete:
+        image.labels_complete = complete
+        image.save(update_fields=["labels_complete"])
+    return image
+
+
 def image_gold_set(*, image: Image, user: AbstractBaseUser, gold: bool) -> Image:
     """Mark the image gold (its curated set is the truth) or not; owners only."""
     project_require(project=image.project, user=user, action=Action.GOLD)

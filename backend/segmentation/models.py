@@ -31,6 +31,9 @@ class SegmentationModel(models.Model):
     # model's file, whose embeddings (key `embeddings_of`) it decodes.
     decoder_path = models.CharField(max_length=500, blank=True, default="")
     embeddings_of = models.CharField(max_length=200, blank=True, default="")
+    # A box detector trained on those embeddings (safetensors): proposals come
+    # from its boxes (worker/engines/sam/detector.py).
+    detector_path = models.CharField(max_length=500, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name

@@ -19,6 +19,7 @@ def spec_for_model(model: SegmentationModel) -> EngineSpec:
         sha256=model.sha256,
         decoder_path=model.decoder_path,
         embeddings_of=model.embeddings_of,
+        detector_path=model.detector_path,
     )
 
 

@@ -22,8 +22,17 @@ from backend.segmentation.compute import embedding_complete
 from backend.segmentation.selectors import engine_spec_for_project
 from worker import rle
 from worker.datasets.label_image import paint
-from worker.engines.sam.loading import load_decoder, load_decoder_override
+from worker.engines.sam.detector import BoxHead, detector_load, detector_save
+from worker.engines.sam.encoder import BatchEncoder, pick_device
+from worker.engines.sam.loading import (
+    DecoderParts,
+    load_decoder,
+    load_decoder_override,
+    load_sam,
+)
 from worker.engines.spec import CLASSICAL, EngineSpec
+from worker.training.detector import detector_train
+from worker.training.lora import LoraImage, lora_merge, lora_save, lora_train, lora_wrap
 from worker.training.pixel_classifier import LabelledImage, pixel_classifier_train
 from worker.training.sam_decoder import (
     MAX_OBJECTS,
@@ -40,7 +49,8 @@ class Trained:
     arch: str  # the SegmentationModel's arch of the new version
     suffix: str  # of its weights file
     curve: list[dict[str, Any]]
-    base: EngineSpec | None = None  # an adapted decoder's SAM model
+    base: EngineSpec | None = None  # the SAM model a trained part belongs to
+    part: str = "decoder"  # which part of `base` the file replaces (or "detector")
 
 
 Trainer = Callable[
@@ -54,7 +64,8 @@ def labelled_images(project: Project, image_ids: list[int]) -> Iterator[Labelled
     """Each image as the model sees it, with its curated instances as targets."""
     for image, instances in curated_images(project, image_ids):
         painted = paint([(i["rle"], i["bbox"]) for i in instances], image.height, image.width)
-        yield LabelledImage(rgb=image_model_rgb(image), targets=pixel_targets(painted.labels))
+        targets = pixel_targets(painted.labels, complete=image.labels_complete)
+        yield LabelledImage(rgb=image_model_rgb(image), targets=targets)
 
 
 def pixel_classifier(
@@ -75,12 +86,20 @@ def pixel_classifier(
     return Trained(arch=CLASSICAL, suffix=".skops", curve=curve)
 
 
+def _sam_base(project: Project, what: str) -> EngineSpec:
+    base = engine_spec_for_project(project)
+    if not base.is_sam:
+        raise ServiceError(f"{what} needs a SAM model; this project uses {base.name}.")
+    return base
+
+
 def sam_views(project: Project, image_ids: list[int], spec: EngineSpec) -> Iterator[View]:
     """Each image's stored embedding (computed now if missing) with its
     curated instances, as the decoder trains on them."""
     for image, instances in curated_images(project, image_ids):
         embedding, _ = embedding_complete(image=image, spec=spec)
-        yield from embedding_views(embedding, [rle.decode(i["rle"]) for i in instances])
+        yield from embedding_views(embedding, [rle.decode(i["rle"]) for i in instances],
+                                   complete=image.labels_complete)  # fmt: skip
 
 
 def sam_decoder(
@@ -91,9 +110,7 @@ def sam_decoder(
     stage_done: Callable[[dict[str, Any]], None],
     cancelled: Callable[[], bool],
 ) -> Trained:
-    base = engine_spec_for_project(project)
-    if not base.is_sam:
-        raise ServiceError(f"Decoder adaptation needs a SAM model; this project uses {base.name}.")
+    base = _sam_base(project, "Decoder adaptation")
     parts = load_decoder(base.checkpoint_path, base.arch)
     if base.decoder_path:  # a project's adapted decoder goes on learning
         load_decoder_override(parts, base.decoder_path)
@@ -108,6 +125,77 @@ def sam_decoder(
     return Trained(arch=base.arch, suffix=".safetensors", curve=curve, base=base)
 
 
+def box_detector(
+    project: Project,
+    split: TrainingSplit,
+    options: dict[str, Any],
+    out: Path,
+    stage_done: Callable[[dict[str, Any]], None],
+    cancelled: Callable[[], bool],
+) -> Trained:
+    base = _sam_base(project, "A box detector")
+    # A project's detector goes on learning.
+    head = detector_load(base.detector_path).train() if base.detector_path else BoxHead()
+    curve = detector_train(
+        head, list(sam_views(project, split.train, base)),
+        list(sam_views(project, split.val, base)),
+        epochs=int(options.get("epochs", DETECTOR_EPOCHS)), seed=int(options.get("seed", 0)),
+        stage_done=stage_done, cancelled=cancelled,
+    )  # fmt: skip
+    detector_save(head, out)
+    return Trained(arch=base.arch, suffix=".safetensors", curve=curve, base=base, part="detector")
+
+
+# Models LoRA trains only on a GPU worker (on a CPU an epoch takes hours).
+GPU_ONLY = ("vit_l", "vit_h")
+
+
+def lora_images(project: Project, image_ids: list[int]) -> Iterator[LoraImage]:
+    for image, instances in curated_images(project, image_ids):
+        yield LoraImage(image_model_rgb(image), [rle.decode(i["rle"]) for i in instances])
+
+
+def sam_lora(
+    project: Project,
+    split: TrainingSplit,
+    options: dict[str, Any],
+    out: Path,
+    stage_done: Callable[[dict[str, Any]], None],
+    cancelled: Callable[[], bool],
+) -> Trained:
+    """A whole new model: its encoder makes new embeddings (under its own
+    key; the base's stay until the project changes model)."""
+    base = _sam_base(project, "LoRA")
+    device = pick_device("auto")
+    if device.type == "cpu" and base.arch in GPU_ONLY:
+        raise ServiceError(
+            f"LoRA on {base.arch} needs a GPU worker; this worker has none. "
+            "Train the decoder or a detector instead, or add a GPU worker."
+        )
+    sam = load_sam(base.checkpoint_path, base.arch)
+    if base.decoder_path:  # the project's adapted decoder is where LoRA starts
+        load_decoder_override(DecoderParts(sam.prompt_encoder, sam.mask_decoder),
+                              base.decoder_path)  # fmt: skip
+    model = lora_wrap(sam, int(options.get("rank", LORA_RANK)))
+    encoder = BatchEncoder(sam.image_encoder, sam.pixel_mean, sam.pixel_std, device=str(device))
+    curve = lora_train(
+        model, encoder, list(lora_images(project, split.train)),
+        list(lora_images(project, split.val)), epochs=int(options.get("epochs", LORA_EPOCHS)),
+        seed=int(options.get("seed", 0)), objects=int(options.get("objects_per_image", 16)),
+        stage_done=stage_done, cancelled=cancelled,
+    )  # fmt: skip
+    lora_save(lora_merge(model), out)
+    return Trained(arch=base.arch, suffix=".safetensors", curve=curve)
+
+
 EPOCHS = 4
-TRAINERS: dict[str, Trainer] = {"pixel-classifier": pixel_classifier, "decoder": sam_decoder}
-SHORT_NAMES = {"pixel-classifier": "pixels", "decoder": "decoder"}
+LORA_EPOCHS, LORA_RANK = 4, 4
+DETECTOR_EPOCHS = 30
+TRAINERS: dict[str, Trainer] = {
+    "pixel-classifier": pixel_classifier,
+    "decoder": sam_decoder,
+    "detector": box_detector,
+    "lora": sam_lora,
+}
+SHORT_NAMES = {"pixel-classifier": "pixels", "decoder": "decoder", "detector": "detector",
+               "lora": "lora"}  # fmt: skip

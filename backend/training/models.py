@@ -23,6 +23,8 @@ class TrainingJob(models.Model):
     class Kind(models.TextChoices):
         PIXEL_CLASSIFIER = "pixel-classifier"
         DECODER = "decoder"
+        DETECTOR = "detector"
+        LORA = "lora"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -151,7 +151,8 @@ def _record_model(job: TrainingJob, partial: Path, trained: Trained) -> Segmenta
     final = partial.with_name(f"{name}-{digest[:12]}{trained.suffix}")
     os.replace(partial, final)
     return trained_model_register(project=job.project, name=name, arch=trained.arch, path=final,
-                                  sha256=digest, base=trained.base)  # fmt: skip
+                                  sha256=digest, base=trained.base,
+                                  part=trained.part)  # fmt: skip
 
 
 def _figures(
@@ -182,7 +183,7 @@ def _record_version(
     before: dict[str, Any],
     after: dict[str, Any],
 ) -> None:
-    improved = better(after, before)
+    improved = better(after, before, job.kind)
     with transaction.atomic():
         project = type(job.project).objects.select_for_update().get(pk=job.project_id)
         if _cancelled(job.pk):

@@ -20,15 +20,19 @@ if TYPE_CHECKING:
     from backend.projects.access import AnyUser
 
 KINDS = tuple(TrainingJob.Kind.values)
-PLANNED = ("lora", "detector")  # in the contract, not yet trainable
-OPTIONS = {"pixel-classifier": {"seed"}, "decoder": {"seed", "epochs", "objects_per_image"}}
-LIMITS = {"epochs": 50, "objects_per_image": 1000}
+OPTIONS = {
+    "pixel-classifier": {"seed"},
+    "decoder": {"seed", "epochs", "objects_per_image"},
+    "detector": {"seed", "epochs"},
+    "lora": {"seed", "epochs", "objects_per_image", "rank"},
+}
+LIMITS = {"epochs": 50, "objects_per_image": 1000, "rank": 64}
+KIND_LIMITS = {"detector": {"epochs": 200}}  # a detector's epoch is a second or two
+NEEDS_SAM = {"decoder": "Decoder adaptation", "detector": "A box detector", "lora": "LoRA"}
 
 
 def training_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     kind = data.get("kind")
-    if kind in PLANNED:
-        raise ServiceError(f"Training of kind {kind!r} is not available yet; try pixel-classifier.")
     if kind not in KINDS:
         raise ServiceError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
     unknown = sorted(set(data) - OPTIONS[str(kind)] - {"kind"})
@@ -40,7 +44,7 @@ def training_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
             raise ServiceError("seed must be a whole number from 0 to 2147483647.")
         options["seed"] = seed
-    for name, most in LIMITS.items():
+    for name, most in (LIMITS | KIND_LIMITS.get(str(kind), {})).items():
         if name in data:
             value = data[name]
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
@@ -53,9 +57,9 @@ def training_start(*, project: Project, user: AnyUser, data: dict[str, Any]) -> 
     project_require(project=project, user=user, action=Action.TRAIN)
     kind, options = training_options(data)
     validation_split(project=project)  # refuses a project with too few curated images now
-    if kind == TrainingJob.Kind.DECODER and not engine_spec_for_project(project).is_sam:
+    if kind in NEEDS_SAM and not engine_spec_for_project(project).is_sam:
         name = engine_spec_for_project(project).name
-        raise ServiceError(f"Decoder adaptation needs a SAM model; this project uses {name}.")
+        raise ServiceError(f"{NEEDS_SAM[kind]} needs a SAM model; this project uses {name}.")
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)
         running = TrainingJob.objects.filter(

@@ -92,3 +92,14 @@ def test_an_owner_trains_adopts_and_clicks_with_the_projects_model(
     assert iou(mask, truth) > 0.5  # one click; the figures above are the measure
     key = spec_for_model(version.model).key
     assert Embedding.objects.get(image=bottom, engine_key=key).status == "ready"
+
+    # Saying that every object here is labelled (training's known background).
+    toggle = page.locator("#labels-complete")
+    expect(page.locator("#complete-toggle")).to_be_visible()
+    expect(toggle).not_to_be_checked()
+    toggle.check()
+    expect(toggle).to_be_enabled()
+    bottom.refresh_from_db()
+    assert bottom.labels_complete
+    page.reload()
+    expect(page.locator("#labels-complete")).to_be_checked()

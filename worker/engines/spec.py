@@ -27,6 +27,9 @@ class EngineSpec:
     # image encoder it keeps, so it decodes the embeddings of `embeddings_of`.
     decoder_path: str = ""
     embeddings_of: str = ""
+    # A project's box detector on the embeddings (worker/engines/sam/detector.py):
+    # its automatic proposals are its boxes as prompts instead of a click grid.
+    detector_path: str = ""
 
     @property
     def key(self) -> str:

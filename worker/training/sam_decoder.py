@@ -56,6 +56,8 @@ class View:
 
     features: np.ndarray  # (256, 64, 64)
     masks: np.ndarray  # (N, 256, 256) bool
+    input_size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)  # what the pixels cover of 1024
+    complete: bool = False  # every object of the image is labelled
 
 
 def low_res_masks(
@@ -260,16 +262,18 @@ def decoder_train(
                 losses.append(float(loss.detach()))
         _train_mode(decoder, False)
         point = {"epoch": epoch, "epochs": epochs, "loss": float(np.mean(losses)),
-                 **_validation(decoder, val, seed, max_objects, corrections)}  # fmt: skip
+                 **decoder_validation(decoder, val, seed, max_objects, corrections)}  # fmt: skip
         curve.append(point)
         if stage_done is not None:
             stage_done(point)
     return curve
 
 
-def _validation(
+def decoder_validation(
     decoder: DecoderParts, val: Sequence[View], seed: int, max_objects: int, corrections: int
 ) -> dict[str, Any]:
+    """{"val_loss", "val_iou"}: the recipe's loss with fixed draws and the IoU
+    after one click on the validation views (None without objects)."""
     if not any(v.masks.shape[0] for v in val):
         return {"val_loss": None, "val_iou": None}
     generator = torch.Generator().manual_seed(seed + 7)
@@ -289,12 +293,15 @@ def _validation(
 MIN_PIXELS_IN_TILE = 20
 
 
-def embedding_views(embedding: EmbeddingSet, masks: Sequence[np.ndarray]) -> list[View]:
+def embedding_views(
+    embedding: EmbeddingSet, masks: Sequence[np.ndarray], *, complete: bool = False
+) -> list[View]:
     """The training views of one stored embedding and its image's objects
     (bool (H, W) masks): the embedding itself, or each native tile of a tiled
-    one with the objects that lie mostly inside it."""
+    one with the objects that lie mostly inside it. `complete`: the image's
+    every object is among `masks`."""
     if not is_tiled(embedding):
-        return [_view(embedding, list(masks))]
+        return [_view(embedding, list(masks), complete)]
     views = []
     for index in native_tiles(embedding):
         tile = embedding.tiles[index]
@@ -305,14 +312,15 @@ def embedding_views(embedding: EmbeddingSet, masks: Sequence[np.ndarray]) -> lis
             if count >= MIN_PIXELS_IN_TILE and 2 * count >= int(mask.sum()):
                 inside.append(crop)
         if inside:
-            views.append(_view(tile_view(embedding, index), inside))
+            views.append(_view(tile_view(embedding, index), inside, complete))
     return views
 
 
-def _view(embedding: EmbeddingSet, masks: list[np.ndarray]) -> View:
+def _view(embedding: EmbeddingSet, masks: list[np.ndarray], complete: bool) -> View:
     input_size = tuple(int(v) for v in embedding.meta["input_size"])  # type: ignore[attr-defined]
     original = (embedding.image_height, embedding.image_width)
     stacked = np.stack(masks) if masks else np.zeros((0, *original), dtype=bool)
     low = low_res_masks(stacked, (input_size[0], input_size[1]), original)
     keep = low.reshape(low.shape[0], -1).any(axis=1)  # too small to survive the resize
-    return View(np.asarray(embedding.arrays[0], dtype=np.float32), low[keep])
+    return View(np.asarray(embedding.arrays[0], dtype=np.float32), low[keep],
+                (input_size[0], input_size[1]), complete)  # fmt: skip

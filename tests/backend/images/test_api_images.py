@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from PIL import Image as PILImage
 
 from backend.images.models import Image
-from backend.projects.models import Project
+from backend.projects.models import Membership, Project
 from backend.segmentation.models import Embedding
 from tests.conftest import client_for, shared_data
 
@@ -43,7 +43,7 @@ def test_it_uploads_an_image_and_describes_it(project: Project, member: User) ->
     [body] = response.json()["images"]
     assert set(body) == {
         "id", "project", "name", "width", "height", "channels", "dtype", "format", "note",
-        "embedding_status", "display_url", "created_at", "stack",
+        "complete", "embedding_status", "display_url", "created_at", "stack",
     }  # fmt: skip
     assert body["project"] == project.pk
     assert (body["name"], body["width"], body["height"]) == ("cells.png", 40, 30)
@@ -190,3 +190,26 @@ def test_it_refuses_too_many_files_at_once(project: Project, owner: User, settin
     assert response.status_code == 400
     assert response.json()["detail"] == "At most 3 files per upload."
     assert not Image.objects.exists()
+
+
+def test_those_who_curate_mark_an_image_completely_labelled(
+    project: Project, owner: User, member: User, outsider: User
+) -> None:
+    """ "Every object here is labelled" (training then counts the rest as
+    background): writers of the curated set say so; viewers may not; an
+    empty change is refused with a reason; gold stays an owner's call."""
+    [created] = upload(client_for(owner), project, png_file(np.zeros((20, 20), np.uint8))).json()[
+        "images"
+    ]
+    url = f"/api/images/{created['id']}/"
+    assert created["complete"] is False
+    marked = client_for(member).patch(url, {"complete": True}, format="json")
+    assert marked.status_code == 200 and marked.json()["complete"] is True
+    assert Image.objects.get(pk=created["id"]).labels_complete
+    Membership.objects.create(project=project, user=outsider, role=Membership.Role.VIEWER)
+    assert client_for(outsider).patch(url, {"complete": False}, format="json").status_code == 403
+    empty = client_for(owner).patch(url, {}, format="json")
+    assert empty.status_code == 400 and "gold or complete" in empty.json()["detail"]
+    both = client_for(member).patch(url, {"complete": False, "gold": True}, format="json")
+    assert both.status_code == 403  # gold is the owner's: nothing changed
+    assert client_for(owner).get(url).json()["complete"] is True

@@ -105,6 +105,7 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     # {g}: "extra"'s submitted set of a gold image, scored (a course with feedback).
     ("get", "/api/assignments/{g}/reference/", None, LEADS),
     ("patch", "/api/images/{i}/", {"gold": True}, OWNER),
+    ("patch", "/api/images/{i}/", {"complete": True}, WRITERS),  # a direct project
     ("get", "/api/projects/{p}/quality/", None, LEADS),
     ("get", "/api/projects/{p}/exports/", None, ALL),
     ("post", "/api/projects/{p}/exports/", {"format": "coco"}, ALL),

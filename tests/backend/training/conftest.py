@@ -3,12 +3,15 @@ uploaded as two halves (one to learn from, one to validate on)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -16,7 +19,9 @@ from backend.annotations.services.instances import instance_create
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Project
+from backend.segmentation.models import SegmentationModel
 from tests.conftest import shared_data
+from tests.tiny_sam import save_tiny_checkpoint
 from worker.datasets.label_image import unpaint
 
 
@@ -33,9 +38,11 @@ def tiff_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def upload_half(project: Project, user: User, name: str, rows: slice) -> Image:
-    pixels = tifffile.imread(shared_data("nuclei_dsb2018/image.tif"))[rows]
-    labels = tifffile.imread(shared_data("nuclei_dsb2018/labels.tif"))[rows]
+def upload_half(
+    project: Project, user: User, name: str, rows: slice, cols: slice = slice(None)
+) -> Image:
+    pixels = tifffile.imread(shared_data("nuclei_dsb2018/image.tif"))[rows, cols]
+    labels = tifffile.imread(shared_data("nuclei_dsb2018/labels.tif"))[rows, cols]
     [image] = image_upload(project=project, user=user,
                            files=[SimpleUploadedFile(name, tiff_bytes(pixels))])  # fmt: skip
     nucleus = Label.objects.get(project=project, name="nucleus")
@@ -49,3 +56,24 @@ def halves(project: Project, owner: User) -> Halves:
     top = upload_half(project, owner, "top.tif", slice(0, 256))
     bottom = upload_half(project, owner, "bottom.tif", slice(256, 512))
     return Halves(project, top, bottom)
+
+
+def install_tiny_sam(project: Project) -> Project:
+    """A tiny SAM (segment_anything's classes) installed for everyone and
+    chosen by `project`."""
+    checkpoint = save_tiny_checkpoint(Path(settings.MODELS_ROOT) / "tiny.pth")
+    SegmentationModel.objects.create(
+        name="tiny", arch="custom", checkpoint_path=str(checkpoint),
+        sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+    )  # fmt: skip
+    Project.objects.filter(pk=project.pk).update(model_name="tiny")
+    project.refresh_from_db()
+    return project
+
+
+@pytest.fixture
+def sam_project(project: Project, owner: User) -> Project:
+    install_tiny_sam(project)
+    upload_half(project, owner, "top.tif", slice(0, 96))
+    upload_half(project, owner, "bottom.tif", slice(256, 320))
+    return project

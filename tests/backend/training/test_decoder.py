@@ -6,9 +6,7 @@ downloads in the official SAM layout."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,25 +22,11 @@ from backend.training.models import ModelVersion
 from backend.training.run import training_run
 from tests.backend.training.conftest import upload_half
 from tests.conftest import client_for
-from tests.tiny_sam import save_tiny_checkpoint, torch_threads
+from tests.tiny_sam import torch_threads
 from worker import embedding_store
 from worker.engines.base import Prompt
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
-
-
-@pytest.fixture
-def sam_project(project: Project, owner: User) -> Project:
-    checkpoint = save_tiny_checkpoint(Path(settings.MODELS_ROOT) / "tiny.pth")
-    SegmentationModel.objects.create(
-        name="tiny", arch="custom", checkpoint_path=str(checkpoint),
-        sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
-    )  # fmt: skip
-    Project.objects.filter(pk=project.pk).update(model_name="tiny")
-    project.refresh_from_db()
-    upload_half(project, owner, "top.tif", slice(0, 96))
-    upload_half(project, owner, "bottom.tif", slice(256, 320))
-    return project
 
 
 def test_a_decoder_adapts_on_the_stored_embeddings(sam_project: Project, owner: User,

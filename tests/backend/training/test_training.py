@@ -15,12 +15,15 @@ from django.contrib.auth.models import User
 from backend.annotations.models import Instance
 from backend.datasets.holdout import validation_split
 from backend.datasets.splits import splits_change
+from backend.images.models import Image
 from backend.projects.models import Project
 from backend.segmentation.models import SegmentationModel
+from backend.training.kinds import labelled_images
 from backend.training.models import ModelVersion, TrainingJob
 from backend.training.run import training_run
 from tests.backend.training.conftest import Halves, upload_half
 from tests.conftest import client_for
+from worker.training.targets import BACKGROUND, UNKNOWN
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +140,9 @@ def test_a_cancelled_job_leaves_nothing(halves: Halves, owner: User) -> None:
 
 @pytest.mark.parametrize(
     ("body", "says"),
-    [({"kind": "lora"}, "not available yet"),
+    [({"kind": "lora"}, "LoRA needs a SAM model"),
+     ({"kind": "lora", "rank": 0}, "rank must be a whole number from 1 to 64"),
+     ({"kind": "detector", "epochs": 201}, "epochs must be a whole number from 1 to 200"),
      ({"kind": "pixels"}, "kind must be one of pixel-classifier"),
      ({"kind": "pixel-classifier", "epochs": 3}, "Unknown training option"),
      ({"kind": "pixel-classifier", "seed": -1}, "seed must be")],
@@ -194,3 +199,14 @@ def test_an_evaluation_job_measures_a_model_on_the_validation_images(
     job = train(owner, project)
     assert job["before"]["noc85"] == done["noc85"]
     assert job["before"]["proposal_f1"] == done["proposal_f1"]
+
+
+def test_an_image_marked_complete_teaches_its_unlabelled_pixels_as_background(
+    halves: Halves,
+) -> None:
+    [partial] = labelled_images(halves.project, [halves.top.pk])
+    assert (partial.targets == UNKNOWN).any()
+    Image.objects.filter(pk=halves.top.pk).update(labels_complete=True)
+    [complete] = labelled_images(halves.project, [halves.top.pk])
+    assert not (complete.targets == UNKNOWN).any()
+    assert (complete.targets == BACKGROUND).sum() > (partial.targets == BACKGROUND).sum()

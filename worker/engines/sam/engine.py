@@ -37,7 +37,9 @@ from worker.engines.proposing import ProposalSettings
 from worker.engines.sam import grid as sam_grid
 from worker.engines.sam import loading as sam_loading
 from worker.engines.sam import masks as sam_masks
+from worker.engines.sam.box_proposals import box_candidates, detected_boxes
 from worker.engines.sam.decoder.onnx import DecoderGraph, OnnxDecoder, load_or_export, onnx_path_for
+from worker.engines.sam.detector import BoxHead, detector_load
 from worker.engines.sam.encoder import BatchEncoder, EncodedImage, Precision
 from worker.engines.sam.loading import EMBEDDING_SHAPE
 from worker.engines.sam.masks import MASK_THRESHOLD
@@ -102,6 +104,9 @@ class SamEngine:
             sam_loading.load_decoder_override(parts, spec.decoder_path)
         self.prompt_encoder = parts.prompt_encoder
         self.mask_decoder = parts.mask_decoder
+        self.detector: BoxHead | None = (
+            detector_load(spec.detector_path) if spec.detector_path else None
+        )
         self.onnx: OnnxDecoder | None = None
         if backend != "torch":
             folder = models_dir or Path(spec.checkpoint_path).parent
@@ -151,8 +156,19 @@ class SamEngine:
             self.onnx.image_state(features)
 
     def propose(self, embedding: EmbeddingSet, settings: ProposalSettings) -> list[MaskResult]:
-        """Proposal candidates: a grid of clicks per tile (worker/engines/sam/grid.py)."""
+        """Proposal candidates: the project's detector's boxes as prompts
+        (worker/engines/sam/box_proposals.py), else a grid of clicks per tile
+        (worker/engines/sam/grid.py)."""
+        if self.detector is not None:
+            return box_candidates(self, self.detector, embedding)
         return sam_grid.grid_candidates(self, embedding, settings)
+
+    def detect_boxes(self, embedding: EmbeddingSet) -> tuple[np.ndarray, np.ndarray] | None:
+        """The project's detector's boxes (N, 4, image pixels) and scores, or
+        None without a detector."""
+        if self.detector is None:
+            return None
+        return detected_boxes(self, self.detector, embedding)
 
     def decode(
         self, embedding: EmbeddingSet, prompt: Prompt, previous: MaskResult | None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from segment_anything.modeling import (
     ImageEncoderViT,
@@ -91,6 +92,13 @@ def read_state_dict(path: Path | str) -> StateDict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":  # a project's LoRA-adapted model (worker/training/lora.py)
+        try:
+            return unwrap_state_dict(load_file(str(path)))
+        except SafetensorError as exc:
+            raise CheckpointError(
+                f"{path.name} is not a readable safetensors file: {exc}"
+            ) from None
     try:
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

@@ -11,6 +11,7 @@ import { installEditing } from "../instances/editing.js";
 import { Instances } from "../instances/instances.js";
 import { LabelPicker } from "../instances/labels.js";
 import { attachSaveState } from "../instances/save_state.js";
+import { mountCompleteToggle } from "../instances/complete_toggle.js";
 import { applyRemoteChange, reloadAfterBulkChange } from "../instances/remote.js";
 import { InstanceStore, isLocalId } from "../instances/store.js";
 import { api, endpoints } from "../lib/api.js";
@@ -297,6 +298,13 @@ async function start() {
     store,
   });
   window.maskroom.instances = instances;
+  mountCompleteToggle({
+    node: $("complete-toggle"),
+    image,
+    role: document.body.dataset.role,
+    workflow: project.workflow ?? {},
+    showError: showEditorError,
+  });
   editing = installEditing({
     viewer,
     tools,

@@ -108,17 +108,25 @@ async function adoptVersion(version, button) {
   }
 }
 
+// Default and most epochs of the kinds that train in epochs.
+const EPOCHS = { decoder: [4, 50], detector: [30, 200], lora: [4, 50] };
+
 function setUpTraining() {
   const form = $("training-form");
   if (!form) return;
+  form.elements.kind.addEventListener("change", () => {
+    const epochs = EPOCHS[form.elements.kind.value];
+    form.elements.epochs.disabled = !epochs;
+    if (epochs) [form.elements.epochs.value, form.elements.epochs.max] = epochs.map(String);
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError(errorNode, "");
     $("training-start").disabled = true;
     try {
       const kind = form.elements.kind.value;
-      // Epochs are the decoder's; the forest grows in its own stages.
-      const json = kind === "decoder" ? { kind, epochs: Number(form.elements.epochs.value) } : { kind };
+      // Epochs are the decoder's and the detector's; the forest grows in its own stages.
+      const json = EPOCHS[kind] ? { kind, epochs: Number(form.elements.epochs.value) } : { kind };
       const job = await api(endpoints.projectTraining(projectId), { method: "POST", json });
       await follow(job.id);
     } catch (err) {

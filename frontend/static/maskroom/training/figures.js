@@ -10,6 +10,7 @@ export const FIGURES = [
   ["box_iou", "IoU of a box", "higher", 3],
   ["proposal_f1", "proposals F1 at IoU 0.5", "higher", 3],
   ["proposal_pq", "proposals PQ", "higher", 3],
+  ["proposal_box_f1", "F1 of proposal boxes (a detector's own)", "higher", 3],
 ];
 
 export const fixed = (value, digits) =>
