@@ -180,8 +180,8 @@ def _lora_rows(table: Table, case: Case, folder: Path) -> None:
         rows[name] = (validation_figures(engine, images_, proposals=False), embed_ms)
     (after, after_ms), (base, _) = rows["+ LoRA rank 4"], rows["SAM vit_b (random)"]
     ratio = float(after["noc85"]) / float(base["noc85"])
-    table.add("", "+ LoRA rank 4", *(after.get(f) for f in FIGURES), f"{ratio:.2f}", seconds,
-              after_ms)  # fmt: skip
+    table.add(f"{case.name} (LoRA)", "+ LoRA rank 4", *(after.get(f) for f in FIGURES),
+              f"{ratio:.2f}", seconds, after_ms)  # fmt: skip
     table.notes.append(
         f"{case.name}, LoRA ({LORA_EPOCHS} epochs of {LORA_OBJECTS} objects per image, "
         f"{encoder.device}): "

@@ -24,8 +24,8 @@ from django.db import transaction
 
 from backend.common.errors import ServiceError
 from backend.images import storage
-from backend.images.files.formats import sniff_format
-from backend.images.files.sources import SNIFF_BYTES, DecodeError
+from backend.images.files.formats import sniff_stream
+from backend.images.files.sources import DecodeError
 from backend.images.models import Image, ImageStack
 from backend.images.pyramid import TILE_SIZE
 from backend.images.tasks import build_pyramid
@@ -152,11 +152,8 @@ def _check_upload(upload: UploadedFile, *, name: str) -> str:
             f"{name}: the file has {size:,} bytes, more than the upload limit of "
             f"{settings.MAX_UPLOAD_BYTES:,} bytes."
         )
-    upload.seek(0)
-    head = upload.read(SNIFF_BYTES)
-    upload.seek(0)
     try:
-        return sniff_format(head)
+        return sniff_stream(upload)
     except DecodeError as exc:
         raise ServiceError(f"{name}: {exc}") from exc
 

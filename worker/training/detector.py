@@ -33,6 +33,7 @@ from worker.training.sam_decoder import LOW_RES, View
 
 EPOCHS = 40
 BATCH = 4  # views per step
+MIN_STEPS = 8  # per epoch: a project of one or two images still learns
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 1e-4
 KNOWN_CELLS = 2  # cells of known background around each labelled box
@@ -175,8 +176,11 @@ def detector_train(
             raise TrainingCancelledError
         head.train()
         losses = []
-        order = rng.permutation(len(train))
-        for start in range(0, len(order), BATCH):
+        # Each view once per epoch in a random order, repeated (reshuffled)
+        # until the epoch has MIN_STEPS steps.
+        repeats = max(1, -(-MIN_STEPS * BATCH // len(train)))
+        order = np.concatenate([rng.permutation(len(train)) for _ in range(repeats)])
+        for start in range(0, max(len(order), 1), BATCH):
             chosen = order[start : start + BATCH]
             features = torch.from_numpy(np.stack([train[i].features for i in chosen]))
             loss = detector_loss(head, features, _batch([targets[i] for i in chosen]))

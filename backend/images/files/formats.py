@@ -9,6 +9,9 @@ The format is recognised by content (magic bytes), never by file name:
   (Pillow would cut 16-bit RGB to 8 bits). Alpha channels are dropped.
 - TIFF and BigTIFF go through tifffile, see backend/images/files/tiff.py. A TIFF
   may hold a stack (time points, z slices) and an OME-TIFF several images.
+- DICOM through pydicom (backend/images/files/dicom.py: an image, or a
+  multi-frame stack, in modality units) and NIfTI volumes through nibabel
+  (backend/images/files/nifti.py: axial slices, radiological view).
 
 `open_sources` yields what a file holds as `PlaneSource`s, each one image or
 one stack of (t, z) planes, read one plane at a time (a stack need not fit in
@@ -24,14 +27,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import imagecodecs
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin, PpmImagePlugin
 
+from backend.images.files.dicom import open_dicom
+from backend.images.files.nifti import GZIP_MAGIC, gzipped_head, is_nifti_header, open_nifti
 from backend.images.files.sources import (
+    ACCEPTED,
+    DICOM,
     JPEG,
     MAX_CHANNELS,
+    NIFTI,
     PGM,
     PNG,
     SNIFF_BYTES,
@@ -55,11 +64,14 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def sniff_format(head: bytes) -> str:
-    """The allowed format of a file from its first bytes, else DecodeError naming it."""
+def sniff_format(head: bytes, gunzipped: bytes = b"") -> str:
+    """The allowed format of a file from its first bytes (and, for a gzip
+    file, those of its content), else DecodeError naming it."""
     if len(head) >= 132 and head[128:132] == b"DICM":
         # DICOM's free 128-byte preamble may itself start like a TIFF.
-        raise DecodeError("unsupported format (DICOM): upload PNG, JPEG, TIFF or PGM images")
+        return DICOM
+    if is_nifti_header(head) or (head.startswith(GZIP_MAGIC) and is_nifti_header(gunzipped)):
+        return NIFTI
     if head.startswith(_PNG_SIGNATURE):
         return PNG
     if head.startswith(b"\xff\xd8\xff"):
@@ -71,13 +83,24 @@ def sniff_format(head: bytes) -> str:
     if not head:
         raise DecodeError("the file is empty")
     kind = _refused_kind(head)
-    raise DecodeError(f"unsupported format ({kind}): upload PNG, JPEG, TIFF or PGM images")
+    raise DecodeError(f"unsupported format ({kind}): upload {ACCEPTED} images")
+
+
+def sniff_stream(handle: BinaryIO) -> str:
+    """`sniff_format` of an open binary file (a gzip file's content is peeked
+    at: a .nii.gz); the position is left at the start."""
+    handle.seek(0)
+    head = handle.read(SNIFF_BYTES)
+    gunzipped = b""
+    if head.startswith(GZIP_MAGIC):
+        handle.seek(0)
+        gunzipped = gzipped_head(handle, SNIFF_BYTES)
+    handle.seek(0)
+    return sniff_format(head, gunzipped)
 
 
 def _refused_kind(head: bytes) -> str:
     """A name for a format we do not accept, so the message says what it was."""
-    if len(head) >= 348 and head[344:348] in (b"n+1\x00", b"ni1\x00"):
-        return "NIfTI"
     prefixes = {
         b"GIF87a": "GIF",
         b"GIF89a": "GIF",
@@ -125,13 +148,17 @@ def open_sources(path: Path, *, limits: Limits) -> Iterator[list[PlaneSource]]:
     DecodeError if the file is refused or cannot be read.
     """
     with path.open("rb") as handle:
+        fmt = sniff_stream(handle)
         head = handle.read(SNIFF_BYTES)
-    fmt = sniff_format(head)
     with ExitStack() as stack:
         with _as_decode_error(fmt):
             if fmt == TIFF:
                 tiff = open_tiff(path, limits=limits, max_channels=MAX_CHANNELS)
                 sources = stack.enter_context(tiff)
+            elif fmt == NIFTI:
+                sources = stack.enter_context(open_nifti(path, limits=limits))
+            elif fmt == DICOM:
+                sources = open_dicom(path, limits=limits)
             else:
                 decoded = _decode_pillow(path, fmt=fmt, head=head, max_pixels=limits.max_pixels)
                 sources = [single_source(decoded)]

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 PNG, JPEG, TIFF, PGM = "png", "jpeg", "tiff", "pgm"
-ALLOWED_FORMATS = (PNG, JPEG, TIFF, PGM)
+DICOM, NIFTI = "dicom", "nifti"
+ALLOWED_FORMATS = (PNG, JPEG, TIFF, PGM, DICOM, NIFTI)
+ACCEPTED = "PNG, JPEG, TIFF, PGM, DICOM or NIfTI"
 MAX_CHANNELS = 8
 SNIFF_BYTES = 512
 

@@ -6,6 +6,7 @@ crafted here in a few bytes.
 
 from __future__ import annotations
 
+import gzip
 import io
 import struct
 import time
@@ -159,9 +160,8 @@ def test_it_drops_the_alpha_of_an_rgba_png(project: Project, owner: User) -> Non
         ("malformed/broken.png", "not a readable PNG"),
         ("malformed/crash-86214e58da443d2b80820cff9677a38a33dcbbca.tif", "could not decode"),
         ("malformed/tiff_overflow_rows_per_strip.tif", "corrupt"),
-        ("medical/CT_small.dcm", "unsupported format (DICOM)"),
-        ("medical/liver_1frame.dcm", "unsupported format (DICOM)"),
-        ("medical/example_ct_sm.nii.gz", "unsupported format (gzip archive)"),
+        ("medical/liver_1frame.dcm", "a DICOM Segmentation (labels, not an image)"),
+        ("medical/MR_truncated.dcm", "pixel data is less than expected"),
     ],
 )
 def test_it_refuses_malformed_and_foreign_files(
@@ -217,6 +217,7 @@ def test_it_refuses_a_png_cut_short(project: Project, owner: User) -> None:
         (b"P6\n2 2\n255\n" + bytes(12), "PPM"),
         (b"hello, this is not an image at all\n", "text"),
         (b"\x00\x01\x02\x03\xfe\xfa", "unknown type"),
+        (gzip.compress(b"just some text, gzipped"), "gzip archive"),
     ],
 )
 def test_it_refuses_other_formats_by_content(
@@ -225,7 +226,8 @@ def test_it_refuses_other_formats_by_content(
     response = post_files(owner, project, named(data, "looks-fine.png"))
     assert response.status_code == 400
     assert response.json()["detail"] == (
-        f"looks-fine.png: unsupported format ({kind}): upload PNG, JPEG, TIFF or PGM images"
+        f"looks-fine.png: unsupported format ({kind}): upload PNG, JPEG, TIFF, PGM, DICOM or "
+        "NIfTI images"
     )
 
 
