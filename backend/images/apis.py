@@ -61,7 +61,8 @@ class ImageDetailApi(APIView):
         return Response(body)
 
     def patch(self, request: Request, image_id: int) -> Response:
-        """{"gold": true|false} (owners), {"complete": true|false} (owners, reviewers)."""
+        """{"gold": true|false} (owners) and/or {"complete": true|false} (those
+        who edit the curated set); both or nothing."""
         image = image_for_user(request.user, image_id)
         data = parse_input(ImageUpdateInput, request.data)
         with transaction.atomic():

@@ -211,7 +211,8 @@ def pyramids_schedule(*, images: list[Image]) -> None:
 
 def image_complete_set(*, image: Image, user: AbstractBaseUser, complete: bool) -> Image:
     """Say whether every object on the image is labelled (training then
-    counts its unlabelled pixels as background); owners and reviewers."""
+    counts its unlabelled pixels as background); those who may edit its
+    curated set (owners, reviewers, annotators of a direct project)."""
     project_require(project=image.project, user=user, action=Action.CURATE)
     if image.labels_complete != complete:
         image.labels_complete = complete

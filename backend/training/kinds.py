@@ -32,7 +32,15 @@ from worker.engines.sam.loading import (
 )
 from worker.engines.spec import CLASSICAL, EngineSpec
 from worker.training.detector import detector_train
-from worker.training.lora import LoraImage, lora_merge, lora_save, lora_train, lora_wrap
+from worker.training.lora import (
+    OBJECTS,
+    RANK,
+    LoraImage,
+    lora_merge,
+    lora_save,
+    lora_train,
+    lora_wrap,
+)
 from worker.training.pixel_classifier import LabelledImage, pixel_classifier_train
 from worker.training.sam_decoder import (
     MAX_OBJECTS,
@@ -176,12 +184,12 @@ def sam_lora(
     if base.decoder_path:  # the project's adapted decoder is where LoRA starts
         load_decoder_override(DecoderParts(sam.prompt_encoder, sam.mask_decoder),
                               base.decoder_path)  # fmt: skip
-    model = lora_wrap(sam, int(options.get("rank", LORA_RANK)))
+    model = lora_wrap(sam, int(options.get("rank", RANK)))
     encoder = BatchEncoder(sam.image_encoder, sam.pixel_mean, sam.pixel_std, device=str(device))
     curve = lora_train(
         model, encoder, list(lora_images(project, split.train)),
         list(lora_images(project, split.val)), epochs=int(options.get("epochs", LORA_EPOCHS)),
-        seed=int(options.get("seed", 0)), objects=int(options.get("objects_per_image", 16)),
+        seed=int(options.get("seed", 0)), objects=int(options.get("objects_per_image", OBJECTS)),
         stage_done=stage_done, cancelled=cancelled,
     )  # fmt: skip
     lora_save(lora_merge(model), out)
@@ -189,7 +197,7 @@ def sam_lora(
 
 
 EPOCHS = 4
-LORA_EPOCHS, LORA_RANK = 4, 4
+LORA_EPOCHS = 4
 DETECTOR_EPOCHS = 30
 TRAINERS: dict[str, Trainer] = {
     "pixel-classifier": pixel_classifier,

@@ -82,8 +82,11 @@ def lora_save(state: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def crops(image: LoraImage) -> Iterator[LoraImage]:
-    """The image, or its CROP x CROP pieces when it is larger than SAM's input."""
+    """The image, or its CROP x CROP pieces when it is larger than SAM's
+    input; only pieces with objects (an image without any teaches nothing)."""
     height, width = image.rgb.shape[:2]
+    if not image.masks:
+        return
     if max(height, width) <= CROP:
         yield image
         return

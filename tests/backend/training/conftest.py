@@ -7,6 +7,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,14 +15,16 @@ import tifffile
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
 
 from backend.annotations.services.instances import instance_create
 from backend.images.models import Image
 from backend.images.services import image_upload
 from backend.projects.models import Label, Project
 from backend.segmentation.models import SegmentationModel
+from backend.training.run import training_run
 from tests.conftest import shared_data
-from tests.tiny_sam import save_tiny_checkpoint
+from tests.tiny_sam import save_tiny_checkpoint, torch_threads
 from worker.datasets.label_image import unpaint
 
 
@@ -77,3 +80,13 @@ def sam_project(project: Project, owner: User) -> Project:
     upload_half(project, owner, "top.tif", slice(0, 96))
     upload_half(project, owner, "bottom.tif", slice(256, 320))
     return project
+
+
+def train_through_api(client: APIClient, project: Project, body: dict[str, Any]) -> dict[str, Any]:
+    """Start a training job as the API does, run it here (one torch thread),
+    and read it back."""
+    started = client.post(f"/api/projects/{project.pk}/training/", body, format="json")
+    assert started.status_code == 202, started.content
+    with torch_threads(1):
+        training_run(job_id=started.json()["id"])
+    return client.get(f"/api/training/{started.json()['id']}/").json()

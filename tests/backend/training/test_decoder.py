@@ -19,8 +19,7 @@ from backend.segmentation.engines import engine_for
 from backend.segmentation.models import Embedding, SegmentationModel
 from backend.segmentation.selectors import spec_for_model
 from backend.training.models import ModelVersion
-from backend.training.run import training_run
-from tests.backend.training.conftest import upload_half
+from tests.backend.training.conftest import train_through_api, upload_half
 from tests.conftest import client_for
 from tests.tiny_sam import torch_threads
 from worker import embedding_store
@@ -35,12 +34,8 @@ def test_a_decoder_adapts_on_the_stored_embeddings(sam_project: Project, owner: 
     url = f"/api/projects/{sam_project.pk}/training/"
     bad = client.post(url, {"kind": "decoder", "epochs": 0}, format="json")
     assert bad.status_code == 400 and "epochs must be" in bad.json()["detail"]
-    started = client.post(url, {"kind": "decoder", "epochs": 2, "objects_per_image": 4},
-                          format="json")  # fmt: skip
-    assert started.status_code == 202, started.content
-    with torch_threads(1):
-        training_run(job_id=started.json()["id"])
-    job = client.get(f"/api/training/{started.json()['id']}/").json()
+    job = train_through_api(client, sam_project,
+                            {"kind": "decoder", "epochs": 2, "objects_per_image": 4})  # fmt: skip
     assert job["status"] == "done", job["error"]
     assert len(job["curve"]) == 2 and job["curve"][-1]["loss"] < job["curve"][0]["loss"]
     assert job["before"]["model"] == "tiny" and job["after"]["objects"] == job["before"]["objects"]

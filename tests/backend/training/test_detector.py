@@ -14,10 +14,8 @@ from backend.projects.models import Project
 from backend.segmentation.models import Embedding, SegmentationModel
 from backend.segmentation.selectors import spec_for_model
 from backend.training.models import ModelVersion
-from backend.training.run import training_run
-from tests.backend.training.conftest import install_tiny_sam, upload_half
+from tests.backend.training.conftest import install_tiny_sam, train_through_api, upload_half
 from tests.conftest import client_for
-from tests.tiny_sam import torch_threads
 from worker.training.validation import better
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -33,11 +31,7 @@ def test_a_box_detector_learns_the_projects_nuclei(project: Project, owner: User
     url = f"/api/projects/{project.pk}/training/"
     bad = client.post(url, {"kind": "detector", "objects_per_image": 3}, format="json")
     assert bad.status_code == 400 and "objects_per_image" in bad.json()["detail"]
-    started = client.post(url, {"kind": "detector", "epochs": 30}, format="json")
-    assert started.status_code == 202, started.content
-    with torch_threads(1):
-        training_run(job_id=started.json()["id"])
-    job = client.get(f"/api/training/{started.json()['id']}/").json()
+    job = train_through_api(client, project, {"kind": "detector", "epochs": 30})
     assert job["status"] == "done", job["error"]
     curve = job["curve"]
     assert len(curve) == 30 and curve[-1]["loss"] < 0.7 * curve[0]["loss"]

@@ -18,9 +18,8 @@ from backend.segmentation.models import Embedding, SegmentationModel
 from backend.segmentation.selectors import spec_for_model
 from backend.training.models import ModelVersion
 from backend.training.run import training_run
-from tests.backend.training.conftest import upload_half
+from tests.backend.training.conftest import train_through_api, upload_half
 from tests.conftest import client_for
-from tests.tiny_sam import torch_threads
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -28,13 +27,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 def test_lora_makes_a_new_model_with_its_own_embeddings(sam_project: Project,
                                                         owner: User) -> None:  # fmt: skip
     client = client_for(owner)
-    started = client.post(f"/api/projects/{sam_project.pk}/training/",
-                          {"kind": "lora", "epochs": 2, "objects_per_image": 4, "rank": 2},
-                          format="json")  # fmt: skip
-    assert started.status_code == 202, started.content
-    with torch_threads(1):
-        training_run(job_id=started.json()["id"])
-    job = client.get(f"/api/training/{started.json()['id']}/").json()
+    body = {"kind": "lora", "epochs": 2, "objects_per_image": 4, "rank": 2}
+    job = train_through_api(client, sam_project, body)
     assert job["status"] == "done", job["error"]
     assert len(job["curve"]) == 2 and job["curve"][-1]["loss"] < job["curve"][0]["loss"]
     assert job["before"]["objects"] == job["after"]["objects"] > 0
