@@ -29,7 +29,15 @@ from backend.images.files.sources import DecodeError
 from backend.images.models import Image, ImageStack
 from backend.images.pyramid import TILE_SIZE
 from backend.images.tasks import build_pyramid
-from backend.images.upload_files import StoredFile, StoredPlane, StoredSource, upload_store
+from backend.images.upload_decode import written_decode
+from backend.images.upload_files import (
+    StoredFile,
+    StoredPlane,
+    StoredSource,
+    WrittenFile,
+    file_write,
+)
+from backend.images.upload_zip import is_zip, zip_write
 from backend.projects.models import Project
 from backend.projects.permissions import Action, project_require
 from backend.segmentation.embeddings import embeddings_schedule
@@ -50,10 +58,12 @@ def image_upload(
     project_require(project=project, user=user, action=Action.UPLOAD)
     if not files:
         raise ServiceError("No file received: send the images in the multipart field 'file'.")
+    written: list[WrittenFile] = []
     stored: list[StoredFile] = []
     try:
         for upload in files:
-            stored.append(_store(project=project, upload=upload))
+            written += _write(project=project, upload=upload)
+        stored = written_decode(project=project, written=written)
         with transaction.atomic():
             images: list[Image] = []
             for stored_file in stored:
@@ -66,6 +76,8 @@ def image_upload(
     except BaseException:
         for stored_file in stored:
             stored_file.remove()
+        for item in written:
+            item.remove()  # a folder already removed is fine
         raise
     return images
 
@@ -133,17 +145,21 @@ def plane_name(stack_name: str, *, t: int, z: int) -> str:
     return stack_name[: MAX_NAME_LENGTH - len(suffix)] + suffix
 
 
-def _store(*, project: Project, upload: UploadedFile) -> StoredFile:
+def _write(*, project: Project, upload: UploadedFile) -> list[WrittenFile]:
+    """The upload on disk (a zip: each of its images), not yet decoded."""
     name = clean_file_name(upload.name)
-    fmt = _check_upload(upload, name=name)
+    _check_size(upload, name=name)
+    if is_zip(upload):
+        return zip_write(project=project, upload=upload, name=name)
     try:
-        return upload_store(project=project, upload=upload, name=name, fmt=fmt)
+        fmt = sniff_stream(upload)
+        return [file_write(project=project, chunks=upload.chunks(), name=name, fmt=fmt)]
     except DecodeError as exc:
         raise ServiceError(f"{name}: {exc}") from exc
 
 
-def _check_upload(upload: UploadedFile, *, name: str) -> str:
-    """The sniffed format of an upload, after the size checks; ServiceError if refused."""
+def _check_size(upload: UploadedFile, *, name: str) -> None:
+    """ServiceError if the upload is empty or over the size limit."""
     size = upload.size or 0
     if size == 0:
         raise ServiceError(f"{name}: the file is empty.")
@@ -152,10 +168,6 @@ def _check_upload(upload: UploadedFile, *, name: str) -> str:
             f"{name}: the file has {size:,} bytes, more than the upload limit of "
             f"{settings.MAX_UPLOAD_BYTES:,} bytes."
         )
-    try:
-        return sniff_stream(upload)
-    except DecodeError as exc:
-        raise ServiceError(f"{name}: {exc}") from exc
 
 
 def clean_file_name(raw: str | None) -> str:

@@ -11,14 +11,18 @@ original in a folder of its own and gives every plane its own folder.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 
 from backend.images import storage
-from backend.images.files.formats import open_sources, read_plane
-from backend.images.files.sources import Limits, PlaneSource
+from backend.images.files.deidentify import deidentify_file
+from backend.images.files.dicom_series import open_series
+from backend.images.files.formats import as_decode_error, open_sources, read_plane
+from backend.images.files.sources import DICOM, Limits, PlaneSource
 from backend.images.rendering import mapping_from_settings, planes_to_rgb8
 from backend.projects.models import Project
 
@@ -75,20 +79,82 @@ def upload_limits() -> Limits:
     )
 
 
-def upload_store(*, project: Project, upload: UploadedFile, name: str, fmt: str) -> StoredFile:
-    """Write `upload` and every plane it holds; DecodeError (nothing left) if refused."""
+def deidentify_secret(project: Project) -> str:
+    """The project's secret for de-identified UIDs (see deidentify.py)."""
+    key = f"{settings.SECRET_KEY}:deidentify:{project.pk}".encode()
+    return hashlib.sha256(key).hexdigest()
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """An uploaded file (or a member of an uploaded zip) on disk, not yet decoded."""
+
+    name: str
+    fmt: str
+    folder: storage.ImageFolder
+    path: Path  # absolute
+
+    def remove(self) -> None:
+        storage.folder_remove(self.folder)
+
+
+def file_write(*, project: Project, chunks: Iterable[bytes], name: str, fmt: str) -> WrittenFile:
+    """Write an upload's bytes into a folder of its own; a DICOM file is
+    de-identified there when the project says so (before anything reads it)."""
     folder = storage.folder_create(project_id=project.pk)
-    stored = StoredFile(name=name, folder=folder, original_path="", sources=[])
+    path = folder.absolute / f"{storage.ORIGINAL_STEM}.{fmt}"
+    written = WrittenFile(name=name, fmt=fmt, folder=folder, path=path)
     try:
-        original = folder.absolute / f"{storage.ORIGINAL_STEM}.{fmt}"
-        with original.open("wb") as out:
-            for chunk in upload.chunks():
+        with path.open("wb") as out:
+            for chunk in chunks:
                 out.write(chunk)
-        stored.original_path = folder.relative_file(original.name)
-        with open_sources(original, limits=upload_limits()) as sources:
+        if fmt == DICOM and project.deidentify_dicom:
+            deidentify_file(path, secret=deidentify_secret(project))
+    except BaseException:
+        written.remove()
+        raise
+    return written
+
+
+def upload_store(*, project: Project, written: WrittenFile) -> StoredFile:
+    """Decode a written file and store every plane it holds; DecodeError
+    (nothing left, the written file included) if refused."""
+    stored = StoredFile(
+        name=written.name,
+        folder=written.folder,
+        original_path=written.folder.relative_file(written.path.name),
+        sources=[],
+    )
+    try:
+        with open_sources(written.path, limits=upload_limits()) as sources:
             single = len(sources) == 1 and sources[0].plane_count == 1
             for source in sources:
                 stored.sources.append(_source_store(stored, source, project, single=single))
+    except BaseException:
+        stored.remove()
+        raise
+    return stored
+
+
+def series_store(*, project: Project, files: list[WrittenFile], name: str) -> StoredFile:
+    """The files of one DICOM series as one stack: they move into the first
+    file's folder (the stack's original folder), then every slice is stored.
+    DecodeError (nothing left) when they do not make one volume."""
+    folder = files[0].folder
+    moved: list[tuple[Path, str]] = []
+    for i, written in enumerate(files):
+        target = folder.absolute / f"{storage.ORIGINAL_STEM}-{i:04d}.dcm"
+        written.path.rename(target)
+        if written.folder != folder:
+            written.remove()
+        moved.append((target, written.name))
+    stored = StoredFile(
+        name=name, folder=folder, original_path=folder.relative_file(moved[0][0].name), sources=[]
+    )
+    try:
+        with as_decode_error(DICOM):
+            source = open_series(moved, limits=upload_limits())
+        stored.sources.append(_source_store(stored, source, project, single=False))
     except BaseException:
         stored.remove()
         raise

@@ -85,6 +85,7 @@ class ProjectDetailApi(APIView):
             name=data.get("name"),
             model=data.get("model"),
             workflow=dict(data["workflow"]) if "workflow" in data else None,
+            deidentify_dicom=data.get("deidentify_dicom"),
         )
         mine = membership_of(project=project, user=request.user)
         return Response(project_json(project, project_stats(project=project), mine))

@@ -32,6 +32,8 @@ class Project(models.Model):
     agreement_min = models.FloatField(default=0.0)  # mean F1 under this: disputed
     gold_share = models.FloatField(default=0.0)  # of each annotator's sets, this many gold
     feedback = models.BooleanField(default=False)  # show a gold set's score on submitting
+    # DICOM uploads are de-identified on arrival (backend/images/files/deidentify.py).
+    deidentify_dicom = models.BooleanField(default=True)
 
     @property
     def direct(self) -> bool:

@@ -43,6 +43,7 @@ class ProjectUpdateInput(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     model = serializers.CharField(required=False, allow_blank=True)
     workflow = WorkflowInput(required=False)
+    deidentify_dicom = serializers.BooleanField(required=False)
 
 
 class MemberRoleInput(serializers.Serializer):
@@ -106,6 +107,7 @@ def project_json(
         "role": mine.role if mine is not None else None,
         "added_by": added_by_name(mine),
         "workflow": workflow_json(project),
+        "deidentify_dicom": project.deidentify_dicom,
     }
 
 

@@ -105,16 +105,21 @@ def project_update(
     name: str | None = None,
     model: str | None = None,
     workflow: dict[str, Any] | None = None,
+    deidentify_dicom: bool | None = None,
 ) -> Project:
-    """Rename the project, switch its model or change its workflow. A new
-    model keeps every label and instance; its embeddings are computed for
-    every image after commit."""
+    """Rename the project, switch its model, change its workflow or whether
+    DICOM uploads are de-identified (files already stored stay as they are).
+    A new model keeps every label and instance; its embeddings are computed
+    for every image after commit."""
     project_require(project=project, user=user, action=Action.CHANGE_PROJECT)
     if workflow:
         project_workflow_set(project=project, user=user, **workflow)
     if name is not None:
         project.name = _clean_name(name)
         project.save(update_fields=["name"])
+    if deidentify_dicom is not None and deidentify_dicom != project.deidentify_dicom:
+        project.deidentify_dicom = deidentify_dicom
+        project.save(update_fields=["deidentify_dicom"])
     if model is not None:
         model_name = _clean_model(model, project)
         if model_name != project.model_name:

@@ -66,7 +66,7 @@ def open_dicom(path: Path, *, limits: Limits) -> list[PlaneSource]:
             channels=samples,
             height=rows,
             width=columns,
-            note=_note(dataset, frames),
+            note=note(dataset, frames),
             read=_reader(dataset, frames, samples),
         )
     ]
@@ -100,7 +100,8 @@ def modality_units(pixels: np.ndarray, dataset: pydicom.Dataset) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _note(dataset: pydicom.Dataset, frames: int) -> str:
+def note(dataset: pydicom.Dataset, frames: int) -> str:
+    """How the file was read, for the annotator (never a patient attribute)."""
     modality = str(dataset.get("Modality", "")) or "DICOM"
     parts = [f"DICOM {modality}"]
     if "RescaleIntercept" in dataset or "RescaleSlope" in dataset:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import imagecodecs
 import numpy as np
@@ -86,7 +86,7 @@ def sniff_format(head: bytes, gunzipped: bytes = b"") -> str:
     raise DecodeError(f"unsupported format ({kind}): upload {ACCEPTED} images")
 
 
-def sniff_stream(handle: BinaryIO) -> str:
+def sniff_stream(handle: IO[bytes]) -> str:
     """`sniff_format` of an open binary file (a gzip file's content is peeked
     at: a .nii.gz); the position is left at the start."""
     handle.seek(0)
@@ -151,7 +151,7 @@ def open_sources(path: Path, *, limits: Limits) -> Iterator[list[PlaneSource]]:
         fmt = sniff_stream(handle)
         head = handle.read(SNIFF_BYTES)
     with ExitStack() as stack:
-        with _as_decode_error(fmt):
+        with as_decode_error(fmt):
             if fmt == TIFF:
                 tiff = open_tiff(path, limits=limits, max_channels=MAX_CHANNELS)
                 sources = stack.enter_context(tiff)
@@ -167,12 +167,12 @@ def open_sources(path: Path, *, limits: Limits) -> Iterator[list[PlaneSource]]:
 
 def read_plane(source: PlaneSource, t: int, z: int) -> np.ndarray:
     """Plane (t, z) of `source` as (C, H, W); whatever the decoder raises becomes DecodeError."""
-    with _as_decode_error(source.format):
+    with as_decode_error(source.format):
         return source.read(t, z)
 
 
 @contextmanager
-def _as_decode_error(fmt: str) -> Iterator[None]:
+def as_decode_error(fmt: str) -> Iterator[None]:
     try:
         yield
     except DecodeError:

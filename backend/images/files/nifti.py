@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import nibabel as nib
 import numpy as np
@@ -47,7 +47,7 @@ def is_nifti_header(head: bytes) -> bool:
     )
 
 
-def gzipped_head(handle: BinaryIO, size: int) -> bytes:
+def gzipped_head(handle: IO[bytes], size: int) -> bytes:
     """The first `size` bytes of an open gzip file's content (b"" if it is
     not gzip); `handle` is left where the read left it."""
     try:

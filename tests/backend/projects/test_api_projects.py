@@ -19,14 +19,14 @@ def test_it_creates_a_project_with_labels_and_makes_the_creator_owner(owner: Use
     body = response.json()
     assert set(body) == {
         "id", "name", "labels", "model", "created_at", "image_count", "embedded_count",
-        "role", "added_by", "workflow",
+        "role", "added_by", "workflow", "deidentify_dicom",
     }  # fmt: skip
     assert body["workflow"] == {
         "overlap": 1, "review": False, "blind": False, "lease_minutes": 60,
         "annotators_upload": True, "consensus_method": "majority", "consensus_iou": 0.5,
         "quorum": 0, "agreement_min": 0.0, "gold_share": 0.0, "feedback": False,
     }  # fmt: skip
-    assert (body["role"], body["added_by"]) == ("owner", None)
+    assert (body["role"], body["added_by"], body["deidentify_dicom"]) == ("owner", None, True)
     assert body["name"] == "Liver"
     assert [label["name"] for label in body["labels"]] == ["nucleus", "cell"]
     assert all(label["color"].startswith("#") and label["id"] for label in body["labels"])

@@ -51,9 +51,11 @@ async function setUpWorkflow() {
   if (!form) return; // owners only
   const errorNode = form.querySelector(".error");
   const doneNode = form.querySelector(".done");
-  const show = (workflow) => {
+  const show = (project) => {
+    const workflow = project.workflow;
     for (const name of NUMBERS) form.elements[name].value = String(workflow[name]);
     for (const name of CHECKS) form.elements[name].checked = Boolean(workflow[name]);
+    form.elements.deidentify_dicom.checked = Boolean(project.deidentify_dicom);
     $("work-summary").textContent = summary(workflow);
   };
   form.addEventListener("submit", async (event) => {
@@ -64,15 +66,16 @@ async function setUpWorkflow() {
     for (const name of NUMBERS) workflow[name] = Number(form.elements[name].value);
     for (const name of CHECKS) workflow[name] = form.elements[name].checked;
     try {
-      const project = await api(endpoints.project(projectId), { method: "PATCH", json: { workflow } });
-      show(project.workflow);
+      const deidentify_dicom = form.elements.deidentify_dicom.checked;
+      const json = { workflow, deidentify_dicom };
+      show(await api(endpoints.project(projectId), { method: "PATCH", json }));
       doneNode.textContent = "Workflow saved.";
     } catch (err) {
       showError(errorNode, err.message);
     }
   });
   try {
-    show((await api(endpoints.project(projectId))).workflow);
+    show(await api(endpoints.project(projectId)));
   } catch (err) {
     showError(errorNode, `Could not load the workflow: ${err.message}`);
   }
