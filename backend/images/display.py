@@ -9,6 +9,11 @@ Display settings (`Project.settings["display"]`)
     colour images, else the auto percentile stretch). Members may change them;
     last write wins. They are a view only: the model never sees them.
 
+Model window (`Project.settings["model_window"]`, see windows.py)
+    The intensity range the model sees ({"preset", "level", "width"}), e.g.
+    a CT's soft-tissue window; none: each image's percentile stretch. Owners
+    change it, with the same consequences as a new channel mapping.
+
 Channel mapping (`Project.settings["channel_mapping"]`, see rendering.py)
     Which channel the model sees as red, green and blue. Only owners change
     it; a change throws away every embedding of the project (rows and files,
@@ -36,6 +41,8 @@ from backend.images.rendering import (
     mapping_for_image,
 )
 from backend.images.tasks import render_displays
+from backend.images.windows import SETTINGS_KEY as WINDOW_KEY
+from backend.images.windows import clean_window
 from backend.projects.models import Project
 from backend.projects.permissions import Action, project_require
 from backend.segmentation.embeddings import (
@@ -174,13 +181,50 @@ def channel_mapping_set(
         settings.pop(MAPPING_KEY, None)
     else:
         settings[MAPPING_KEY] = cleaned
+    return cleaned, _model_input_change(project, locked, settings)
+
+
+def model_window(*, project: Project) -> dict[str, Any] | None:
+    """The window the model sees ({"preset", "level", "width"}); None: automatic."""
+    try:
+        return clean_window((project.settings or {}).get(WINDOW_KEY))
+    except ValueError:
+        return None
+
+
+@transaction.atomic
+def model_window_set(
+    *, project: Project, user: AbstractBaseUser, window: object
+) -> tuple[dict[str, Any] | None, int]:
+    """Change the intensity window the model sees (owners only); (stored
+    window, embeddings scheduled), like a new channel mapping."""
+    project_require(project=project, user=user, action=Action.CHANNELS)
+    try:
+        cleaned = clean_window(window)
+    except ValueError as exc:
+        raise ServiceError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if model_window(project=locked) == cleaned:
+        return cleaned, 0
+    settings = dict(locked.settings or {})
+    if cleaned is None:
+        settings.pop(WINDOW_KEY, None)
+    else:
+        settings[WINDOW_KEY] = cleaned
+    return cleaned, _model_input_change(project, locked, settings)
+
+
+def _model_input_change(project: Project, locked: Project, settings: dict[str, Any]) -> int:
+    """Store settings that change what the model sees: every embedding of
+    the project is discarded and scheduled again (the count is returned),
+    and the display PNGs are rendered again after the commit."""
     locked.settings = settings
     locked.save(update_fields=["settings"])
     project.settings = locked.settings
     embeddings_discard_for_project(project=locked)
     image_ids = list(locked.images.values_list("pk", flat=True))
     transaction.on_commit(lambda: _displays_render_later(image_ids))
-    return cleaned, embeddings_schedule_for_project(project=locked)
+    return embeddings_schedule_for_project(project=locked)
 
 
 def _displays_render_later(image_ids: list[int]) -> None:

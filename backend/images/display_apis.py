@@ -13,6 +13,7 @@ import re
 import zlib
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpResponse
 from django.urls import reverse
 from rest_framework.request import Request
@@ -28,10 +29,13 @@ from backend.images.display import (
     display_settings_reset,
     display_settings_set,
     image_model_mapping,
+    model_window,
+    model_window_set,
 )
 from backend.images.models import Image
 from backend.images.pyramid import TileNotFoundError, image_pyramid, pyramid_json
 from backend.images.selectors import image_for_user
+from backend.images.windows import PRESETS
 from backend.projects.access import project_for_user
 from backend.projects.models import Membership
 from backend.projects.permissions import project_role
@@ -40,6 +44,7 @@ from backend.projects.permissions import project_role
 # bytes of typical microscopy data; higher levels cost much more for little.
 GZIP_LEVEL = 1
 _COORDINATE = re.compile(r"^[0-9]{1,6}$")
+WINDOW_PRESETS_JSON = {name: {"level": lv, "width": w} for name, (lv, w) in PRESETS.items()}
 
 
 def tile_url_template(image_id: int) -> str:
@@ -114,7 +119,8 @@ class ProjectDisplayApi(APIView):
 
 
 class ProjectChannelMappingApi(APIView):
-    """Which channels the model sees as red, green and blue; owners change it."""
+    """What the model sees: which channels as red, green and blue, and
+    through which intensity window; owners change them."""
 
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
@@ -122,6 +128,8 @@ class ProjectChannelMappingApi(APIView):
         return Response(
             {
                 "mapping": channel_mapping(project=project),
+                "window": model_window(project=project),
+                "presets": WINDOW_PRESETS_JSON,
                 "can_edit": role == Membership.Role.OWNER,
             }
         )
@@ -129,12 +137,31 @@ class ProjectChannelMappingApi(APIView):
     def patch(self, request: Request, project_id: int) -> Response:
         project = project_for_user(request.user, project_id)
         data = request.data if isinstance(request.data, dict) else {}
-        if "mapping" not in data:
-            raise ServiceError('Send {"mapping": [red, green, blue]}: channel indices or null.')
-        mapping, scheduled = channel_mapping_set(
-            project=project, user=request.user, mapping=data["mapping"]
+        if "mapping" not in data and "window" not in data:
+            raise ServiceError(
+                'Send {"mapping": [red, green, blue]} (channel indices or null) and/or '
+                '{"window": {"preset": "lung"} or {"level": 40, "width": 400} or null}.'
+            )
+        with transaction.atomic():
+            scheduled = 0
+            if "mapping" in data:
+                scheduled = channel_mapping_set(
+                    project=project, user=request.user, mapping=data["mapping"]
+                )[1]
+            if "window" in data:
+                scheduled = (
+                    model_window_set(project=project, user=request.user, window=data["window"])[1]
+                    or scheduled
+                )
+        return Response(
+            {
+                "mapping": channel_mapping(project=project),
+                "window": model_window(project=project),
+                "presets": WINDOW_PRESETS_JSON,
+                "can_edit": True,
+                "embeddings_scheduled": scheduled,
+            }
         )
-        return Response({"mapping": mapping, "can_edit": True, "embeddings_scheduled": scheduled})
 
 
 def image_viewing_json(image: Image) -> dict[str, Any]:
@@ -143,4 +170,6 @@ def image_viewing_json(image: Image) -> dict[str, Any]:
     return {
         "pyramid": pyramid_json(image_pyramid(image), tile_url=tile_url_template(image.pk)),
         "model_mapping": image_model_mapping(image),
+        "model_window": model_window(project=image.project),
+        "window_presets": WINDOW_PRESETS_JSON,
     }

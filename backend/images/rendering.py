@@ -18,6 +18,10 @@ Channel to RGB mapping
     fall back to the default above.
 
 Intensities
+    - With a window (the project's model window, windows.py) every channel
+      that is not 8-bit colour is mapped linearly from the window's lowest
+      to its highest value (a CT in Hounsfield units through the lung or the
+      soft-tissue window). Otherwise:
     - 8-bit colour (uint8 planes with 3 or more channels, e.g. RGB PNG, JPEG
       or TIFF) passes through unchanged: values are already display values.
     - Everything else (grey uint8, 12/16-bit, signed, float) is stretched
@@ -41,8 +45,10 @@ from PIL import Image as PILImage
 
 from backend.images.models import Image
 from backend.images.storage import DISPLAY_NAME, media_path
+from backend.images.windows import window_from_settings
 
 Mapping = list[int | None]
+Window = tuple[float, float]  # (lowest, highest) value shown
 
 PERCENTILE_LOW = 0.5
 PERCENTILE_HIGH = 99.5
@@ -68,7 +74,9 @@ def validate_mapping(mapping: object, channels: int) -> Mapping:
     return list(mapping)
 
 
-def planes_to_rgb8(planes: np.ndarray, mapping: Mapping | None = None) -> np.ndarray:
+def planes_to_rgb8(
+    planes: np.ndarray, mapping: Mapping | None = None, window: Window | None = None
+) -> np.ndarray:
     """(H, W, 3) uint8 RGB of (C, H, W) planes, as described in the module docstring."""
     if planes.ndim != 3 or planes.shape[0] < 1:
         raise ValueError(f"planes must be (C, H, W), got shape {planes.shape}")
@@ -82,14 +90,15 @@ def planes_to_rgb8(planes: np.ndarray, mapping: Mapping | None = None) -> np.nda
             continue
         if channel not in rendered:
             plane = planes[channel]
-            rendered[channel] = plane if passthrough else stretch_to_uint8(plane)
+            rendered[channel] = plane if passthrough else stretch_to_uint8(plane, window)
         rgb[..., colour] = rendered[channel]
     return rgb
 
 
-def stretch_to_uint8(plane: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 of one channel, stretched from its 0.5th to 99.5th percentile."""
-    lo, hi = _stretch_range(plane)
+def stretch_to_uint8(plane: np.ndarray, window: Window | None = None) -> np.ndarray:
+    """(H, W) uint8 of one channel, stretched over `window` (lowest, highest)
+    or else from its 0.5th to 99.5th percentile."""
+    lo, hi = window if window is not None else _stretch_range(plane)
     if hi <= lo:
         return np.zeros(plane.shape, dtype=np.uint8)
     scaled = (plane.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
@@ -133,7 +142,11 @@ def image_planes(image: Image) -> np.ndarray:
 
 def image_model_rgb(image: Image) -> np.ndarray:
     """(H, W, 3) uint8 RGB the segmentation model embeds: same as the display PNG."""
-    return planes_to_rgb8(image_planes(image), mapping_for_image(image))
+    return planes_to_rgb8(image_planes(image), mapping_for_image(image), window_for_image(image))
+
+
+def window_for_image(image: Image) -> Window | None:
+    return window_from_settings(image.project.settings)
 
 
 # --- the display PNGs, rendered again when the channel mapping changes -------
@@ -144,7 +157,7 @@ def displays_render(*, image_ids: Sequence[int]) -> None:
     mapping (what the model sees); images gone meanwhile are skipped."""
     for image in Image.objects.filter(pk__in=image_ids).select_related("project"):
         try:
-            rgb = planes_to_rgb8(image_planes(image), mapping_for_image(image))
+            rgb = image_model_rgb(image)
             _display_replace(image, rgb)
         except FileNotFoundError:
             continue  # deleted meanwhile

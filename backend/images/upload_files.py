@@ -24,6 +24,7 @@ from backend.images.files.dicom_series import open_series
 from backend.images.files.formats import as_decode_error, open_sources, read_plane
 from backend.images.files.sources import DICOM, Limits, PlaneSource
 from backend.images.rendering import mapping_from_settings, planes_to_rgb8
+from backend.images.windows import window_from_settings
 from backend.projects.models import Project
 
 MAX_NAME_LENGTH = 255
@@ -167,6 +168,7 @@ def _source_store(
     suffix = f" [{source.label}]" if source.label else ""
     name = stored.name[: MAX_NAME_LENGTH - len(suffix)] + suffix
     mapping = mapping_from_settings(project.settings, source.channels)
+    window = window_from_settings(project.settings)
     result = StoredSource(
         name=name,
         format=source.format,
@@ -179,7 +181,7 @@ def _source_store(
         try:
             planes = read_plane(source, t, z)
             planes_path = storage.planes_write(folder, planes)
-            display_path = storage.display_write(folder, planes_to_rgb8(planes, mapping))
+            display_path = storage.display_write(folder, planes_to_rgb8(planes, mapping, window))
         except BaseException:
             if folder != stored.folder:
                 storage.folder_remove(folder)

@@ -228,7 +228,9 @@ def test_the_owner_changes_the_model_channels_on_the_project_page(
     card.locator('select[data-colour="green"]').select_option("0")
     page.once("dialog", lambda dialog: dialog.accept())
     card.locator("button[type=submit]").click()
-    expect(card.locator(".mapping-summary")).to_have_text("Model sees: R = ch1, G = ch0, B = none")
+    expect(card.locator(".mapping-summary")).to_have_text(
+        "Model sees: R = ch1, G = ch0, B = none; window automatic (each image's percentile stretch)"
+    )
     expect(card.locator(".hint")).to_contain_text("computed again")
     snap(page, "project-model-channels")
     project.refresh_from_db()

@@ -205,7 +205,8 @@ def test_member_reads_the_mapping_but_cannot_change_it(
     project: Project, member: User, owner: User
 ) -> None:
     client = client_for(member)
-    assert client.get(mapping_url(project)).json() == {"mapping": None, "can_edit": False}
+    seen = client.get(mapping_url(project)).json()
+    assert (seen["mapping"], seen["window"], seen["can_edit"]) == (None, None, False)
     assert client_for(owner).get(mapping_url(project)).json()["can_edit"] is True
     response = client.patch(mapping_url(project), {"mapping": [1, 0, None]}, format="json")
     assert response.status_code == 403
@@ -254,7 +255,12 @@ def test_a_new_mapping_discards_and_recomputes_every_embedding(
             mapping_url(project), {"mapping": [None, 1, 0]}, format="json"
         )
     assert response.status_code == 200
-    assert response.json() == {"mapping": [None, 1, 0], "can_edit": True, "embeddings_scheduled": 1}
+    body = response.json()
+    assert (body["mapping"], body["can_edit"], body["embeddings_scheduled"]) == (
+        [None, 1, 0],
+        True,
+        1,
+    )
     assert all(not path.exists() for path in old_files)
     [fresh] = Embedding.objects.all()
     assert fresh.pk not in old_ids and fresh.status == Embedding.Status.PENDING

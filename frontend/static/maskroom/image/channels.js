@@ -8,10 +8,11 @@ import { COLORS, swatch } from "./composite.js";
 import { DisplaySettings } from "./display_settings.js";
 import { el } from "../lib/dom.js";
 import { TileSource } from "./tiles.js";
+import { describeWindow, mountWindowBar } from "./windows.js";
 
 // Show `image` (GET /api/images/{id}/) in `viewer` with the project's display
 // settings and mount the channel panel. nodes: {list, reset, saveState,
-// modelMapping}; `stored`: the project's display settings (or a promise of
+// modelMapping, windowBar}; `stored`: the project's display settings (or a promise of
 // them) when already asked for. Returns {tiles, settings, panel};
 // `tiles.loaded()` resolves once the tiles on screen are drawn.
 // body[data-tiles] is "loading" or "idle".
@@ -36,7 +37,8 @@ export async function mountImageView({ image, projectId, viewer, nodes, stored =
     event.preventDefault(); // the button sits in the panel's <summary>: do not fold it
     settings.reset();
   });
-  if (nodes.modelMapping) showModelMapping(nodes.modelMapping, image.model_mapping);
+  mountWindowBar({ node: nodes.windowBar, image, settings });
+  if (nodes.modelMapping) showModelMapping(nodes.modelMapping, image);
   return { tiles, settings, panel };
 }
 
@@ -48,8 +50,10 @@ export function describeMapping(mapping) {
     .join(", ");
 }
 
-function showModelMapping(node, mapping) {
-  node.textContent = `Model sees: ${describeMapping(mapping)}`;
+function showModelMapping(node, image) {
+  const mapping = image.model_mapping;
+  const window = image.model_window ? `; window ${describeWindow(image.model_window)}` : "";
+  node.textContent = `Model sees: ${describeMapping(mapping)}${window}`;
   node.dataset.mapping = JSON.stringify(mapping);
   node.title = "The channels the segmentation model sees as red, green and blue. Project owners change them on the project page.";
 }

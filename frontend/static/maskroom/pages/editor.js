@@ -339,6 +339,7 @@ async function start() {
     reset: $("channels-reset"),
     saveState: $("display-save-state"),
     modelMapping: $("model-mapping"),
+    windowBar: $("window-bar"),
   };
   const [imageView] = await Promise.all([
     mountImageView({ image, projectId, viewer, nodes: channelNodes, stored: storedDisplay }), // tiles, channels

@@ -1,0 +1,141 @@
+"""Medical images in real Chromium: a CT series (slices made from the real
+CT slice of ../shared/data/medical, sent as several files through the upload
+form) and a NIfTI volume become stacks; the window presets and the free
+level and width show the Hounsfield units as expected (checked on
+screenshot pixels); the owner sets the window the model sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from django.contrib.auth.models import User
+from playwright.sync_api import Page, expect
+from pydicom.uid import generate_uid
+from scipy.ndimage import uniform_filter
+
+from backend.images.models import Image, ImageStack
+from backend.images.rendering import image_planes
+from backend.projects.models import Label, Membership, Project
+from tests.browser.test_channels import wait_for_colour
+from tests.browser.test_loop import PASSWORD, log_in, snap
+from tests.conftest import shared_data
+from tests.live import BrowserPage, LiveApp, browser_marks, browser_page_fixture, live_app_fixture  # noqa: F401
+
+pytestmark = browser_marks(180, array_warning=True)
+
+WINDOWS = {"Lung": (-1350.0, 150.0), "Soft tissue": (-160.0, 240.0), "Bone": (-500.0, 1300.0)}
+
+
+def ct_series(folder: Path, count: int) -> list[Path]:
+    """`count` slices 2.5 mm apart, written in reverse order of position."""
+    paths = []
+    series = generate_uid()
+    for i in range(count):
+        dataset = pydicom.dcmread(shared_data("medical/CT_small.dcm"))
+        x, y, z = (float(v) for v in dataset.ImagePositionPatient)
+        dataset.ImagePositionPatient = [x, y, z + 2.5 * i]
+        dataset.SeriesInstanceUID = series
+        dataset.SOPInstanceUID = generate_uid()
+        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+        path = folder / f"IM{count - i:04d}.dcm"
+        dataset.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def owner_with_project(username: str) -> Project:
+    user = User.objects.create_user(username, password=PASSWORD)
+    project = Project.objects.create(name="Abdomen CT", created_by=user)
+    Membership.objects.create(project=project, user=user, role=Membership.Role.OWNER)
+    Label.objects.create(project=project, name="liver", color="#ff6600", order=0)
+    return project
+
+
+def flat_points(hu: np.ndarray) -> dict[str, tuple[int, int]]:
+    """An image point (x, y) in air and one in soft tissue, where the 7 x 7
+    neighbourhood is nearly uniform (a screenshot patch averages it)."""
+    values = hu.astype(np.float64)
+    spread = np.sqrt(np.maximum(uniform_filter(values**2, 7) - uniform_filter(values, 7) ** 2, 0))
+    inner = np.zeros(hu.shape, bool)
+    inner[8:-8, 8:-8] = True
+    points = {}
+    for name, (low, high) in {"air": (-1100, -700), "soft": (0, 80)}.items():
+        candidates = inner & (values >= low) & (values <= high)
+        ys, xs = np.nonzero(candidates)
+        best = int(np.argmin(spread[ys, xs]))
+        points[name] = (int(xs[best]), int(ys[best]))
+    return points
+
+
+def grey_through(hu: float, window: tuple[float, float]) -> tuple[int, int, int]:
+    low, high = window
+    value = round(float(np.clip((hu - low) / (high - low), 0, 1)) * 255)
+    return (value, value, value)
+
+
+def upload_files(page: Page, app: LiveApp, project: Project, paths: list[Path]) -> None:
+    page.goto(f"{app.url}projects/{project.pk}/")
+    page.set_input_files("#upload input[type=file]", [str(p) for p in paths])
+    page.click("#upload button[type=submit]")
+    expect(page.locator("#upload .done")).not_to_be_empty(timeout=60_000)
+
+
+def test_a_ct_series_through_the_window_presets_and_a_nifti_volume(
+    live_app: LiveApp, browser_page: BrowserPage, tmp_path: Path
+) -> None:
+    project = owner_with_project("rhea")
+    page = browser_page.page
+    log_in(page, live_app, "rhea")
+    upload_files(page, live_app, project, ct_series(tmp_path, 5))
+    stack = ImageStack.objects.get(project=project)
+    assert stack.shape == {"T": 1, "Z": 5} and "a series of 5 slices 2.5 mm apart" in stack.note
+    plane = Image.objects.get(stack=stack, z=2)
+    hu = image_planes(plane)[0]
+    points = flat_points(hu)
+
+    page.goto(f"{live_app.url}images/{plane.pk}/")
+    page.wait_for_selector('body[data-ready="true"]')
+    bar = page.locator("#window-bar")
+    expect(bar).to_be_visible()
+    for name, window in WINDOWS.items():
+        bar.get_by_role("button", name=name, exact=True).click()
+        for x, y in points.values():
+            mean_hu = float(hu[y - 1 : y + 2, x - 1 : x + 2].mean())
+            wait_for_colour(page, (x + 0.5, y + 0.5), grey_through(mean_hu, window), tolerance=10)
+        snap(page, f"ct-window-{name.lower().replace(' ', '-')}")
+    # a free level and width: L 40, W 80 (the brain window) typed in
+    bar.locator("input.window-level").fill("40")
+    bar.locator("input.window-level").press("Enter")
+    bar.locator("input.window-width").fill("80")
+    bar.locator("input.window-width").press("Enter")
+    x, y = points["soft"]
+    mean_hu = float(hu[y - 1 : y + 2, x - 1 : x + 2].mean())
+    wait_for_colour(page, (x + 0.5, y + 0.5), grey_through(mean_hu, (0, 80)), tolerance=10)
+
+    # the owner has the model see the soft-tissue window
+    page.goto(f"{live_app.url}projects/{project.pk}/")
+    card = page.locator("#mapping-card")
+    card.locator("select.model-window").select_option("soft-tissue")
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.locator("button[type=submit]").click()
+    expect(card.locator(".mapping-summary")).to_contain_text("window Soft tissue (L 40, W 400)")
+    project.refresh_from_db()
+    assert project.settings["model_window"]["preset"] == "soft-tissue"
+
+    # a NIfTI volume: a stack of axial slices with the same window bar
+    upload_files(page, live_app, project, [shared_data("medical/example_ct_sm.nii.gz")])
+    volume = ImageStack.objects.exclude(pk=stack.pk).get(project=project)
+    assert volume.plane_count > 1 and "NIfTI" in volume.note
+    middle = Image.objects.get(stack=volume, z=volume.plane_count // 2)
+    page.goto(f"{live_app.url}images/{middle.pk}/")
+    page.wait_for_selector('body[data-ready="true"]')
+    expect(page.locator("#model-mapping")).to_contain_text("window Soft tissue")
+    page.locator("#window-bar").get_by_role("button", name="Bone", exact=True).click()
+    volume_hu = image_planes(middle)[0]
+    x, y = flat_points(volume_hu)["soft"]
+    mean_hu = float(volume_hu[y - 1 : y + 2, x - 1 : x + 2].mean())
+    wait_for_colour(page, (x + 0.5, y + 0.5), grey_through(mean_hu, WINDOWS["Bone"]), tolerance=10)
+    snap(page, "nifti-bone-window")
+    assert browser_page.errors == []
