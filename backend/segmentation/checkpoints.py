@@ -27,6 +27,7 @@ from django.db import transaction
 from backend.common.errors import ServiceError
 from backend.segmentation.models import SegmentationModel
 from worker.engines.sam import loading as sam_loading
+from worker.engines.sam.preprocessing import FAMILIES, PREPROCESSINGS, SAM
 from worker.engines.spec import CLASSICAL, EngineSpec
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def segmentation_model_install(
     checkpoint_path: Path,
     move: bool = False,
     prepare_decoder: bool = True,
+    preprocessing: str | None = None,
 ) -> SegmentationModel:
     """Check a SAM checkpoint, copy it into MODELS_ROOT and register it as `name`.
 
@@ -95,9 +97,13 @@ def segmentation_model_install(
     replaces its checkpoint; a different file gives it a new engine key.
     `move=True` moves the file instead of copying it (for downloads).
     `prepare_decoder` exports the ONNX decoder now, so that the first click
-    after an install does not wait for it.
+    after an install does not wait for it. A family's name as `arch`
+    ("medsam") is its layout with its preprocessing; `preprocessing` ("sam",
+    the default, or "medsam") gives one to any arch
+    (worker/engines/sam/preprocessing.py).
     """
     _check_name(name)
+    arch, preprocessing = _family(arch, preprocessing)
     if arch not in sam_loading.SAM_ARCHS:
         raise ServiceError(
             f"Unknown arch {arch!r}: choose one of {', '.join(sam_loading.SAM_ARCHS)}."
@@ -111,7 +117,7 @@ def segmentation_model_install(
     except sam_loading.CheckpointError as exc:
         raise ServiceError(f"{source.name} cannot be installed as {arch}: {exc}.") from exc
     stored = _store(source, Path(settings.MODELS_ROOT) / f"{name}-{sha256[:12]}.pth", move=move)
-    model = _register(name=name, arch=arch, path=stored, sha256=sha256)
+    model = _register(name=name, arch=arch, path=stored, sha256=sha256, preprocessing=preprocessing)
     if prepare_decoder:
         _prepare_decoder(model)
     return model
@@ -123,12 +129,29 @@ def _prepare_decoder(model: SegmentationModel) -> None:
     from worker.engines.sam.engine import SamEngine
 
     spec = EngineSpec(
-        name=model.name, arch=model.arch, checkpoint_path=model.checkpoint_path, sha256=model.sha256
-    )
+        name=model.name, arch=model.arch, checkpoint_path=model.checkpoint_path,
+        sha256=model.sha256, preprocessing=model.preprocessing,
+    )  # fmt: skip
     try:
         SamEngine(spec, load_image_encoder=False, backend="onnx")
     except Exception:
         logger.warning("Could not prepare the ONNX decoder of %s", spec.key, exc_info=True)
+
+
+def _family(arch: str, preprocessing: str | None) -> tuple[str, str]:
+    """(arch, preprocessing) of what the user named; ServiceError if unknown."""
+    if arch in FAMILIES:
+        family_arch, family_preprocessing = FAMILIES[arch]
+        if preprocessing not in (None, family_preprocessing):
+            raise ServiceError(
+                f"{arch} uses {family_preprocessing} preprocessing, not {preprocessing}."
+            )
+        return family_arch, family_preprocessing
+    if preprocessing is not None and preprocessing not in PREPROCESSINGS:
+        raise ServiceError(
+            f"Unknown preprocessing {preprocessing!r}: choose one of {', '.join(PREPROCESSINGS)}."
+        )
+    return arch, preprocessing or SAM
 
 
 def _check_name(name: str) -> None:
@@ -176,16 +199,20 @@ def _store(source: Path, dest: Path, *, move: bool) -> Path:
     return dest
 
 
-def _register(*, name: str, arch: str, path: Path, sha256: str) -> SegmentationModel:
+def _register(
+    *, name: str, arch: str, path: Path, sha256: str, preprocessing: str = SAM
+) -> SegmentationModel:
     with transaction.atomic():
         model = SegmentationModel.objects.select_for_update().filter(name=name).first()
         if model is None:
             return SegmentationModel.objects.create(
-                name=name, arch=arch, checkpoint_path=str(path), sha256=sha256
-            )
+                name=name, arch=arch, checkpoint_path=str(path), sha256=sha256,
+                preprocessing=preprocessing,
+            )  # fmt: skip
         old_path = model.checkpoint_path
         model.arch, model.checkpoint_path, model.sha256 = arch, str(path), sha256
-        model.save(update_fields=["arch", "checkpoint_path", "sha256"])
+        model.preprocessing = preprocessing
+        model.save(update_fields=["arch", "checkpoint_path", "sha256", "preprocessing"])
         if old_path and old_path != str(path):
             transaction.on_commit(lambda: _remove_unused_checkpoint(Path(old_path)))
         return model

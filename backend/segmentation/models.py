@@ -34,6 +34,9 @@ class SegmentationModel(models.Model):
     # A box detector trained on those embeddings (safetensors): proposals come
     # from its boxes (worker/engines/sam/detector.py).
     detector_path = models.CharField(max_length=500, blank=True, default="")
+    # How the family wants its image and prompts: "sam" or "medsam"
+    # (worker/engines/sam/preprocessing.py).
+    preprocessing = models.CharField(max_length=20, default="sam")
 
     def __str__(self) -> str:
         return self.name

@@ -20,6 +20,7 @@ def spec_for_model(model: SegmentationModel) -> EngineSpec:
         decoder_path=model.decoder_path,
         embeddings_of=model.embeddings_of,
         detector_path=model.detector_path,
+        preprocessing=model.preprocessing,
     )
 
 

@@ -27,22 +27,25 @@ def trained_model_register(
     sha256: str,
     base: EngineSpec | None = None,
     part: str = "decoder",
+    preprocessing: str = "sam",
 ) -> SegmentationModel:
     """A trained model's file (`path`, hashed `sha256`) as a model of the
     project. With `base`, the file is a `part` ("decoder" or "detector") of
     that SAM model: the new model is the base with this part replaced, and
-    decodes the base's embeddings."""
+    decodes the base's embeddings (and keeps its preprocessing)."""
     if base is None:
         return SegmentationModel.objects.create(
-            project=project, name=name, arch=arch, checkpoint_path=str(path), sha256=sha256
-        )
+            project=project, name=name, arch=arch, checkpoint_path=str(path), sha256=sha256,
+            preprocessing=preprocessing,
+        )  # fmt: skip
     if part not in ("decoder", "detector"):
         raise ValueError(f"no trained part {part!r}")
     parts = {"decoder_path": base.decoder_path, "detector_path": base.detector_path}
     parts[f"{part}_path"] = str(path)
     return SegmentationModel.objects.create(
         project=project, name=name, arch=base.arch, checkpoint_path=base.checkpoint_path,
-        sha256=sha256, embeddings_of=base.embedding_key, **parts,
+        sha256=sha256, embeddings_of=base.embedding_key, preprocessing=base.preprocessing,
+        **parts,
     )  # fmt: skip
 
 

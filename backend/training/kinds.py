@@ -59,6 +59,7 @@ class Trained:
     curve: list[dict[str, Any]]
     base: EngineSpec | None = None  # the SAM model a trained part belongs to
     part: str = "decoder"  # which part of `base` the file replaces (or "detector")
+    preprocessing: str = "sam"  # of a whole new SAM model (LoRA: its base's)
 
 
 Trainer = Callable[
@@ -185,7 +186,8 @@ def sam_lora(
         load_decoder_override(DecoderParts(sam.prompt_encoder, sam.mask_decoder),
                               base.decoder_path)  # fmt: skip
     model = lora_wrap(sam, int(options.get("rank", RANK)))
-    encoder = BatchEncoder(sam.image_encoder, sam.pixel_mean, sam.pixel_std, device=str(device))
+    encoder = BatchEncoder(sam.image_encoder, sam.pixel_mean, sam.pixel_std, device=str(device),
+                           preprocessing=base.preprocessing)  # fmt: skip
     curve = lora_train(
         model, encoder, list(lora_images(project, split.train)),
         list(lora_images(project, split.val)), epochs=int(options.get("epochs", LORA_EPOCHS)),
@@ -193,7 +195,8 @@ def sam_lora(
         stage_done=stage_done, cancelled=cancelled,
     )  # fmt: skip
     lora_save(lora_merge(model), out)
-    return Trained(arch=base.arch, suffix=".safetensors", curve=curve)
+    return Trained(arch=base.arch, suffix=".safetensors", curve=curve,
+                   preprocessing=base.preprocessing)  # fmt: skip
 
 
 EPOCHS = 4

@@ -151,8 +151,8 @@ def _record_model(job: TrainingJob, partial: Path, trained: Trained) -> Segmenta
     final = partial.with_name(f"{name}-{digest[:12]}{trained.suffix}")
     os.replace(partial, final)
     return trained_model_register(project=job.project, name=name, arch=trained.arch, path=final,
-                                  sha256=digest, base=trained.base,
-                                  part=trained.part)  # fmt: skip
+                                  sha256=digest, base=trained.base, part=trained.part,
+                                  preprocessing=trained.preprocessing)  # fmt: skip
 
 
 def _figures(

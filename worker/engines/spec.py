@@ -30,12 +30,16 @@ class EngineSpec:
     # A project's box detector on the embeddings (worker/engines/sam/detector.py):
     # its automatic proposals are its boxes as prompts instead of a click grid.
     detector_path: str = ""
+    # How the model wants its image and prompts: "sam" or "medsam"
+    # (worker/engines/sam/preprocessing.py).
+    preprocessing: str = "sam"
 
     @property
     def key(self) -> str:
         if self.arch == CLASSICAL and not self.sha256:
             return f"{CLASSICAL}-{CLASSICAL_VERSION}"
-        return f"{self.name}-{self.sha256[:12]}"
+        suffix = "" if self.preprocessing == "sam" else f"-{self.preprocessing}"
+        return f"{self.name}-{self.sha256[:12]}{suffix}"
 
     @property
     def embedding_key(self) -> str:

@@ -131,6 +131,22 @@ def test_the_install_model_command(tiny: Path) -> None:
         call_command("install_model", "tiny2", "--arch", "vit_h", "--checkpoint", str(tiny))
 
 
+def test_a_model_installed_with_medsams_preprocessing_keeps_it(tiny: Path) -> None:
+    with pytest.raises(CommandError, match="cannot be installed as vit_b"):  # medsam is vit_b's
+        call_command("install_model", "med", "--arch", "medsam", "--checkpoint", str(tiny))
+    out = io.StringIO()
+    call_command("install_model", "med", "--arch", "custom", "--preprocessing", "medsam",
+                 "--checkpoint", str(tiny), stdout=out)  # fmt: skip
+    model = SegmentationModel.objects.get(name="med")
+    assert (model.arch, model.preprocessing) == ("custom", "medsam")
+    spec = spec_for_model(model)
+    assert spec.preprocessing == "medsam" and spec.key.endswith("-medsam")
+    assert "medsam preprocessing" in out.getvalue() and spec.key in out.getvalue()
+    with pytest.raises(ServiceError, match="Unknown preprocessing 'medsam2'"):
+        segmentation_model_install(name="med", arch="custom", checkpoint_path=tiny,
+                                   preprocessing="medsam2")  # fmt: skip
+
+
 def test_fetch_model_fails_fast_without_a_network() -> None:
     started = time.monotonic()
     with pytest.raises(CommandError, match=r"Could not download .*sam_vit_b_01ec64\.pth") as caught:
@@ -186,4 +202,8 @@ def test_a_full_size_vit_b_installs(tmp_path: Path) -> None:
     )
     model = SegmentationModel.objects.get(name="big")
     assert model.arch == "vit_b" and model.sha256 == sha256(checkpoint)
+    assert model.preprocessing == "sam"
+    call_command("install_model", "medsam", "--arch", "medsam", "--checkpoint", str(checkpoint))
+    medsam = SegmentationModel.objects.get(name="medsam")
+    assert (medsam.arch, medsam.preprocessing) == ("vit_b", "medsam")
     assert Path(model.checkpoint_path).stat().st_size == checkpoint.stat().st_size

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from segment_anything.utils.transforms import ResizeLongestSide
 
 from worker.engines.base import EmbeddingSet, MaskResult
 from worker.engines.sam.detector import BoxHead, detect
@@ -28,9 +27,12 @@ def detected_boxes(
     scores (N,). A tiled embedding's tiles overlap: boxes are not merged."""
     boxes, scores = [np.zeros((0, 4))], [np.zeros(0)]
     for index, tile in enumerate(embedding.tiles):
-        input_size = ResizeLongestSide.get_preprocess_shape(tile.height, tile.width, IMAGE_SIZE)
+        input_size = engine.input_size(tile.height, tile.width)
         found = detect(head, embedding.arrays[index], input_size)
-        scale = max(tile.height, tile.width) / IMAGE_SIZE
+        if engine.square:  # the tile was resized to the square model input
+            scale = np.array([tile.width, tile.height] * 2) / IMAGE_SIZE
+        else:
+            scale = np.full(4, max(tile.height, tile.width) / IMAGE_SIZE)
         boxes.append(found.boxes * scale + np.array([tile.x0, tile.y0] * 2))
         scores.append(found.scores)
     return np.concatenate(boxes), np.concatenate(scores)
@@ -45,14 +47,14 @@ def box_candidates(engine: GridDecoder, head: BoxHead, embedding: EmbeddingSet) 
         features = embedding.arrays[index]
         if features.shape != EMBEDDING_SHAPE:
             raise ValueError(f"a SAM tile embedding is {EMBEDDING_SHAPE}, got {features.shape}")
-        input_size = ResizeLongestSide.get_preprocess_shape(tile.height, tile.width, IMAGE_SIZE)
+        input_size = engine.input_size(tile.height, tile.width)
         found = detect(head, features, input_size)
         if not len(found.boxes):
             continue
         logits = decode_boxes(engine, features, found.boxes)
         for i, score in enumerate(found.scores):
             crop, x0, y0 = upsample_region(logits[i], input_size, (tile.height, tile.width),
-                                           MASK_THRESHOLD)  # fmt: skip
+                                           MASK_THRESHOLD, direct=engine.square)  # fmt: skip
             if crop.size:
                 out.append(MaskResult(crop, x0 + tile.x0, y0 + tile.y0, float(score), None, index))
     return out

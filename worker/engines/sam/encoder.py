@@ -36,6 +36,8 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch import nn
 from torch.nn import functional
 
+from worker.engines.sam.preprocessing import MEDSAM, SAM, medsam_input
+
 Precision = Literal["auto", "float32", "bfloat16"]
 
 MODEL_SIZE = 1024
@@ -167,7 +169,9 @@ class BatchEncoder:
         precision: Precision = "float32",
         max_batch: int = 0,
         sdpa: bool = True,
+        preprocessing: str = SAM,
     ) -> None:
+        self.preprocessing = preprocessing
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, precision)
         self.max_batch = max_batch or default_max_batch(self.device)
@@ -191,7 +195,11 @@ class BatchEncoder:
 
     def preprocess(self, image_rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
         """The normalised, zero-padded (3, 1024, 1024) float32 input and the
-        resized (h, w), as SamPredictor.set_image makes them."""
+        resized (h, w), as SamPredictor.set_image makes them (or MedSAM's
+        reference inference: worker/engines/sam/preprocessing.py)."""
+        if self.preprocessing == MEDSAM:
+            x = torch.from_numpy(medsam_input(image_rgb)).to(self.device)
+            return x, (MODEL_SIZE, MODEL_SIZE)
         height, width = image_rgb.shape[:2]
         size = self.resize.get_preprocess_shape(height, width, MODEL_SIZE)
         with torch.inference_mode():

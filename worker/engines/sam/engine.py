@@ -30,7 +30,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from segment_anything.utils.transforms import ResizeLongestSide
 
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.proposing import ProposalSettings
@@ -43,6 +42,7 @@ from worker.engines.sam.detector import BoxHead, detector_load
 from worker.engines.sam.encoder import BatchEncoder, EncodedImage, Precision
 from worker.engines.sam.loading import EMBEDDING_SHAPE
 from worker.engines.sam.masks import MASK_THRESHOLD
+from worker.engines.sam.preprocessing import input_size, is_square, model_coords
 from worker.engines.spec import EngineSpec
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class SamEngine:
         self.threads = threads
         if threads > 0:
             torch.set_num_threads(threads)
-        self.transform = ResizeLongestSide(sam_loading.IMAGE_SIZE)
+        self.preprocessing = spec.preprocessing
+        self.square = is_square(spec.preprocessing)
         self.image_encoder: torch.nn.Module | None = None
         self.encoder: BatchEncoder | None = None
         if load_image_encoder:
@@ -95,6 +96,7 @@ class SamEngine:
                 device=device,
                 precision=precision,
                 max_batch=max_batch,
+                preprocessing=spec.preprocessing,
             )
             self.image_encoder = self.encoder.encoder
             parts = sam_loading.DecoderParts(sam.prompt_encoder, sam.mask_decoder)
@@ -191,7 +193,7 @@ class SamEngine:
             index = 1 + int(np.argmax(ious[1:])) if multimask else 0
             logits = masks[index]
         crop, x0, y0 = sam_masks.upsample_region(
-            logits, input_size, original_size, threshold=MASK_THRESHOLD
+            logits, input_size, original_size, threshold=MASK_THRESHOLD, direct=self.square
         )
         return MaskResult(
             mask_crop=crop,
@@ -215,12 +217,20 @@ class SamEngine:
             points = np.concatenate([points, box])
             labels += [2.0, 3.0]
         else:
-            points = np.concatenate([self.transform.apply_coords(points, original_size), [[0, 0]]])
+            points = np.concatenate([self.to_model(points, original_size), [[0, 0]]])
             return points.astype(np.float32), np.array([*labels, -1.0], dtype=np.float32)
         return (
-            self.transform.apply_coords(points, original_size).astype(np.float32),
+            self.to_model(points, original_size).astype(np.float32),
             np.array(labels, dtype=np.float32),
         )
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) an image of this size fills of the 1024 x 1024 model input."""
+        return input_size(self.preprocessing, height, width)
+
+    def to_model(self, points_xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Image (x, y) points of an image of `size` (h, w) in the model frame."""
+        return model_coords(points_xy, size, self.input_size(*size))
 
     def decode_torch(
         self,

@@ -26,7 +26,6 @@ from typing import Protocol
 import numpy as np
 import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder
-from segment_anything.utils.transforms import ResizeLongestSide
 
 from worker.engines.base import EmbeddingSet, MaskResult, Prompt, Tile
 from worker.engines.proposing import ProposalSettings, grid_points, stability_score
@@ -42,13 +41,17 @@ class GridDecoder(Protocol):
     key: str
     embedding_key: str
     onnx: OnnxDecoder | None
-    transform: ResizeLongestSide
+    square: bool  # the image fills the model input (MedSAM): masks upsampled directly
     prompt_encoder: PromptEncoder
     mask_decoder: MaskDecoder
 
     def prompt_arrays(
         self, prompt: Prompt, original_size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]: ...
+
+    def to_model(self, points_xy: np.ndarray, size: tuple[int, int]) -> np.ndarray: ...
 
 
 def grid_candidates(
@@ -73,14 +76,16 @@ def tile_candidates(
     if features.shape != EMBEDDING_SHAPE:
         raise ValueError(f"a SAM tile embedding is {EMBEDDING_SHAPE}, got {features.shape}")
     tile_size = (tile.height, tile.width)
-    input_size = ResizeLongestSide.get_preprocess_shape(tile.height, tile.width, IMAGE_SIZE)
+    input_size = engine.input_size(tile.height, tile.width)
     points = grid_points(Tile(0, 0, tile.width, tile.height), settings.points_per_side)
     out: list[MaskResult] = []
     for start in range(0, len(points), settings.points_per_batch):
         batch = points[start : start + settings.points_per_batch]
         logits, ious = decode_clicks(engine, features, batch, tile_size)
         for i in np.flatnonzero(quality_keep(logits, ious, input_size, settings)):
-            crop, x0, y0 = upsample_region(logits[i], input_size, tile_size, MASK_THRESHOLD)
+            crop, x0, y0 = upsample_region(
+                logits[i], input_size, tile_size, MASK_THRESHOLD, direct=engine.square
+            )
             if crop.size:
                 out.append(
                     MaskResult(crop, x0 + tile.x0, y0 + tile.y0, float(ious[i]), None, tile_index)
@@ -120,7 +125,7 @@ def _decode_clicks_torch(
     tile_size: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """`decode_clicks` as one batch through segment_anything's modules."""
-    coords = engine.transform.apply_coords(np.asarray(points_xy_tile, dtype=np.float64), tile_size)
+    coords = engine.to_model(np.asarray(points_xy_tile, dtype=np.float64), tile_size)
     with torch.inference_mode():
         image = torch.from_numpy(np.asarray(features, dtype=np.float32))[None]
         xy = torch.as_tensor(coords, dtype=torch.float32)[:, None, :]

@@ -82,10 +82,15 @@ Region = tuple[tuple[int, int], tuple[int, int]]  # ((y0, y1), (x0, x1)) in imag
 
 
 @lru_cache(maxsize=64)
-def axis_taps(input_len: int, original_len: int) -> AxisTaps:
-    to_model = _bilinear_matrix(LOW_RES, MODEL_SIZE)[:input_len]
-    to_image = _bilinear_matrix(input_len, original_len)
-    folded = (to_image @ to_model).astype(np.float32)
+def axis_taps(input_len: int, original_len: int, direct: bool = False) -> AxisTaps:
+    """`direct`: the logits upsampled straight to the image (an image that
+    fills the whole model input, resized to a square: MedSAM)."""
+    if direct:
+        folded = _bilinear_matrix(LOW_RES, original_len).astype(np.float32)
+    else:
+        to_model = _bilinear_matrix(LOW_RES, MODEL_SIZE)[:input_len]
+        to_image = _bilinear_matrix(input_len, original_len)
+        folded = (to_image @ to_model).astype(np.float32)
     reach = folded != 0
     first = np.argmax(reach, axis=0)
     last = original_len - 1 - np.argmax(reach[::-1], axis=0)
@@ -122,13 +127,16 @@ def upsample_region(
     input_size: tuple[int, int],
     original_size: tuple[int, int],
     threshold: float = 0.0,
+    *,
+    direct: bool = False,
 ) -> tuple[np.ndarray, int, int]:
-    """The tight mask crop of `logits` (256x256) in the image frame.
+    """The tight mask crop of `logits` (256x256) in the image frame;
+    `direct`: upsampled straight to the image size (MedSAM's way).
 
     Returns (bool crop, x0, y0); an empty mask gives a (0, 0) crop at (0, 0).
     """
-    rows = axis_taps(input_size[0], original_size[0])
-    cols = axis_taps(input_size[1], original_size[1])
+    rows = axis_taps(input_size[0], original_size[0], direct)
+    cols = axis_taps(input_size[1], original_size[1], direct)
     logits = np.asarray(logits, dtype=np.float32)
     positive = logits > threshold
     if not positive.any():

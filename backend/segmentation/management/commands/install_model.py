@@ -1,7 +1,9 @@
-"""`python manage.py install_model NAME --arch vit_b --checkpoint PATH`
+"""`python manage.py install_model NAME --arch vit_b --checkpoint PATH [--preprocessing medsam]`
 
 Checks that the checkpoint loads into the declared arch, copies it into
 MODELS_ROOT and registers it (or replaces the checkpoint of NAME).
+`--arch medsam` installs a MedSAM checkpoint: vit_b's layout with MedSAM's
+preprocessing (worker/engines/sam/preprocessing.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from backend.common.errors import ServiceError
 from backend.segmentation.checkpoints import segmentation_model_install
 from worker.engines.sam.loading import SAM_ARCHS
+from worker.engines.sam.preprocessing import FAMILIES, PREPROCESSINGS
 from worker.engines.spec import EngineSpec
 
 
@@ -25,19 +28,33 @@ class Command(BaseCommand):
         parser.add_argument(
             "--arch",
             required=True,
-            choices=SAM_ARCHS,
-            help='image encoder of the checkpoint; "custom": read it from the weights',
+            choices=(*SAM_ARCHS, *FAMILIES),
+            help='image encoder of the checkpoint; "custom": read it from the weights; '
+            '"medsam": vit_b with MedSAM\'s preprocessing',
         )
         parser.add_argument("--checkpoint", required=True, type=Path, help="the .pth file")
+        parser.add_argument(
+            "--preprocessing",
+            choices=PREPROCESSINGS,
+            default=None,
+            help="how the model wants its image (default: sam; medsam for MedSAM fine-tunes)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             model = segmentation_model_install(
-                name=options["name"], arch=options["arch"], checkpoint_path=options["checkpoint"]
+                name=options["name"],
+                arch=options["arch"],
+                checkpoint_path=options["checkpoint"],
+                preprocessing=options["preprocessing"],
             )
         except ServiceError as exc:
             raise CommandError(exc.message) from None
-        key = EngineSpec(name=model.name, arch=model.arch, sha256=model.sha256).key
+        key = EngineSpec(
+            name=model.name, arch=model.arch, sha256=model.sha256,
+            preprocessing=model.preprocessing,
+        ).key  # fmt: skip
         self.stdout.write(
-            f"Installed {model.name} ({model.arch}, sha256 {model.sha256}) as engine {key}."
+            f"Installed {model.name} ({model.arch}, {model.preprocessing} preprocessing, "
+            f"sha256 {model.sha256}) as engine {key}."
         )
