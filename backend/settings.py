@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "backend.annotations",
     "backend.segmentation",
     "backend.proposals",
+    "backend.propagation",
     "backend.evaluations",
     "backend.work",
     "backend.quality",

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/", include("backend.annotations.urls")),
     path("api/", include("backend.segmentation.urls")),
     path("api/", include("backend.proposals.urls")),
+    path("api/", include("backend.propagation.urls")),
     path("api/", include("backend.evaluations.urls")),
     path("api/", include("backend.training.urls")),
     path("api/", include("backend.work.urls")),

@@ -22,6 +22,7 @@ app.autodiscover_tasks(
         "backend.segmentation",
         "backend.images",
         "backend.proposals",
+        "backend.propagation",
         "backend.evaluations",
         "backend.quality",
         "backend.datasets",

@@ -82,6 +82,7 @@ class Origin(models.TextChoices):
     CONSENSUS = "consensus"
     REVIEW = "review"  # picked or merged by a reviewer from people's sets
     IMPORTED = "imported"  # read from a dataset file (backend/datasets/importing.py)
+    PROPAGATED = "propagated"  # carried from the next slice of a volume (backend/propagation)
 
 
 class LiveInstanceManager(models.Manager["Instance"]):
@@ -136,6 +137,9 @@ class Instance(models.Model):
     origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.MANUAL)
     support = models.JSONField(null=True, blank=True)
     sources = models.JSONField(default=list, blank=True)
+    # One object of a volume: the instances on the planes of a stack that
+    # share a key are one 3D object (backend/propagation); "" for none.
+    object_key = models.CharField(max_length=32, blank=True, default="", db_index=True)
 
     objects = LiveInstanceManager()
     all_objects = models.Manager()

@@ -86,7 +86,7 @@ def instance_list_rows(*, image: Image, assignment: Assignment | None = None) ->
     rows = image.instances.filter(assignment=assignment)
     return rows.order_by("id").values(
         "id", "label_id", "rle", "area", "bbox", "state", "version", "created_at", "assignment_id",
-        "origin", "support",
+        "origin", "support", "object_key",
         image_ref=F("image_id"), label_name=F("label__name"), author_name=F("author__username"),
     )  # fmt: skip
 

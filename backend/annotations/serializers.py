@@ -74,6 +74,7 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "assignment": instance.assignment_id,
         "origin": instance.origin,
         "support": instance.support,
+        "object": instance.object_key or None,
     }
 
 
@@ -94,6 +95,7 @@ def instance_row_json(row: dict[str, Any]) -> dict[str, Any]:
         "assignment": row["assignment_id"],
         "origin": row["origin"],
         "support": row["support"],
+        "object": row["object_key"] or None,
     }
 
 

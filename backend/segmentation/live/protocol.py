@@ -26,6 +26,7 @@ SUPERSEDED = "superseded"
 INSTANCE = "instance"  # someone saved a change to an instance of this image
 INSTANCES = "instances"  # many changed at once (a consensus, a set accepted): reload
 PROPOSALS = "proposals"  # a proposal job on the image changed (its JSON)
+PROPAGATION = "propagation"  # a propagation job from this image changed (its JSON)
 PRESENCE = "presence"  # someone opened or closed this image
 
 # Points per message, and per object (the points accumulated since the last
@@ -185,6 +186,8 @@ def change_message(event: dict[str, Any]) -> dict[str, Any]:
         return {"type": INSTANCES, "assignment": event.get("assignment")}
     if event.get("kind") == "proposals":
         return {"type": PROPOSALS, "job": event.get("job")}
+    if event.get("kind") == "propagation":
+        return {"type": PROPAGATION, "job": event.get("job")}
     return {"type": INSTANCE, **{name: event.get(name) for name in CHANGE_FIELDS}}
 
 

@@ -26,6 +26,7 @@ from backend.evaluations.models import EngineEvaluation
 from backend.images.models import Image
 from backend.projects.models import Invitation, Label, Membership, Project
 from backend.projects.permissions import ROLES
+from backend.propagation.models import PropagationJob
 from backend.proposals.models import ProposalJob
 from backend.quality.models import ImageConsensus, SetScore
 from backend.segmentation.models import SegmentationModel
@@ -80,6 +81,8 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     ("delete", "/api/instances/{n}/", None, OWNER),  # someone else's instance
     ("get", "/api/projects/{p}/export/?format=coco", None, ALL),
     ("post", "/api/images/{i}/proposals/", None, LEADS),
+    ("post", "/api/images/{i}/propagate/", "propagate", WRITERS),
+    ("get", "/api/propagation-jobs/{q}/", None, ALL),
     ("get", "/api/projects/{p}/proposals/", None, ALL),
     ("post", "/api/projects/{p}/proposals/", None, LEADS),
     ("get", "/api/proposal-jobs/{j}/", None, ALL),
@@ -192,6 +195,8 @@ def world(project: Project, owner: User, outsider: User) -> World:
         "g": _scored_gold_set(project, image, extra).pk,
         "e": Export.objects.create(project=project, created_by=owner, format="coco").pk,
         "t": TrainingJob.objects.create(project=project, kind="pixel-classifier").pk,
+        "q": PropagationJob.objects.create(project=project, image=image, instance=instance,
+                                           object_key="k", direction="up").pk,
         "v": _trained_version(project).number,
         "u": EngineEvaluation.objects.create(project=project, model_name="classical",
                                              engine_key="classical-1").pk,
@@ -230,6 +235,8 @@ def _request(world: World, persona: str, method: str, template: str, body: objec
         return client.post(url, {"file": _png()})
     if body == "instance":
         body = {"label": "cell", "rle": world.rle}
+    if body == "propagate":  # refused for what the image is (a plain PNG), past the permission
+        body = {"instance": world.instance.pk, "direction": "both"}
     call = getattr(client, method)
     return call(url, body, format="json") if body is not None else call(url)
 
@@ -295,7 +302,10 @@ def test_the_matrix_names_every_project_url() -> None:
         # tests/backend/projects/test_invitations.py.
         "api/join/<str:code>/",
     }
-    covered = {template.split("?")[0].replace("{g}", "{a}") for _, template, _, _ in MATRIX}
+    covered = {
+        template.split("?")[0].replace("{g}", "{a}").replace("{q}", "{j}")
+        for _, template, _, _ in MATRIX
+    }
     for route in walk(get_resolver().url_patterns):
         if not route.startswith("api/") or route in outside_projects:
             continue

@@ -48,6 +48,10 @@ SEED_RADIUS = 0.5  # of the distance to the edge at a click
 APART = 0.7  # a peak seeds another object if farther than this x (both radii)
 COMPACTNESS = 0.01
 MAX_FOREGROUND = 0.5  # an ROI more than half foreground grows
+# A box's score: the object's contrast with a ring around it, 1 from this
+# share of the image's range on (the embedding is scaled to [0, 1]); a blob
+# cut out of noise scores low, and propagation stops there.
+FULL_CONTRAST = 0.1
 
 # Watershed seed labels.
 _OBJECT, _NEGATIVE, _OTHER, _EDGE = 1, 2, 3, 4
@@ -132,8 +136,10 @@ class ClassicalEngine:
                 int(np.ceil(bx1)) + BOX_MARGIN,
                 int(np.ceil(by1)) + BOX_MARGIN,
             ).clip(height, width)
-            mask = _segment_box(image, roi, positives, negatives)
-            return _result(mask, roi)
+            mask, contrast = _segment_box(image, roi, positives, negatives)
+            result = _result(mask, roi)
+            result.score = min(result.score, contrast)
+            return result
         if not positives:
             return MaskResult(np.zeros((0, 0), dtype=bool), 0, 0, score=0.0)
         xs = [p[0] for p in positives]
@@ -244,7 +250,9 @@ def _segment_box(
     roi: _Roi,
     positives: list[tuple[float, float]],
     negatives: list[tuple[float, float]],
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
+    """The object in the box, and its contrast with its surroundings as a
+    score from 0 to 1 (see _contrast)."""
     patch = image[roi.y0 : roi.y1, roi.x0 : roi.x1].astype(np.float32)
     pos = _local(positives, roi, patch.shape)
     neg = _local(negatives, roi, patch.shape)
@@ -265,11 +273,25 @@ def _segment_box(
         inner[centre] = True
         depth = np.where(inner, distance, 0.0)
         if depth.max() <= 0:
-            return np.zeros_like(foreground)
+            return np.zeros_like(foreground), 0.0
         r, c = np.unravel_index(int(np.argmax(depth)), depth.shape)
         pos = [(int(r), int(c))]
     mask, _ = _split(patch, foreground, pos, neg, edge_sides=(False,) * 4)
-    return mask
+    return mask, _contrast(window, mask, roi, context)
+
+
+def _contrast(window: np.ndarray, mask: np.ndarray, roi: _Roi, context: _Roi) -> float:
+    """How much the object stands out: the difference of its mean from that
+    of a 3-pixel ring around it (the image scaled to [0, 1]), over
+    FULL_CONTRAST, at most 1."""
+    inside = np.zeros(window.shape, dtype=bool)
+    y0, x0 = roi.y0 - context.y0, roi.x0 - context.x0
+    inside[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask
+    ring = ndi.binary_dilation(inside, iterations=3) & ~inside
+    if not inside.any() or not ring.any():
+        return 0.0
+    difference = abs(float(window[inside].mean()) - float(window[ring].mean()))
+    return min(1.0, difference / FULL_CONTRAST)
 
 
 def _split(

@@ -145,6 +145,7 @@ export const endpoints = {
   imageInstances: (id) => `/api/images/${id}/instances/`,
   imageDeletedInstances: (id) => `/api/images/${id}/instances/?deleted=1`,
   imageProposals: (id) => `/api/images/${id}/proposals/`,
+  imagePropagate: (id) => `/api/images/${id}/propagate/`,
   stack: (id) => `/api/stacks/${id}/`,
   // The WebSocket of the image's prompts (docs/api.md), on this page's host.
   imageSocket: (id) => {

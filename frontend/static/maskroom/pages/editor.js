@@ -6,6 +6,7 @@
 
 import { mountImageView } from "../image/channels.js";
 import { mountStackControls } from "../image/stack.js";
+import { mountPropagation } from "../image/propagate.js";
 import { Viewer } from "../image/viewer.js";
 import { installEditing } from "../instances/editing.js";
 import { Instances } from "../instances/instances.js";
@@ -19,7 +20,7 @@ import { showError } from "../lib/dom.js";
 import { showEngine } from "../prompting/engine.js";
 import { PromptSession } from "../prompting/prompt_session.js";
 import { PromptView } from "../prompting/prompt_view.js";
-import { ERROR, INSTANCE, INSTANCES, MASK, PRESENCE, PROPOSALS, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
+import { ERROR, INSTANCE, INSTANCES, MASK, PRESENCE, PROPAGATION, PROPOSALS, STATUS, SUPERSEDED, resetMessage } from "../prompting/protocol.js";
 import { SegmentationSocket } from "../prompting/socket.js";
 import { ToolManager } from "../tools/manager.js";
 import { createPanTool } from "../tools/pan.js";
@@ -48,6 +49,7 @@ const state = { embeddingStatus: "pending", engine: "", connected: false, saving
 let instances = null;
 let labelPicker = null;
 let editing = null; // {history, edits, ...} from installEditing
+let propagation = null; // the Propagate panel of a plane of a volume
 const promptView = new PromptView({
   session,
   viewer,
@@ -190,6 +192,7 @@ on(INSTANCES, (message) => {
 });
 on(PRESENCE, (message) => presence.apply(message));
 on(PROPOSALS, (message) => editing?.proposals.follow(message.job));
+on(PROPAGATION, (message) => propagation?.follow(message.job));
 on("open", () => {
   state.connected = true;
   updateBanner();
@@ -323,6 +326,7 @@ async function start() {
     nodes: { toolbar: $("toolbar"), help: $("help-overlay") },
   });
   Object.assign(window.maskroom, { editing, history: editing.history, edits: editing.edits });
+  propagation = mountPropagation({ node: $("propagate"), image, selection: editing.selection, showError: showEditorError });
   window.maskroom.workBar = mountWork({
     assignment,
     project,

@@ -18,8 +18,9 @@ export const INSTANCE = "instance";
 export const INSTANCES = "instances";
 export const PRESENCE = "presence";
 export const PROPOSALS = "proposals";
+export const PROPAGATION = "propagation";
 // The types the server sends (the socket warns of any other).
-export const SERVER_TYPES = [STATUS, MASK, SUPERSEDED, ERROR, INSTANCE, INSTANCES, PRESENCE, PROPOSALS];
+export const SERVER_TYPES = [STATUS, MASK, SUPERSEDED, ERROR, INSTANCE, INSTANCES, PRESENCE, PROPOSALS, PROPAGATION];
 // At most this many points per object (since the last reset).
 export const MAX_OBJECT_POINTS = 64;
 
