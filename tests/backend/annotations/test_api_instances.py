@@ -52,7 +52,7 @@ def test_member_saves_an_instance(image: Image, member: User) -> None:
     body = response.json()
     assert set(body) == {
         "id", "image", "label", "label_id", "rle", "area", "bbox", "state", "author",
-        "version", "created_at", "assignment", "origin", "support",
+        "version", "created_at", "assignment", "origin", "support", "object",
     }  # fmt: skip
     assert (body["origin"], body["support"]) == ("manual", None)
     assert body["assignment"] is None  # the image's curated set
