@@ -17,6 +17,7 @@ from backend.datasets.tasks import run_export
 from backend.projects.models import Project
 from backend.projects.permissions import Action, project_require, project_role, role_may
 from worker.datasets.formats import FORMATS
+from worker.datasets.volume_formats import VALUES
 
 if TYPE_CHECKING:
     from backend.projects.access import AnyUser
@@ -37,7 +38,15 @@ def export_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     split = data.get("split", "all")
     if split not in SPLIT_CHOICES:
         raise ServiceError(f"split must be one of {', '.join(SPLIT_CHOICES)}, not {split!r}.")
-    return fmt, {"images": images, "polygons": polygons, "split": split}
+    options = {"images": images, "polygons": polygons, "split": split}
+    if "values" in data or fmt == "nifti":
+        values = data.get("values", "object")
+        if fmt != "nifti" or values not in VALUES:
+            raise ServiceError(
+                f"values is an option of the nifti format: one of {', '.join(VALUES)}."
+            )
+        options["values"] = values
+    return fmt, options
 
 
 def export_start(*, project: Project, user: AnyUser, data: dict[str, Any]) -> Export:

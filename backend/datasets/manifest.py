@@ -34,6 +34,8 @@ FORMAT_NAMES = {
     "stardist": "StarDist training folders (images/, masks/)",
     "ome-zarr": "OME-Zarr images with NGFF labels (labels/instances)",
     "yolo": "YOLO segmentation (normalised outlines, data.yaml)",
+    "nifti": "NIfTI label volumes in the source's voxel grid and affine",
+    "dicom-seg": "DICOM Segmentation objects referencing the source series",
 }
 
 

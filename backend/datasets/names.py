@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
-EXTENSION = re.compile(r"\.(ome\.)?[A-Za-z0-9]{1,7}$")
+EXTENSION = re.compile(r"(\.nii\.gz|\.(ome\.)?[A-Za-z0-9]{1,7})$")
 
 
 def stem_of(name: str) -> str:
-    """A file name without its directory and extension (".ome.tif" counts as one)."""
+    """A file name without its directory and extension (".ome.tif" and
+    ".nii.gz" count as one)."""
     return EXTENSION.sub("", name.rsplit("/", 1)[-1])
 
 
@@ -20,6 +21,13 @@ class Stems:
 
     def __init__(self) -> None:
         self.taken: set[str] = set()
+        self.volumes: dict[int, str] = {}
+
+    def volume(self, name: str, stack_id: int) -> str:
+        """A stack's stem, the same for all its planes (taken once)."""
+        if stack_id not in self.volumes:
+            self.volumes[stack_id] = self.take(name, stack_id, None)
+        return self.volumes[stack_id]
 
     def take(self, name: str, image_id: int, plane: tuple[int, int] | None) -> str:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem_of(name)).strip("._") or "image"

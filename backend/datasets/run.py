@@ -32,12 +32,14 @@ from backend.datasets.names import Stems
 from backend.datasets.splits import splits_decide
 from backend.images.models import Image
 from backend.images.rendering import mapping_from_settings, planes_to_rgb8
-from backend.images.storage import media_path
+from backend.images.storage import ORIGINAL_STEM, media_path
 from backend.projects.models import Project
 from backend.projects.permissions import project_role
 from worker.datasets.formats import Coco, LabelImages, Writer
 from worker.datasets.items import Category, ExportImage, ExportInstance
 from worker.datasets.ome_zarr_format import OmeZarr
+from worker.datasets.volume_formats import DicomSegs, NiftiVolumes
+from worker.datasets.volumes import VolumeRef
 from worker.datasets.yolo import Yolo
 
 logger = logging.getLogger(__name__)
@@ -142,6 +144,10 @@ def _writer(export: Export, out: zipfile.ZipFile, categories: list[Category]) ->
         return OmeZarr(out, categories)
     if export.format == "yolo":
         return Yolo(out, categories)
+    if export.format == "nifti":
+        return NiftiVolumes(out, categories, export.options.get("values", "object"))
+    if export.format == "dicom-seg":
+        return DicomSegs(out, categories)
     return LabelImages(out, export.format, categories, images=images)
 
 
@@ -167,6 +173,7 @@ def _images_with_instances(
             "support",
             "created_at",
             "updated_at",
+            "object_key",
         )
     )
     with contextlib.closing(_chunks(rows.iterator(chunk_size=INSTANCE_CHUNK))) as pending:
@@ -174,8 +181,8 @@ def _images_with_instances(
 
 
 IMAGE_FIELDS = (
-    *("id", "name", "height", "width", "channels"),
-    *("planes_path", "stack_id", "t", "z", "split__split"),
+    *("id", "name", "height", "width", "channels", "format", "original_path"),
+    *("planes_path", "stack_id", "t", "z", "split__split", "stack__shape", "stack__name"),
 )
 
 
@@ -264,6 +271,31 @@ def _image_item(
         planes=lambda: np.load(media_path(planes_path), allow_pickle=False),
         rgb=lambda: planes_to_rgb8(np.load(media_path(planes_path), allow_pickle=False), mapping),
         instances=[
-            ExportInstance(id=r[0], label_id=r[2], rle=r[3], bbox=r[4], area=r[5]) for r in rows
+            ExportInstance(id=r[0], label_id=r[2], rle=r[3], bbox=r[4], area=r[5], object=r[10])
+            for r in rows
         ],
+        volume=_volume_ref(image, stems),
+        source_format=image["format"],
+        originals=_originals(image["original_path"]),
     )
+
+
+def _volume_ref(image: dict[str, Any], stems: Stems) -> VolumeRef | None:
+    """Where a stack's plane lies in its volume (None for a plain image)."""
+    if image["stack_id"] is None:
+        return None
+    shape = image["stack__shape"] or {}
+    stem = stems.volume(image["stack__name"], image["stack_id"])
+    return VolumeRef(
+        stack_id=image["stack_id"], stem=stem, t=image["t"], z=image["z"],
+        depth=int(shape.get("Z", 1)), times=int(shape.get("T", 1)),
+        source_format=image["format"], originals=_originals(image["original_path"]),
+    )  # fmt: skip
+
+
+def _originals(original_path: str) -> tuple[str, ...]:
+    """The uploaded file, or every file of a DICOM series (its folder's)."""
+    path = media_path(original_path)
+    if path.name.startswith(f"{ORIGINAL_STEM}-") and path.suffix == ".dcm":
+        return tuple(str(p) for p in sorted(path.parent.glob(f"{ORIGINAL_STEM}-*.dcm")))
+    return (str(path),)

@@ -30,7 +30,7 @@ import tifffile
 from worker.datasets.items import Category, ExportImage
 from worker.datasets.label_image import paint
 
-FORMATS = ("coco", "labels", "cellpose", "stardist", "ome-zarr", "yolo")
+FORMATS = ("coco", "labels", "cellpose", "stardist", "ome-zarr", "yolo", "nifti", "dicom-seg")
 
 
 class Writer(Protocol):

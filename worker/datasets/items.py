@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from worker.datasets.volumes import VolumeRef
+
 SPLITS = ("train", "val", "test")
 
 
@@ -19,6 +21,7 @@ class ExportInstance:
     rle: dict[str, Any]
     bbox: list[int]  # [x, y, w, h]
     area: int
+    object: str = ""  # the 3D object it belongs to (propagation), "" for none
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class ExportImage:
     planes: Callable[[], np.ndarray]  # (C, H, W) in the original dtype, read when needed
     rgb: Callable[[], np.ndarray]  # (H, W, 3) uint8, what the model sees, rendered when needed
     instances: list[ExportInstance] = field(default_factory=list)
+    # For the volumetric formats: the stack plane it is, the uploaded file's
+    # format and the original file(s) (absolute paths).
+    volume: VolumeRef | None = None
+    source_format: str = ""
+    originals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
