@@ -30,6 +30,7 @@ from backend.common.errors import ServiceError
 from backend.datasets.models import ImageSplit
 from backend.datasets.names import Stems, stem_of
 from backend.datasets.splits import SPLITS
+from backend.datasets.volume_import import VOLUME_FORMATS, volume_reads
 from backend.images.models import Image
 from backend.projects.labels import label_create
 from backend.projects.models import Label, Project
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
     from backend.projects.access import AnyUser
 
 IMPORT_FORMATS = (
-    "coco", "labels", "cellpose-seg", "ome-zarr", "yolo", "qupath", "imagej-roi"
+    "coco", "labels", "cellpose-seg", "ome-zarr", "yolo", "qupath", "imagej-roi",
+    *VOLUME_FORMATS,
 )  # fmt: skip
 ROI_SET_SUFFIXES = ("_RoiSet", "-RoiSet", "_rois", "_ROIs")
 MAX_ENTRIES = 100_000
@@ -134,8 +136,10 @@ def import_run(
     if upload.size is not None and upload.size > settings.MAX_UPLOAD_BYTES:
         raise ServiceError(f"{upload.name}: larger than {settings.MAX_UPLOAD_BYTES:,} bytes.")
     plan = Plan()
-    reads = _read(upload, request, plan)
-    _match(project, reads, plan)
+    if request.fmt in VOLUME_FORMATS:
+        _read_volumes(project, upload, request, plan)
+    else:
+        _match(project, _read(upload, request, plan), plan)
     _labels(project, user, request, plan)
     if request.dry_run or plan.refused:
         return plan.report(dry_run=request.dry_run), request, False
@@ -161,6 +165,19 @@ def _read(upload: UploadedFile, request: ImportRequest, plan: Plan) -> list[Read
         except ImportRefusedError as problem:
             plan.refuse(path, str(problem).removeprefix(f"{path}: "))
     return reads
+
+
+def _read_volumes(
+    project: Project, upload: UploadedFile, request: ImportRequest, plan: Plan
+) -> None:
+    """NIfTI label volumes and DICOM SEGs, matched to volumes (volume_import.py)."""
+    name, data = upload.name or "upload", upload.read()
+    entries = _zip_entries(name, data) if data[:4] == b"PK\x03\x04" else {name: data}
+    found, refused, skipped = volume_reads(project, entries, request.fmt)
+    plan.found += found
+    plan.skipped += skipped
+    for path, reason in refused:
+        plan.refuse(path, reason)
 
 
 def _zip_entries(name: str, data: bytes) -> dict[str, bytes]:
@@ -365,7 +382,8 @@ def _store(project: Project, user: Any, request: ImportRequest, plan: Plan) -> i
         labels[name] = label_create(project=project, user=user, name=name)
     count = 0
     for image, read in plan.found:
-        masks = [(m.rle, labels[m.label] if m.label else _default(plan)) for m in read.masks]
+        masks = [(m.rle, labels[m.label] if m.label else _default(plan), m.object)
+                 for m in read.masks]  # fmt: skip
         imported_store(image=image, masks=masks, user=user, proposed=request.proposed)
         count += len(masks)
         if read.split:

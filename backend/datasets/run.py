@@ -32,7 +32,7 @@ from backend.datasets.names import Stems
 from backend.datasets.splits import splits_decide
 from backend.images.models import Image
 from backend.images.rendering import mapping_from_settings, planes_to_rgb8
-from backend.images.storage import ORIGINAL_STEM, media_path
+from backend.images.storage import media_path, original_files
 from backend.projects.models import Project
 from backend.projects.permissions import project_role
 from worker.datasets.formats import Coco, LabelImages, Writer
@@ -276,7 +276,7 @@ def _image_item(
         ],
         volume=_volume_ref(image, stems),
         source_format=image["format"],
-        originals=_originals(image["original_path"]),
+        originals=original_files(image["original_path"]),
     )
 
 
@@ -289,13 +289,5 @@ def _volume_ref(image: dict[str, Any], stems: Stems) -> VolumeRef | None:
     return VolumeRef(
         stack_id=image["stack_id"], stem=stem, t=image["t"], z=image["z"],
         depth=int(shape.get("Z", 1)), times=int(shape.get("T", 1)),
-        source_format=image["format"], originals=_originals(image["original_path"]),
+        source_format=image["format"], originals=original_files(image["original_path"]),
     )  # fmt: skip
-
-
-def _originals(original_path: str) -> tuple[str, ...]:
-    """The uploaded file, or every file of a DICOM series (its folder's)."""
-    path = media_path(original_path)
-    if path.name.startswith(f"{ORIGINAL_STEM}-") and path.suffix == ".dcm":
-        return tuple(str(p) for p in sorted(path.parent.glob(f"{ORIGINAL_STEM}-*.dcm")))
-    return (str(path),)

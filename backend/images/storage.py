@@ -62,6 +62,15 @@ def folder_remove(folder: ImageFolder | Path | str) -> None:
     shutil.rmtree(media_path(str(relative)), ignore_errors=True)
 
 
+def original_files(original_path: str) -> tuple[str, ...]:
+    """Absolute paths of what was uploaded: the file, or every file of a
+    DICOM series (kept together in one folder as original-NNNN.dcm)."""
+    path = media_path(original_path)
+    if path.name.startswith(f"{ORIGINAL_STEM}-") and path.suffix == ".dcm":
+        return tuple(str(p) for p in sorted(path.parent.glob(f"{ORIGINAL_STEM}-*.dcm")))
+    return (str(path),)
+
+
 def planes_write(folder: ImageFolder, planes: np.ndarray) -> str:
     np.save(folder.absolute / PLANES_NAME, planes, allow_pickle=False)
     return folder.relative_file(PLANES_NAME)

@@ -7,6 +7,8 @@ instance painted last holds it (the label volume keeps one value a pixel)."""
 
 from __future__ import annotations
 
+import io
+
 import highdicom as hd
 import numpy as np
 import pydicom
@@ -66,3 +68,43 @@ def segmentation_of(volume: LabelVolume, names: dict[int, str]) -> hd.seg.Segmen
         device_serial_number="0",
         omit_empty_frames=False,
     )
+
+
+def source_uids(originals: tuple[str, ...]) -> list[str]:
+    """The SOP Instance UIDs of a volume's planes in z order (headers only)."""
+    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in originals]
+    if len(headers) > 1:
+        row, column = np.reshape(np.asarray(headers[0].ImageOrientationPatient, float), (2, 3))
+        normal = np.cross(row, column)
+        headers.sort(key=lambda d: float(np.asarray(d.ImagePositionPatient, float) @ normal))
+    return [str(header.SOPInstanceUID) for header in headers]
+
+
+def segmentation_read(content: bytes) -> hd.seg.Segmentation:
+    """A DICOM Segmentation's bytes; ValueError if they are not one."""
+    try:
+        return hd.seg.segread(io.BytesIO(content))
+    except Exception as exc:  # highdicom and pydicom raise several kinds
+        raise ValueError(f"not a readable DICOM Segmentation ({str(exc)[:200]})") from exc
+
+
+def segment_masks(
+    seg: hd.seg.Segmentation, source_uid: str, height: int, width: int
+) -> list[tuple[str, np.ndarray]]:
+    """(segment label, bool (H, W) mask) of every segment on one source image."""
+    referenced = {uid for (_, _, uid) in seg.get_source_image_uids()}
+    if source_uid not in referenced:
+        return []
+    numbers = list(seg.segment_numbers)
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[source_uid], segment_numbers=numbers
+    )[0]
+    if pixels.shape[:2] != (height, width):
+        raise ValueError(f"its frames are {pixels.shape[1]} x {pixels.shape[0]}, the image "
+                         f"{width} x {height}")  # fmt: skip
+    found = []
+    for k, number in enumerate(numbers):
+        mask = pixels[..., k].astype(bool)
+        if mask.any():
+            found.append((seg.get_segment_description(number).segment_label, mask))
+    return found

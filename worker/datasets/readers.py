@@ -32,6 +32,7 @@ class ImportRefusedError(ValueError):
 class ReadMask:
     rle: dict[str, Any]  # compressed, in the frame of the image it belongs to
     label: str  # a label name ("" for the importer's default)
+    object: str = ""  # the 3D object it is a slice of (a volume's value), "" for none
 
 
 @dataclass

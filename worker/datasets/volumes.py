@@ -118,3 +118,23 @@ def dicom_affine(paths: tuple[str, ...], depth: int) -> np.ndarray:
     lps[:3, 2] = step
     lps[:3, 3] = positions[0]
     return LPS_TO_RAS @ lps
+
+
+def shown_planes(labels: nib.Nifti1Image, source_format: str, source: Path | None) -> np.ndarray:
+    """A label volume in its source's voxel grid as the planes are shown,
+    (Z, rows, columns): the inverse of `nifti_of`. ValueError when its grid
+    is not the source's."""
+    data = np.asanyarray(labels.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3:
+        raise ValueError(f"a label volume of shape {data.shape}: give one 3D volume a file")
+    if source_format == "nifti" and source is not None:
+        reference = nifti_load(source)
+        if tuple(data.shape) != tuple(reference.shape[:3]):
+            raise ValueError(f"its grid is {data.shape}, the volume's {reference.shape[:3]}")
+        canonical = nib.as_closest_canonical(nib.Nifti1Image(data, reference.affine))
+        data = np.asanyarray(canonical.dataobj)[::-1, ::-1, :]
+    return np.ascontiguousarray(data.transpose(2, 1, 0))

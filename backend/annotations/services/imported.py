@@ -21,19 +21,20 @@ from worker import rle as rle_codec
 def imported_store(
     *,
     image: Image,
-    masks: Sequence[tuple[dict[str, Any], Label]],
+    masks: Sequence[tuple[dict[str, Any], Label, str]],
     user: AbstractBaseUser,
     proposed: bool = False,
 ) -> list[Instance]:
-    """Add `masks` (checked RLEs of the image's size, with their labels)."""
+    """Add `masks` (checked RLEs of the image's size, with their labels and,
+    for the slices of a 3D object, its object key)."""
     state = Instance.State.PROPOSED if proposed else Instance.State.ACCEPTED
     rows = []
-    for mask_rle, label in masks:
+    for mask_rle, label, object_key in masks:
         area, bbox = rle_codec.area_and_bbox(mask_rle)
         rows.append(
             Instance(
                 image=image, label=label, rle=mask_rle, area=area, bbox=bbox, state=state,
-                author=user, origin=Origin.IMPORTED,
+                author=user, origin=Origin.IMPORTED, object_key=object_key,
             )
         )  # fmt: skip
     made = Instance.objects.bulk_create(rows, batch_size=BATCH)
