@@ -9,7 +9,8 @@ before any pixel is decoded. A DICOM Segmentation or another object
 without an image is refused with what it is.
 
 The pixel spacing and slice thickness go into the note the annotator sees;
-patient attributes are never read into the app.
+patient attributes are never read into the app. A whole-slide microscopy
+image (tiled frames) is one large image: dicom_wsi.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_rescale
 
+from backend.images.files.dicom_wsi import WHOLE_SLIDE, whole_slide_source
 from backend.images.files.sources import (
     DICOM,
     MAX_CHANNELS,
@@ -50,6 +52,8 @@ def open_dicom(path: Path, *, limits: Limits) -> list[PlaneSource]:
         raise DecodeError(f"the file is {NOT_IMAGES[modality]}")
     if "PixelData" not in dataset:
         raise DecodeError("the DICOM file holds no image (no pixel data)")
+    if str(dataset.get("SOPClassUID", "")) == WHOLE_SLIDE:
+        return [whole_slide_source(dataset, path, limits=limits)]
     rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
     samples = int(dataset.get("SamplesPerPixel", 1) or 1)
