@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from django.contrib.auth.models import User
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, RLELossless, generate_uid
 from skimage import data
 
 from backend.images.files.dicom_wsi import WHOLE_SLIDE
@@ -37,7 +37,7 @@ def slide(pixels: np.ndarray, *, sparse: bool) -> io.BytesIO:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = WHOLE_SLIDE
+    ds.file_meta.MediaStorageSOPClassUID = UID(WHOLE_SLIDE)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
     ds.SOPClassUID = WHOLE_SLIDE
     ds.Modality, ds.ImageType = "SM", ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
