@@ -4,7 +4,9 @@ Each image owns one folder, MEDIA_ROOT/images/<project_id>/<uuid>/, holding
 `original.<format>` (the uploaded bytes), `planes.npy` ((C, H, W) in the
 original dtype) and `display.png` (8-bit RGB). Image fields store the paths
 relative to MEDIA_ROOT, so the media folder can move. File names never come
-from the user.
+from the user. A DICOM series keeps its files together in one folder as
+`original-0000.dcm`, `original-0001.dcm`, ... (in upload order; the stack's
+`original_path` names the first), de-identified when the project says so.
 """
 
 from __future__ import annotations
