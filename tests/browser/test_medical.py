@@ -97,14 +97,21 @@ def upload_files(page: Page, app: LiveApp, project: Project, paths: list[Path]) 
     expect(page.locator("#upload .done")).not_to_be_empty(timeout=60_000)
 
 
+def series_uploaded(
+    app: LiveApp, page: Page, tmp_path: Path, username: str
+) -> tuple[Project, ImageStack]:
+    """An owner logged in, who uploaded a CT series of 5 slices through the page."""
+    project = owner_with_project(username)
+    log_in(page, app, username)
+    upload_files(page, app, project, ct_series(tmp_path, 5))
+    return project, ImageStack.objects.get(project=project)
+
+
 def test_a_ct_series_through_the_window_presets_and_a_nifti_volume(
     live_app: LiveApp, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
-    project = owner_with_project("rhea")
     page = browser_page.page
-    log_in(page, live_app, "rhea")
-    upload_files(page, live_app, project, ct_series(tmp_path, 5))
-    stack = ImageStack.objects.get(project=project)
+    project, stack = series_uploaded(live_app, page, tmp_path, "rhea")
     assert stack.shape == {"T": 1, "Z": 5} and "a series of 5 slices 2.5 mm apart" in stack.note
     plane = Image.objects.get(stack=stack, z=2)
     hu = image_planes(plane)[0]
@@ -185,11 +192,8 @@ def saved_masks(planes: list[Image]) -> dict[int, np.ndarray]:
 def test_box_an_organ_propagate_it_correct_a_slice_and_export(
     live_app: LiveApp, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
-    project = owner_with_project("ines")
     page = browser_page.page
-    log_in(page, live_app, "ines")
-    upload_files(page, live_app, project, ct_series(tmp_path, 5))
-    stack = ImageStack.objects.get(project=project)
+    project, stack = series_uploaded(live_app, page, tmp_path, "ines")
     planes = list(Image.objects.filter(stack=stack).order_by("z"))
     hu = image_planes(planes[2])[0]
     # the spinal canal: the soft tissue held by the vertebra, around (60, 53)
