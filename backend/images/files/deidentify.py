@@ -8,10 +8,11 @@ attribute of the table is removed (X), emptied (Z) or given a dummy value
 
 UIDs (the table's U rows) are not replaced at random: each becomes a UID
 derived from the original and a secret of the project (an HMAC), so that
-a series sent in two uploads still groups, a segmentation made here
-references the stored series, and the same study uploaded to two projects
-cannot be linked. (The library's
-own UID table is a process-wide dictionary that only grows; it is not used.)
+the same file uploaded twice keeps its UIDs, a segmentation made elsewhere
+on the original series can be matched to the stored one (the DICOM SEG
+import maps its UIDs the same way), and the same study uploaded to two
+projects cannot be linked. (The library's own UID table is a process-wide
+dictionary that only grows; it is not used.)
 
 Pixel data, geometry (position, orientation, spacing) and the rescale are
 kept: they are what the annotator needs. Text burned into the pixels is not
