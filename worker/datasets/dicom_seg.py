@@ -21,7 +21,12 @@ MANUFACTURER = "maskroom"
 
 def source_datasets(originals: tuple[str, ...]) -> list[pydicom.Dataset]:
     """The source images in the volume's z order (position along the normal)."""
-    datasets: list[pydicom.Dataset] = [pydicom.dcmread(path) for path in originals]
+    return in_z_order([pydicom.dcmread(path) for path in originals])
+
+
+def in_z_order(datasets: list[pydicom.Dataset]) -> list[pydicom.Dataset]:
+    """A series' slices sorted by position along the slice normal, as the
+    upload stacked them (backend/images/files/dicom_series.py)."""
     if len(datasets) < 2:
         return datasets
     row, column = np.reshape(np.asarray(datasets[0].ImageOrientationPatient, float), (2, 3))
@@ -72,12 +77,10 @@ def segmentation_of(volume: LabelVolume, names: dict[int, str]) -> hd.seg.Segmen
 
 def source_uids(originals: tuple[str, ...]) -> list[str]:
     """The SOP Instance UIDs of a volume's planes in z order (headers only)."""
-    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in originals]
-    if len(headers) > 1:
-        row, column = np.reshape(np.asarray(headers[0].ImageOrientationPatient, float), (2, 3))
-        normal = np.cross(row, column)
-        headers.sort(key=lambda d: float(np.asarray(d.ImagePositionPatient, float) @ normal))
-    return [str(header.SOPInstanceUID) for header in headers]
+    headers: list[pydicom.Dataset] = [
+        pydicom.dcmread(path, stop_before_pixels=True) for path in originals
+    ]
+    return [str(header.SOPInstanceUID) for header in in_z_order(headers)]
 
 
 def segmentation_read(content: bytes) -> hd.seg.Segmentation:
