@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from django.db import transaction
+from django.db.models import Q
 from safetensors.torch import load_file
 
 from backend.projects.models import Project
@@ -15,6 +16,7 @@ from backend.segmentation.embeddings import embedding_files_delete
 from backend.segmentation.models import Embedding, SegmentationModel
 from backend.segmentation.selectors import spec_for_model
 from worker.engines.sam import loading as sam_loading
+from worker.engines.sam.decoder.onnx import graph_paths, onnx_path_for
 from worker.engines.spec import EngineSpec
 
 
@@ -88,9 +90,17 @@ def trained_checkpoint_file(*, model: SegmentationModel) -> Path:
     return merged
 
 
+def _decoder_shared(decoder_key: str, project_id: int) -> bool:
+    """Whether a model still decodes with these weights (their ONNX export
+    stays): one installed for everyone, or another of the project's."""
+    candidates = SegmentationModel.objects.filter(Q(project=None) | Q(project_id=project_id))
+    return any(spec_for_model(m).decoder_key == decoder_key for m in candidates)
+
+
 def trained_model_discard(*, model: SegmentationModel) -> None:
-    """Delete a trained model, the embeddings made with it and its own file
-    (once the transaction commits)."""
+    """Delete a trained model, the embeddings made with it, its own file and
+    its decoder's ONNX export unless another model decodes with it (once the
+    transaction commits)."""
     if model.project_id is None:
         raise ValueError(f"{model.name} is installed for everyone, not trained for a project")
     spec = spec_for_model(model)
@@ -101,6 +111,9 @@ def trained_model_discard(*, model: SegmentationModel) -> None:
     own = own_file(model)
     paths = [own, own.with_suffix(".pth")] if _made_official(model, own) else [own]
     model.delete()
+    if spec.is_sam and not _decoder_shared(spec.decoder_key, model.project_id):
+        folder = Path(spec.checkpoint_path).parent
+        paths += graph_paths(onnx_path_for(folder, spec.decoder_key))
     transaction.on_commit(lambda: embedding_files_delete(stored))
     for path in paths:
         transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))

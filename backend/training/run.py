@@ -38,7 +38,7 @@ from backend.training.models import ModelVersion, TrainingJob
 from backend.training.versions import version_adopt
 from worker.engines.spec import EngineSpec
 from worker.training.cancelling import TrainingCancelledError
-from worker.training.validation import better, validation_figures
+from worker.training.validation import MAX_OBJECTS, better, validation_figures
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +138,13 @@ def _train(job: TrainingJob, partial: Path) -> SegmentationModel:
     )  # fmt: skip
     before = _figures(job, base, split.val, TRAINING_SHARE, BEFORE_SHARE)
     TrainingJob.objects.filter(pk=job.pk).update(before=before, message="Validating the new one…")
+    # A detector keeps its base's decoder and embeddings: its clicks are the
+    # base's by construction, so only its proposals are measured again.
+    clicks = job.kind != "detector"
     after = _figures(job, spec_for_model(model), split.val, TRAINING_SHARE + BEFORE_SHARE,
-                     1.0 - TRAINING_SHARE - BEFORE_SHARE)  # fmt: skip
+                     1.0 - TRAINING_SHARE - BEFORE_SHARE, clicks=clicks)  # fmt: skip
+    if not clicks:
+        after = {**before, **after}
     TrainingJob.objects.filter(pk=job.pk).update(after=after)
     _record_version(job, model, base, before, after)
     return model
@@ -156,8 +161,15 @@ def _record_model(job: TrainingJob, partial: Path, trained: Trained) -> Segmenta
 
 
 def _figures(
-    job: TrainingJob, spec: EngineSpec, image_ids: list[int], start: float, share: float
+    job: TrainingJob,
+    spec: EngineSpec,
+    image_ids: list[int],
+    start: float,
+    share: float,
+    *,
+    clicks: bool = True,
 ) -> dict[str, Any]:
+    """The validation figures of `spec`; without `clicks`, its proposals' only."""
     engine = engine_for(spec, decoding_only=True, threads=0)
     done = 0
 
@@ -171,8 +183,11 @@ def _figures(
         )
 
     figures = validation_figures(
-        engine, list(validation_images(job.project, image_ids, spec)), image_done=image_done
-    )
+        engine, list(validation_images(job.project, image_ids, spec)), image_done=image_done,
+        max_objects=MAX_OBJECTS if clicks else 0,
+    )  # fmt: skip
+    if not clicks:
+        figures = {k: v for k, v in figures.items() if k.startswith("proposal")}
     return {"model": spec.name, **figures}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 
 CLASSICAL = "classical"
 CLASSICAL_VERSION = "1"
@@ -46,6 +47,18 @@ class EngineSpec:
         """The key its embeddings are stored under: its own, or for an adapted
         decoder the key of the model whose image encoder it shares."""
         return self.embeddings_of or self.key
+
+    @property
+    def decoder_key(self) -> str:
+        """Names the weights that decode (the ONNX export is cached under
+        it): the versions that share a decoder (an adapted decoder and the
+        box detectors trained on top of it, or a detector and its base)
+        share one export instead of making their own."""
+        if not self.embeddings_of:  # a whole model: its checkpoint's decoder
+            return self.key
+        if not self.decoder_path:  # a detector on its base's own decoder
+            return self.embeddings_of
+        return f"{self.embeddings_of}-{PurePath(self.decoder_path).stem}"
 
     @property
     def is_sam(self) -> bool:

@@ -1,7 +1,8 @@
 """Training a project's box detector through the API (a tiny SAM built from
 segment_anything's classes; crops of the real DSB 2018 nuclei): the job
 learns from the stored embeddings, its boxes find the held-out nuclei
-better than the click grid's proposals do, the version keeps the base's
+better than the click grid's proposals do (the clicks, the base's by
+construction, are not simulated again), the version keeps the base's
 encoder, decoder and embeddings, and its weights download as safetensors."""
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def test_a_box_detector_learns_the_projects_nuclei(project: Project, owner: User
     assert curve[-1]["val_f1"] > curve[0]["val_f1"]
     # Its boxes find the held-out nuclei better than the grid's proposals.
     assert job["after"]["proposal_box_f1"] > job["before"]["proposal_box_f1"]
+    # Same decoder, same embeddings: the clicks are not simulated again.
+    clicks = ("objects", "noc85", "noc90", "miou_at_1", "box_iou")
+    assert job["before"]["objects"] > 0
+    assert [job["after"][k] for k in clicks] == [job["before"][k] for k in clicks]
+    assert job["after"]["model"] != job["before"]["model"] == "tiny"
 
     version = ModelVersion.objects.get(project=project)
     assert version.kind == "detector"

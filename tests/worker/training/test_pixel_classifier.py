@@ -5,15 +5,18 @@ first masks; which pixels count as known; saving without pickle."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image as PILImage
 from scipy import ndimage as ndi
 from skops.io import dump
 
 from tests.conftest import shared_data
+from worker import rle
 from worker.datasets.label_image import unpaint
 from worker.engines.classical.engine import ClassicalEngine
 from worker.engines.classical.pixel_classifier import (
@@ -23,6 +26,7 @@ from worker.engines.classical.pixel_classifier import (
     PixelClassifier,
 )
 from worker.engines.spec import EngineSpec
+from worker.evaluation import simulate_object
 from worker.training.cancelling import TrainingCancelledError
 from worker.training.pixel_classifier import LabelledImage, pixel_classifier_train
 from worker.training.targets import MARGIN, UNKNOWN, pixel_targets
@@ -116,6 +120,30 @@ def test_the_classical_engine_clicks_and_proposes_better_with_the_classifier(
     assert after["miou_at_1"] > before["miou_at_1"]
     assert after["proposal_f1"] > 0.8
     assert better(after, before) and not better(before, after)
+
+
+def test_refining_clicks_on_an_em_object_map_get_better_not_worse(tmp_path: Path) -> None:
+    """Between EM membranes the map is mostly object: a click where the
+    classifier doubted must not turn the object into the dark side (the
+    membranes), as it did before objects on a map were always bright."""
+    em = np.asarray(PILImage.open(shared_data("em_membranes/image.png")))
+    cells, _ = ndi.label(np.asarray(PILImage.open(shared_data("em_membranes/membranes.png"))) > 0)
+    rgb = np.stack([em] * 3, axis=-1)
+    classifier, _ = pixel_classifier_train(
+        [LabelledImage(rgb[:256], pixel_targets(cells[:256]))],
+        [LabelledImage(rgb[256:384], pixel_targets(cells[256:384]))],
+    )
+    classifier.save(tmp_path / "em.skops")
+    learned = ClassicalEngine(EngineSpec("em", "classical", str(tmp_path / "em.skops"), "e" * 64))
+    embedding = learned.embed(rgb[256:])
+    traces = [simulate_object(learned, embedding, rle.decode(r), 3)
+              for _, r in unpaint(cells[256:].astype(np.uint32))[:24]]  # fmt: skip
+    first = np.mean([t.iou_after(1) for t in traces])
+    third = np.mean([t.iou_after(3) for t in traces])
+    collapses = [t.ious for t in traces
+                 if any(later < 0.5 * earlier for earlier, later in pairwise(t.ious))]  # fmt: skip
+    assert third > first + 0.1, (first, third)
+    assert len(collapses) <= 1, collapses
 
 
 def test_cancelling_stops_before_the_next_stage(nuclei: Nuclei) -> None:

@@ -8,7 +8,8 @@ the prompt:
 1. Foreground: pixels past half-way from the background level (a low
    percentile around the ROI) to the object's level (at the positive clicks,
    or the middle of the box). Relative to the clicked object, so a dim
-   nucleus beside a bright one stays whole; dark objects work the same way.
+   nucleus beside a bright one stays whole; dark objects work the same way
+   (on a pixel classifier's object map objects are always the bright side).
 2. The connected foreground under the clicks is split by a compact marker
    watershed on the gradient: positive clicks seed the object; negative
    clicks, distance-transform maxima of other objects and the ROI's sides
@@ -78,6 +79,9 @@ class ClassicalEngine:
         self.classifier = (
             PixelClassifier.load(spec.checkpoint_path) if spec.checkpoint_path else None
         )
+        # On a classifier's object map the object is the bright side (see
+        # _background_level).
+        self.on_map = self.classifier is not None
         self.description = (
             "Classical (threshold and watershed, no model)"
             if self.classifier is None
@@ -136,7 +140,7 @@ class ClassicalEngine:
                 int(np.ceil(bx1)) + BOX_MARGIN,
                 int(np.ceil(by1)) + BOX_MARGIN,
             ).clip(height, width)
-            mask, contrast = _segment_box(image, roi, positives, negatives)
+            mask, contrast = _segment_box(image, roi, positives, negatives, self.on_map)
             result = _result(mask, roi)
             result.score = min(result.score, contrast)
             return result
@@ -152,7 +156,7 @@ class ClassicalEngine:
                 int(max(xs)) + half + 1,
                 int(max(ys)) + half + 1,
             ).clip(height, width)
-            mask, too_small = _segment_points(image, roi, positives, negatives)
+            mask, too_small = _segment_points(image, roi, positives, negatives, self.on_map)
             if not too_small or half >= MAX_HALF_SIZE:
                 return _result(mask, roi)
             half *= 2
@@ -200,16 +204,20 @@ def _foreground(patch: np.ndarray, object_level: float, background_level: float)
     return patch > threshold if object_level >= background_level else patch < threshold
 
 
-def _background_level(window: np.ndarray, object_level: float) -> float:
+def _background_level(window: np.ndarray, object_level: float, on_map: bool) -> float:
     """The background's level in `window`: its dark end behind an object
-    brighter than the window's median, its bright end behind a darker one."""
+    brighter than the window's median, its bright end behind a darker one;
+    on an object map (`on_map`), always its dark end (objects are bright
+    there, even where the map is mostly object, as between EM membranes)."""
     low, median, high = np.percentile(
         window, (BACKGROUND_PERCENTILE, 50, 100 - BACKGROUND_PERCENTILE)
     )
-    return float(low if object_level >= median else high)
+    return float(low if on_map or object_level >= median else high)
 
 
 def _level_at(patch: np.ndarray, seeds: list[tuple[int, int]]) -> float:
+    """The object's level: the mean of the positive clicks' (their lowest
+    instead was measured on object maps: EM better, nuclei worse)."""
     values = [
         float(np.median(patch[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3])) for r, c in seeds
     ]
@@ -221,6 +229,7 @@ def _segment_points(
     roi: _Roi,
     positives: list[tuple[float, float]],
     negatives: list[tuple[float, float]],
+    on_map: bool,
 ) -> tuple[np.ndarray, bool]:
     """The object's mask in the ROI, and whether the ROI is too small for it."""
     patch = image[roi.y0 : roi.y1, roi.x0 : roi.x1].astype(np.float32)
@@ -228,21 +237,21 @@ def _segment_points(
     neg = _local(negatives, roi, patch.shape)
     height, width = image.shape
     level = _level_at(patch, pos)
-    foreground = _foreground(patch, level, _context_background(image, roi, level))
+    foreground = _foreground(patch, level, _context_background(image, roi, level, on_map))
     open_sides = (roi.y0 > 0, roi.y1 < height, roi.x0 > 0, roi.x1 < width)
     mask, meets_edge = _split(patch, foreground, pos, neg, edge_sides=open_sides)
     too_small = meets_edge or (any(open_sides) and foreground.mean() > MAX_FOREGROUND)
     return mask, too_small
 
 
-def _context_background(image: np.ndarray, roi: _Roi, object_level: float) -> float:
+def _context_background(image: np.ndarray, roi: _Roi, object_level: float, on_map: bool) -> float:
     """The background level around the ROI: an ROI inside a big object has none."""
     pad = max(roi.x1 - roi.x0, roi.y1 - roi.y0)
     height, width = image.shape
     context = _Roi(roi.x0 - pad, roi.y0 - pad, roi.x1 + pad, roi.y1 + pad).clip(height, width)
     window = image[context.y0 : context.y1, context.x0 : context.x1]
     step = max(1, int(np.sqrt(window.size / 20_000)))  # subsample large windows
-    return _background_level(window[::step, ::step].astype(np.float32), object_level)
+    return _background_level(window[::step, ::step].astype(np.float32), object_level, on_map)
 
 
 def _segment_box(
@@ -250,6 +259,7 @@ def _segment_box(
     roi: _Roi,
     positives: list[tuple[float, float]],
     negatives: list[tuple[float, float]],
+    on_map: bool,
 ) -> tuple[np.ndarray, float]:
     """The object in the box, and its contrast with its surroundings as a
     score from 0 to 1 (see _contrast)."""
@@ -264,7 +274,7 @@ def _segment_box(
     height, width = image.shape
     context = _Roi(roi.x0 - pad, roi.y0 - pad, roi.x1 + pad, roi.y1 + pad).clip(height, width)
     window = image[context.y0 : context.y1, context.x0 : context.x1].astype(np.float32)
-    background = _background_level(window, level)
+    background = _background_level(window, level, on_map)
     foreground = ndi.binary_fill_holes(_foreground(patch, level, background))
     if not pos:
         # Seed the object at the deepest foreground point of the box's centre.

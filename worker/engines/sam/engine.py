@@ -79,6 +79,7 @@ class SamEngine:
         self.spec = spec
         self.key = spec.key
         self.embedding_key = spec.embedding_key
+        self.decoder_key = spec.decoder_key
         self.description = f"SAM {spec.arch} ({spec.name})"
         self.threads = threads
         if threads > 0:
@@ -273,11 +274,12 @@ class SamEngine:
         graph = DecoderGraph(self.prompt_encoder, self.mask_decoder).eval()
         for attempt in (1, 2):
             try:
-                decoder = load_or_export(graph, folder, self.key, threads=self.threads or 2)
+                decoder = load_or_export(graph, folder, self.decoder_key,
+                                         threads=self.threads or 2)  # fmt: skip
                 self._check_onnx(decoder)
                 return decoder
             except Exception as exc:
-                cached = onnx_path_for(folder, self.key)
+                cached = onnx_path_for(folder, self.decoder_key)
                 if attempt == 1 and cached.is_file():
                     # A stale or damaged cached export: drop it and export afresh.
                     logger.warning("Re-exporting the ONNX decoder of %s: %s", self.key, exc)
