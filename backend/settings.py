@@ -173,6 +173,8 @@ REST_FRAMEWORK = {
 
 # Uploads: the pixel limit is checked on the header before any pixel is decoded.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+# Days a finished export's zip is kept (0: until deleted); docs/api.md "Datasets".
+EXPORT_KEEP_DAYS = env_int("EXPORT_KEEP_DAYS", 7)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 20_000 * 20_000)
 # Stacks (multi-page TIFF): planes per file, and pixels over all its planes.
 MAX_STACK_PLANES = env_int("MAX_STACK_PLANES", 1000)

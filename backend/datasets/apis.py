@@ -14,6 +14,7 @@ from backend.common.errors import ServiceError
 from backend.datasets.exporting import export_start
 from backend.datasets.importing import import_run
 from backend.datasets.models import Export
+from backend.datasets.retention import export_delete
 from backend.datasets.selectors import export_for_user, export_list
 from backend.datasets.serializers import export_json
 from backend.datasets.splits import splits_change, splits_summary
@@ -40,10 +41,15 @@ class ProjectExportsApi(APIView):
 
 
 class ExportApi(APIView):
-    """GET -> the export (poll its status and progress)."""
+    """GET -> the export (poll its status and progress); DELETE -> 204, the
+    export and its zip are gone (one being written stops)."""
 
     def get(self, request: Request, export_id: int) -> Response:
         return Response(export_json(export_for_user(request.user, export_id)))
+
+    def delete(self, request: Request, export_id: int) -> Response:
+        export_delete(export=export_for_user(request.user, export_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ExportDownloadApi(APIView):

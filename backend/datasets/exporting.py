@@ -12,6 +12,7 @@ from django.db import transaction
 from backend.common.enqueue import enqueue_or_fail
 from backend.common.errors import ServiceError
 from backend.datasets.models import Export
+from backend.datasets.retention import exports_expire
 from backend.datasets.splits import SPLITS
 from backend.datasets.tasks import run_export
 from backend.projects.models import Project
@@ -52,6 +53,7 @@ def export_options(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def export_start(*, project: Project, user: AnyUser, data: dict[str, Any]) -> Export:
     project_require(project=project, user=user, action=Action.SEE_CURATED)
     fmt, options = export_options(data)
+    exports_expire()
     with transaction.atomic():
         export = Export.objects.create(
             project=project, created_by=user, format=fmt, options=options

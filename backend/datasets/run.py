@@ -60,12 +60,18 @@ def export_run(*, export_id: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         figures = _write(export, partial)
         os.replace(partial, path)
+    except ExportDeletedError:
+        partial.unlink(missing_ok=True)
+        logger.info("export %s deleted while it was written", export_id)
+        return
     except Exception as exc:
         logger.exception("export %s failed", export_id)
         partial.unlink(missing_ok=True)
         _finish(export_id, status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         return
-    Export.objects.filter(pk=export_id).update(size=path.stat().st_size)
+    if not Export.objects.filter(pk=export_id).update(size=path.stat().st_size):
+        path.unlink(missing_ok=True)  # deleted as it was renamed
+        return
     _finish(export_id, status=Export.Status.DONE, error="")
     logger.info("export %s written: %s", export_id, figures)
 
@@ -87,6 +93,15 @@ def _claim(export_id: int) -> Export | None:
         )
         export.save()
     return export
+
+
+class ExportDeletedError(Exception):
+    """The export's row was deleted while it was being written."""
+
+
+def _progress(export_id: int, done: int) -> None:
+    if not Export.objects.filter(pk=export_id).update(done_images=done):
+        raise ExportDeletedError
 
 
 def _finish(export_id: int, *, status: str, error: str) -> None:
@@ -123,13 +138,13 @@ def _write(export: Export, path: Any) -> dict[str, Any]:
                     writer.add(image)
                     table.writerows(rows)
                     if done % PROGRESS_EVERY == 0 or done == total:
-                        Export.objects.filter(pk=export.pk).update(done_images=done)
+                        _progress(export.pk, done)
             figures = writer.finish()
             provenance.seek(0)
             with out.open("provenance.csv", "w") as raw, io.TextIOWrapper(raw, "utf-8") as text:
                 shutil.copyfileobj(provenance, text)
         manifest_write(out, export=export, categories=categories, figures=figures)
-    Export.objects.filter(pk=export.pk).update(done_images=total)
+    _progress(export.pk, total)
     return figures
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.urls import reverse
 
 from backend.datasets.models import Export
+from backend.datasets.retention import export_expires_at
 
 
 def export_json(export: Export) -> dict[str, Any]:
@@ -27,6 +28,7 @@ def export_json(export: Export) -> dict[str, Any]:
         "created_by": export.created_by.get_username() if export.created_by else None,
         "created_at": export.created_at.isoformat(),
         "finished_at": export.finished_at.isoformat() if export.finished_at else None,
+        "expires_at": expires.isoformat() if (expires := export_expires_at(export)) else None,
         "download": (
             reverse("api-export-download", args=[export.pk])
             if export.status == Export.Status.DONE

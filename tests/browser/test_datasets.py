@@ -1,7 +1,8 @@
 """A training dataset through the project page in real Chromium, with the
 real worker: the owner sees the split, puts every image in train, exports
 label images with the images, follows the job, downloads the zip and the
-label image reads back (tifffile) as the curated nuclei; then she imports
+label image reads back (tifffile) as the curated nuclei, and she deletes
+the export from the server (its zip goes); then she imports
 that zip into another project holding the same image: a check (dry run)
 reports what would come, the import brings the same masks."""
 
@@ -19,6 +20,7 @@ from playwright.sync_api import expect
 
 from backend.annotations.models import Instance
 from backend.annotations.services.instances import instance_create
+from backend.datasets.models import Export
 from backend.images.services import image_upload
 from backend.projects.models import Label, Membership, Project
 from tests.browser.test_loop import PASSWORD, log_in
@@ -87,6 +89,14 @@ def test_an_owner_splits_exports_and_downloads_a_dataset(
     pixels = tifffile.imread(io.BytesIO(archive.read("images/train/n.tif")))
     assert pixels.shape == truth.shape
     assert {"provenance.csv", "ro-crate-metadata.json"} <= set(archive.namelist())
+    # Downloaded: the owner deletes it from the server (it would expire anyway).
+    export = Export.objects.get(project=project)
+    assert export.path.exists()
+    expect(card.locator("#export-list li")).to_contain_text("kept until")
+    card.locator("#export-list button.export-delete").click()
+    expect(card.locator("#export-list li")).to_have_count(0)
+    assert not Export.objects.filter(pk=export.pk).exists()
+    assert not export.path.exists()
 
     twin = Project.objects.create(name="Twin", created_by=owner)
     Membership.objects.create(project=twin, user=owner, role=Membership.Role.OWNER)

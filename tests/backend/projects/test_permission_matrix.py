@@ -115,6 +115,7 @@ MATRIX: list[tuple[str, str, object, frozenset[str]]] = [
     # {e}: an export the owner started; its zip holds what she may see.
     ("get", "/api/exports/{e}/", None, LEADS),
     ("get", "/api/exports/{e}/download/", None, LEADS),  # 409: not written yet
+    ("delete", "/api/exports/{e}/", None, LEADS),
     ("get", "/api/projects/{p}/splits/", None, ALL),
     ("patch", "/api/projects/{p}/splits/", {"seed": 3}, OWNER),
     ("post", "/api/projects/{p}/imports/", "file", WRITERS),  # 400: no format

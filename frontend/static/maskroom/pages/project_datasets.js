@@ -58,12 +58,28 @@ function exportItem(job) {
   if (job.download) {
     const size = `${(job.size / 1024 / 1024).toFixed(1)} MiB`;
     item.append(el("a", { href: job.download, class: "export-download" }, `download (${size})`));
+    if (job.expires_at) item.append(`, kept until ${new Date(job.expires_at).toLocaleDateString()}`);
   } else if (job.status === "failed") {
     item.append(el("span", { class: "error" }, `failed: ${job.error}`));
   } else {
     item.append(`${job.status}, ${Math.round(job.progress * 100)}%`);
   }
+  const remove = el("button", { type: "button", class: "export-delete link" }, "delete");
+  remove.addEventListener("click", () => deleteExport(job, remove));
+  item.append(" ", remove);
   return item;
+}
+
+// Deleting an export removes its zip from the server (one being written stops).
+async function deleteExport(job, button) {
+  button.disabled = true;
+  try {
+    await api(endpoints.exportJob(job.id), { method: "DELETE" });
+    await loadExports();
+  } catch (err) {
+    button.disabled = false;
+    showError(exportError, `Could not delete the export: ${err.message}`);
+  }
 }
 
 async function loadExports() {
@@ -81,7 +97,12 @@ async function follow(job) {
     progress.value = job.progress;
     status.textContent = job.status === "pending" ? "Export queued…" : `Writing ${job.done_images} of ${job.total_images} images…`;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    job = await api(endpoints.exportJob(job.id));
+    try {
+      job = await api(endpoints.exportJob(job.id));
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      job = { status: "deleted" }; // deleted from the list while it was written
+    }
   }
   progress.hidden = true;
   status.textContent = job.status === "done" ? "Export ready: download it below." : "";
