@@ -4,10 +4,11 @@ evaluation of split "validation") validates on.
 The project's dataset splits (backend/datasets/splits.py) decide where they
 give both: images with curated instances in `train` learn, those in `val`
 validate, `test` stays untouched. When the splits leave either side without
-a curated image (a small project), about a fifth of all curated images
-(at least one image or stack; `test` ones included, since the splits were
-not usable) is held out here by a stable hash of the split seed, so the next
-job holds out the same ones.
+a curated image (a small project), about a fifth of the curated images
+outside `test` (at least one image or stack) is held out here by a stable
+hash of the split seed, so the next job holds out the same ones; `test`
+stays untouched then too, unless fewer than two images or stacks would be
+left (the job's split says so: source "held out, test included").
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ HELD_OUT = 0.2
 class TrainingSplit:
     train: list[int]
     val: list[int]
-    source: str  # "splits" or "held out"
+    source: str  # "splits", "held out" or "held out, test included"
 
     def as_json(self) -> dict[str, object]:
         return {"train": self.train, "val": self.val, "source": self.source}
@@ -52,15 +53,24 @@ def validation_split(*, project: Project) -> TrainingSplit:
     val = [pk for pk in curated if split_of.get(pk) == "val"]
     if train and val:
         return TrainingSplit(train, val, "splits")
-    return _held_out(project, curated)
+    outside_test = [pk for pk in curated if split_of.get(pk) != "test"]
+    if len(_groups(outside_test)) >= 2:
+        return _held_out(project, outside_test, "held out")
+    return _held_out(project, curated, "held out, test included")
 
 
-def _held_out(project: Project, curated: list[int]) -> TrainingSplit:
-    seed = split_settings(project).seed
-    stacks = dict(Image.objects.filter(pk__in=curated).values_list("pk", "stack_id"))
-    groups: dict[str, list[int]] = {}  # a stack's planes stay together
-    for pk in curated:
+def _groups(image_ids: list[int]) -> dict[str, list[int]]:
+    """The images by image or stack (a stack's planes stay together)."""
+    stacks = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "stack_id"))
+    groups: dict[str, list[int]] = {}
+    for pk in image_ids:
         groups.setdefault(image_key(pk, stacks[pk]), []).append(pk)
+    return groups
+
+
+def _held_out(project: Project, curated: list[int], source: str) -> TrainingSplit:
+    seed = split_settings(project).seed
+    groups = _groups(curated)
     ranked = sorted(groups, key=lambda key: hashlib.sha256(f"{seed}:{key}:val".encode()).digest())
     wanted = max(1, math.ceil(HELD_OUT * len(curated)))
     val: list[int] = []
@@ -70,4 +80,4 @@ def _held_out(project: Project, curated: list[int]) -> TrainingSplit:
         val += groups[key]
     if not val:
         raise ServiceError("Training needs curated instances on at least two images or stacks.")
-    return TrainingSplit(sorted(set(curated) - set(val)), sorted(val), "held out")
+    return TrainingSplit(sorted(set(curated) - set(val)), sorted(val), source)

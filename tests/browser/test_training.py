@@ -62,6 +62,9 @@ def test_an_owner_trains_adopts_and_clicks_with_the_projects_model(
     expect(card.locator("#training-status")).to_have_attribute("data-status", "done")
     expect(card.locator("#training-curve")).to_have_attribute("data-points", "4")
     expect(card.locator("#figures-before")).to_have_text("before: classical")
+    expect(card.locator("#training-split")).to_contain_text(
+        "Learns from 1 image, validated on 1 image"
+    )
     noc = card.locator('#training-figures tr[data-figure="noc85"] td')
     expect(noc.nth(1)).to_contain_text("(better)")
     version = ModelVersion.objects.get(project=project)

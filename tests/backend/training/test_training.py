@@ -88,10 +88,17 @@ def test_the_dataset_splits_decide_where_they_give_both(halves: Halves) -> None:
     splits_change(project=project, images={halves.top.pk: "val", halves.bottom.pk: "train"})
     split = validation_split(project=project)
     assert (split.train, split.val, split.source) == ([halves.bottom.pk], [halves.top.pk], "splits")
-    splits_change(project=project, images={halves.top.pk: "test"})  # test is never touched
+    # No val: a fifth held out, outside test, unless too few images would be left.
+    splits_change(project=project, images={halves.top.pk: "test"})
     held = validation_split(project=project)
-    assert held.source == "held out" and sorted(held.train + held.val) == sorted(
+    assert held.source == "held out, test included" and sorted(held.train + held.val) == sorted(
         [halves.top.pk, halves.bottom.pk])  # fmt: skip
+    third = upload_half(project, halves.top.uploaded_by, "third.tif", slice(128, 256))
+    splits_change(project=project, images={third.pk: "train"})
+    held = validation_split(project=project)
+    assert held.source == "held out" and len(held.val) == 1
+    assert sorted(held.train + held.val) == sorted([halves.bottom.pk, third.pk])  # test untouched
+    assert validation_split(project=project) == held  # the same next time
 
 
 def test_a_version_no_better_is_kept_but_not_adopted_until_the_owner_chooses_it(

@@ -33,6 +33,19 @@ function showFigures(job) {
   );
 }
 
+// Which images it learned from and validated on (docs/api.md, "Training").
+const SOURCES = {
+  splits: "the dataset splits",
+  "held out": "held out here (the splits give no val images); test images untouched",
+  "held out, test included": "held out here, test images included (too few images outside test)",
+};
+
+function splitText(split) {
+  if (!split?.train) return "";
+  const images = (n) => `${n} image${n === 1 ? "" : "s"}`;
+  return `Learns from ${images(split.train.length)}, validated on ${images(split.val.length)}: ${SOURCES[split.source] ?? split.source}.`;
+}
+
 function showJob(job) {
   $("training-job").hidden = false;
   const done = ["done", "failed", "cancelled"].includes(job.status);
@@ -41,6 +54,7 @@ function showJob(job) {
     job.status === "failed" ? `Failed: ${job.error}` : `${job.status}: ${job.message}${verdict}`;
   $("training-status").dataset.status = job.status;
   $("training-progress").value = job.progress;
+  $("training-split").textContent = splitText(job.split);
   const cancel = $("training-cancel");
   if (cancel) cancel.hidden = done;
   if (job.curve.length) drawCurve($("training-curve"), job.curve);
