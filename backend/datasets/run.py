@@ -111,6 +111,11 @@ def _finish(export_id: int, *, status: str, error: str) -> None:
 
 
 def _with_gold(export: Export) -> bool:
+    """Gold images' truth goes to makers who may see it; an export whose
+    maker's account is gone, or who left the project, is written as for a
+    non-member: without (only the leads may download it)."""
+    if export.created_by is None:
+        return False
     return gold_exported_to(project_role(project=export.project, user=export.created_by))
 
 

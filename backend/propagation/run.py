@@ -61,7 +61,9 @@ def propagation_job_run(*, job_id: int) -> None:
 def _walk(job: PropagationJob, step: int, spec: EngineSpec, engine: Engine) -> str:
     """Carry the object plane by plane in one direction; where and why it stopped."""
     source = job.image
-    assert source.stack is not None and job.created_by is not None and job.label is not None
+    if job.created_by is None or job.label is None:
+        raise ServiceError("Its maker's account or its label was deleted meanwhile.")
+    assert source.stack is not None
     instance = Instance.objects.filter(pk=job.instance_id).first()
     if instance is None:
         raise ServiceError("The instance to propagate was deleted meanwhile.")

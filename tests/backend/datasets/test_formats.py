@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,12 @@ from rocrate.rocrate import ROCrate
 
 from backend.annotations.export import pseudonym
 from backend.annotations.models import Instance
-from backend.datasets.models import ImageSplit
+from backend.datasets.models import Export, ImageSplit
+from backend.datasets.run import export_run
 from backend.datasets.splits import splits_change
 from backend.images.rendering import image_model_rgb
 from tests.backend.datasets.conftest import Dataset, exported, instance_masks, read_tiff
+from tests.conftest import client_for
 from worker import rle
 from worker.datasets.label_image import label_dtype, unpaint
 from worker.metrics import iou
@@ -192,6 +195,27 @@ def test_an_annotator_exports_no_gold_truth(
     names = [n for n in archive.namelist() if n.startswith("annotations/")]
     images = [i["id"] for n in names for i in json.loads(archive.read(n))["images"]]
     assert images == [dataset.nuclei.pk]
+
+
+def test_an_export_whose_makers_account_is_gone_holds_no_gold_truth(
+    dataset: Dataset, member: User
+) -> None:
+    """Deleted before the worker wrote it: written as for a non-member (no
+    gold), and only the leads may download it."""
+    dataset.cells.gold = True
+    dataset.cells.save()
+    gone = User.objects.create_user("gone", password="pw-123456789")
+    export = Export.objects.create(project=dataset.project, created_by=gone, format="coco",
+                                   options={"split": "all"})  # fmt: skip
+    gone.delete()
+    export_run(export_id=export.pk)
+    export.refresh_from_db()
+    assert export.created_by is None and export.status == Export.Status.DONE, export.error
+    archive = zipfile.ZipFile(export.path)
+    names = [n for n in archive.namelist() if n.startswith("annotations/")]
+    images = [i["id"] for n in names for i in json.loads(archive.read(n))["images"]]
+    assert images == [dataset.nuclei.pk]
+    assert client_for(member).get(f"/api/exports/{export.pk}/").status_code == 200  # a reviewer
 
 
 @pytest.fixture
