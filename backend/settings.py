@@ -183,6 +183,9 @@ MAX_STACK_PIXELS = env_int("MAX_STACK_PIXELS", 20_000 * 20_000)
 # a longer one only its first, the others when first opened.
 STACK_EAGER_EMBEDDINGS = env_int("STACK_EAGER_EMBEDDINGS", 16)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Files in one upload (or members of one zip): a CT or MR series is often
+# hundreds of slices, and a series makes one stack only within one request.
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("MAX_UPLOAD_FILES", 2000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Segmentation.

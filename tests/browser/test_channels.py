@@ -70,7 +70,7 @@ def owner_with_project(username: str) -> Project:
 
 def upload_through_the_page(page: Page, app: LiveApp, project: Project, path: Path) -> int:
     page.goto(f"{app.url}projects/{project.pk}/")
-    page.set_input_files("#upload input[type=file]", str(path))
+    page.set_input_files("#upload input[name=file]", str(path))
     page.click("#upload button[type=submit]")
     expect(page.locator(".image-card")).to_have_count(1)
     return Image.objects.get(project=project).pk

@@ -106,7 +106,7 @@ def project_with_uploaded_image(
     page.fill("#project-create input[name=labels]", "nucleus, debris")
     page.click("#project-create button[type=submit]")
     page.wait_for_url(re.compile(r"/projects/\d+/$"))
-    page.set_input_files("#upload input[type=file]", str(image))
+    page.set_input_files("#upload input[name=file]", str(image))
     page.click("#upload button[type=submit]")
     card = page.locator(".image-card")
     expect(card).to_have_count(1)

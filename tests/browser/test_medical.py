@@ -92,7 +92,7 @@ def grey_through(hu: float, window: tuple[float, float]) -> tuple[int, int, int]
 
 def upload_files(page: Page, app: LiveApp, project: Project, paths: list[Path]) -> None:
     page.goto(f"{app.url}projects/{project.pk}/")
-    page.set_input_files("#upload input[type=file]", [str(p) for p in paths])
+    page.set_input_files("#upload input[name=file]", [str(p) for p in paths])
     page.click("#upload button[type=submit]")
     expect(page.locator("#upload .done")).not_to_be_empty(timeout=60_000)
 
@@ -100,10 +100,21 @@ def upload_files(page: Page, app: LiveApp, project: Project, paths: list[Path]) 
 def series_uploaded(
     app: LiveApp, page: Page, tmp_path: Path, username: str
 ) -> tuple[Project, ImageStack]:
-    """An owner logged in, who uploaded a CT series of 5 slices through the page."""
+    """An owner logged in, who uploaded the folder of a CT series of 5 slices
+    through the page (its DICOMDIR and a hidden file are left out)."""
     project = owner_with_project(username)
     log_in(page, app, username)
-    upload_files(page, app, project, ct_series(tmp_path, 5))
+    folder = tmp_path / "SERIES"
+    folder.mkdir()
+    ct_series(folder, 5)
+    (folder / "DICOMDIR").write_bytes(b"an index, not an image")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    page.goto(f"{app.url}projects/{project.pk}/")
+    page.set_input_files("#upload input[name=folder]", folder)
+    page.click("#upload button[type=submit]")
+    expect(page.locator("#upload .done")).to_have_text(
+        "Uploaded 1 image (5 planes).", timeout=60_000
+    )
     return project, ImageStack.objects.get(project=project)
 
 

@@ -33,7 +33,7 @@ def upload(page: Page, relative: str) -> None:
     page.fill("#project-create input[name=labels]", "nucleus")
     page.click("#project-create button[type=submit]")
     page.wait_for_url(re.compile(r"/projects/\d+/$"))
-    page.set_input_files("#upload input[type=file]", str(shared_data(relative)))
+    page.set_input_files("#upload input[name=file]", str(shared_data(relative)))
     page.click("#upload button[type=submit]")
 
 

@@ -71,6 +71,14 @@ def test_several_files_of_one_series_make_one_stack_in_position_order(
         )
 
 
+def test_a_series_of_hundreds_of_slices_comes_in_one_upload(project: Project, owner: User) -> None:
+    """Over Django's default of 100 files per request: a CT series is often
+    hundreds of slices, and only one request makes them one stack."""
+    response = post_files(owner, project, *shuffled_files(120))
+    assert response.status_code == 201, response.content
+    assert ImageStack.objects.get().shape == {"T": 1, "Z": 120}
+
+
 def test_a_zip_of_a_series_is_one_stack_and_its_index_files_are_skipped(
     project: Project, owner: User
 ) -> None:

@@ -216,12 +216,23 @@ async function applyRole() {
   if (propose) propose.hidden = !may(role, "propose");
 }
 
+// A folder's index and system files are not images (the server skips the
+// same ones inside a zip): DICOMDIR, hidden files, macOS resource forks.
+const SKIPPED = new Set(["DICOMDIR", "Thumbs.db", "desktop.ini"]);
+function folderImage(file) {
+  const parts = (file.webkitRelativePath || file.name).split("/");
+  return !SKIPPED.has(parts.at(-1)) && !parts.some((p) => p.startsWith(".") || p === "__MACOSX");
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = form.querySelector("input[type=file]");
-  if (!input.files.length) return;
+  const chosen = [...form.elements.file.files, ...[...form.elements.folder.files].filter(folderImage)];
+  if (!chosen.length) {
+    showError(errorNode, "Choose image files or a folder first.");
+    return;
+  }
   const data = new FormData();
-  for (const file of input.files) data.append("file", file);
+  for (const file of chosen) data.append("file", file);
   const button = form.querySelector("button[type=submit]");
   const progress = form.querySelector("progress");
   button.disabled = true;
@@ -230,7 +241,7 @@ form.addEventListener("submit", async (event) => {
   doneNode.textContent = "";
   try {
     const result = await api(endpoints.projectImages(projectId), { method: "POST", form: data });
-    const planes = result?.images?.length ?? input.files.length;
+    const planes = result?.images?.length ?? chosen.length;
     const count = result?.images ? cardsOf(result.images).length : planes; // a stack counts once
     const extra = planes > count ? ` (${planes} planes)` : "";
     doneNode.textContent = `Uploaded ${count} image${count === 1 ? "" : "s"}${extra}.`;
