@@ -28,8 +28,8 @@ from backend.quality.selectors import (
     SetInstances,
     consensus_due,
     finished_sets,
-    image_agreement,
     set_instances,
+    sets_agreement,
 )
 from worker.quality.agreement import Labelled, pair_score
 from worker.quality.consensus import METHODS, Method, consensus, default_quorum
@@ -85,7 +85,7 @@ def consensus_run(
         )
         for f in fused.instances
     ]
-    agreement = image_agreement(image=image, threshold=iou)
+    agreement = sets_agreement(sets, by_set, iou)
     mean_f1 = agreement.mean_f1
     with transaction.atomic():
         made = consensus_store(image=image, fused=stored, user=user, confirm=confirm)

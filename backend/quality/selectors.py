@@ -76,7 +76,13 @@ def set_instances(assignments: list[Assignment]) -> dict[int, SetInstances]:
 def image_agreement(*, image: Image, threshold: float = AGREEMENT_IOU) -> Agreement:
     """Every pair of the image's finished sets, scored (the earlier set as reference)."""
     sets = finished_sets(image=image)
-    instances = set_instances(sets)
+    return sets_agreement(sets, set_instances(sets), threshold)
+
+
+def sets_agreement(
+    sets: list[Assignment], instances: dict[int, SetInstances], threshold: float = AGREEMENT_IOU
+) -> Agreement:
+    """`image_agreement` of sets already read (the consensus reads them once)."""
     pairs = [
         Pair(a.pk, b.pk, pair_score(instances[a.pk].labelled, instances[b.pk].labelled, threshold))
         for a, b in combinations(sets, 2)
