@@ -131,15 +131,31 @@ def _score_against(
 def consensus_if_complete(*, image: Image) -> ConsensusOutcome | None:
     """Run the consensus once every set the image needs is finished (accepted,
     or submitted without review), where an image needs more than one set: the
-    worker's task, checking again what held when it was enqueued."""
-    if not consensus_due(image=image):
-        return None
-    try:
-        return consensus_run(image=image, user=None)
-    except ServiceError as refused:
-        # e.g. consensus instances edited since: a reviewer decides.
-        logger.info("consensus of image %s left to a reviewer: %s", image.pk, refused.message)
-    except Exception:
-        # The sets stay finished whatever happens here; a reviewer can run it again.
-        logger.exception("consensus of image %s failed", image.pk)
+    worker's task, checking again what held when it was enqueued. One run per
+    image at a time (its row locked): two last sets finishing together enqueue
+    two tasks, and the second finds the sets already fused and stops."""
+    with transaction.atomic():
+        list(Image.objects.select_for_update().filter(pk=image.pk).values_list("pk"))
+        if not consensus_due(image=image) or _fused_since_finished(image):
+            return None
+        try:
+            with transaction.atomic():
+                return consensus_run(image=image, user=None)
+        except ServiceError as refused:
+            # e.g. consensus instances edited since: a reviewer decides.
+            logger.info("consensus of image %s left to a reviewer: %s", image.pk, refused.message)
+        except Exception:
+            # The sets stay finished whatever happens here; a reviewer can run it again.
+            logger.exception("consensus of image %s failed", image.pk)
     return None
+
+
+def _fused_since_finished(image: Image) -> bool:
+    """Whether the image's consensus was computed after its last set finished
+    (by another task, or by a reviewer with their own settings)."""
+    record = ImageConsensus.objects.filter(image=image).first()
+    if record is None:
+        return False
+    times = finished_sets(image=image)
+    finished = [t for a in times for t in (a.submitted_at, a.reviewed_at) if t is not None]
+    return bool(finished) and record.computed_at >= max(finished)

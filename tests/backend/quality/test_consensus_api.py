@@ -65,6 +65,23 @@ def test_the_last_submitted_set_brings_the_consensus(
     assert (record.sets, record.disputed_clusters, record.disputed) == (3, 1, True)
 
 
+def test_two_tasks_for_one_image_fuse_its_sets_once(broker: Broker) -> None:
+    """Two last sets finishing at once enqueue two tasks: the second finds the
+    sets fused since they finished and leaves the curated set as it is."""
+    group, sets = finished_class()
+    image = group.images[0].pk
+    for student, mine in zip(group.students, sets, strict=True):
+        call(student, mine, "submit")
+    consensus_image.apply(args=[image])
+    record = ImageConsensus.objects.get(image_id=image)
+    rows = list(Instance.all_objects.filter(image_id=image, assignment=None).values_list("pk"))
+    assert len(rows) == 2
+    consensus_image.apply(args=[image])
+    assert ImageConsensus.objects.get(image_id=image).computed_at == record.computed_at
+    again = list(Instance.all_objects.filter(image_id=image, assignment=None).values_list("pk"))
+    assert again == rows  # nothing replaced, nothing soft-deleted
+
+
 def test_with_review_the_consensus_waits_for_every_set_to_be_accepted(
     broker: Broker, django_capture_on_commit_callbacks
 ) -> None:
