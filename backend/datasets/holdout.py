@@ -68,11 +68,12 @@ def _groups(image_ids: list[int]) -> dict[str, list[int]]:
     return groups
 
 
-def _held_out(project: Project, curated: list[int], source: str) -> TrainingSplit:
+def _held_out(project: Project, pool: list[int], source: str) -> TrainingSplit:
+    """About a fifth of `pool` held out (at least one group, never the last)."""
     seed = split_settings(project).seed
-    groups = _groups(curated)
+    groups = _groups(pool)
     ranked = sorted(groups, key=lambda key: hashlib.sha256(f"{seed}:{key}:val".encode()).digest())
-    wanted = max(1, math.ceil(HELD_OUT * len(curated)))
+    wanted = max(1, math.ceil(HELD_OUT * len(pool)))
     val: list[int] = []
     for key in ranked[:-1]:  # the last group always trains
         if len(val) >= wanted:
@@ -80,4 +81,4 @@ def _held_out(project: Project, curated: list[int], source: str) -> TrainingSpli
         val += groups[key]
     if not val:
         raise ServiceError("Training needs curated instances on at least two images or stacks.")
-    return TrainingSplit(sorted(set(curated) - set(val)), sorted(val), source)
+    return TrainingSplit(sorted(set(pool) - set(val)), sorted(val), source)

@@ -156,6 +156,6 @@ def _fused_since_finished(image: Image) -> bool:
     record = ImageConsensus.objects.filter(image=image).first()
     if record is None:
         return False
-    times = finished_sets(image=image)
-    finished = [t for a in times for t in (a.submitted_at, a.reviewed_at) if t is not None]
+    sets = finished_sets(image=image)
+    finished = [t for a in sets for t in (a.submitted_at, a.reviewed_at) if t is not None]
     return bool(finished) and record.computed_at >= max(finished)
